@@ -1,0 +1,358 @@
+//! A strict JSON parser with Python `json.loads` semantics.
+//!
+//! It accepts what Python accepts (including `NaN`, `Infinity` and unpaired surrogate
+//! escapes) and rejects what Python rejects (control characters in strings, leading zeros,
+//! trailing data), with line and column in every error. Nesting is limited so that no input
+//! can exhaust the stack.
+
+use std::borrow::Cow;
+
+use super::value::{JsonObject, JsonString, JsonValue};
+use crate::Error;
+
+/// Deepest nesting accepted. Token caches are three levels deep; anything near this is hostile.
+const MAX_DEPTH: usize = 128;
+
+/// A decoded string token.
+pub(crate) enum StrTok<'a> {
+    /// Decoded text (borrowed when the source had no escapes).
+    Text(Cow<'a, str>),
+    /// The escaped source text of a string holding an unpaired surrogate.
+    Lone(&'a str),
+}
+
+impl StrTok<'_> {
+    pub(crate) fn into_value(self) -> JsonValue {
+        match self {
+            StrTok::Text(t) => JsonValue::String(JsonString::new(&t)),
+            StrTok::Lone(raw) => JsonValue::RawString(raw.into()),
+        }
+    }
+}
+
+/// Parses one JSON text into a [`JsonValue`].
+///
+/// ```
+/// use tokencache::json::{parse_value, JsonValue};
+/// let v = parse_value(r#"{"a": 1.0, "a": 2}"#).unwrap();
+/// // Python semantics: the first position, the last value.
+/// assert_eq!(tokencache::json::to_python_json(&v, false), r#"{"a": 2}"#);
+/// ```
+pub fn parse_value(text: &str) -> Result<JsonValue, Error> {
+    let mut p = Parser::new(text);
+    p.skip_ws();
+    let v = p.value(0)?;
+    p.finish()?;
+    Ok(v)
+}
+
+/// A cursor over JSON source text.
+pub(crate) struct Parser<'a> {
+    src: &'a str,
+    pos: usize,
+}
+
+impl<'a> Parser<'a> {
+    pub(crate) fn new(src: &'a str) -> Parser<'a> {
+        Parser { src, pos: 0 }
+    }
+
+    fn bytes(&self) -> &'a [u8] {
+        self.src.as_bytes()
+    }
+
+    pub(crate) fn error(&self, message: impl Into<String>) -> Error {
+        let consumed = &self.bytes()[..self.pos.min(self.src.len())];
+        let line = consumed.iter().filter(|&&b| b == b'\n').count() + 1;
+        let line_start = consumed
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1);
+        let column = String::from_utf8_lossy(&consumed[line_start..])
+            .chars()
+            .count()
+            + 1;
+        Error::Json {
+            line,
+            column,
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn skip_ws(&mut self) {
+        let b = self.bytes();
+        while self.pos < b.len() && matches!(b[self.pos], b' ' | b'\t' | b'\n' | b'\r') {
+            self.pos += 1;
+        }
+    }
+
+    /// The next byte after whitespace, not consumed.
+    pub(crate) fn peek(&mut self) -> Option<u8> {
+        self.skip_ws();
+        self.bytes().get(self.pos).copied()
+    }
+
+    pub(crate) fn expect(&mut self, byte: u8) -> Result<(), Error> {
+        match self.peek() {
+            Some(b) if b == byte => {
+                self.pos += 1;
+                Ok(())
+            }
+            Some(_) => Err(self.error(format!("expected '{}'", byte as char))),
+            None => Err(self.error(format!(
+                "unexpected end of input, expected '{}'",
+                byte as char
+            ))),
+        }
+    }
+
+    /// Consumes `byte` if it is next.
+    pub(crate) fn eat(&mut self, byte: u8) -> bool {
+        if self.peek() == Some(byte) {
+            self.pos += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// After the last value: only whitespace may follow.
+    pub(crate) fn finish(&mut self) -> Result<(), Error> {
+        self.skip_ws();
+        if self.pos < self.src.len() {
+            return Err(self.error("extra data after the JSON value"));
+        }
+        Ok(())
+    }
+
+    /// Iterates the members of an object whose `{` is next: calls `member` with each key, after
+    /// which the parser stands at the member's value. Handles the commas and the closing brace.
+    pub(crate) fn object_members(
+        &mut self,
+        mut member: impl FnMut(&mut Parser<'a>, StrTok<'a>) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        self.expect(b'{')?;
+        if self.eat(b'}') {
+            return Ok(());
+        }
+        loop {
+            if self.peek() != Some(b'"') {
+                return Err(self.error("expected a string key"));
+            }
+            let key = self.string()?;
+            self.expect(b':')?;
+            self.skip_ws();
+            member(self, key)?;
+            if self.eat(b',') {
+                continue;
+            }
+            if self.eat(b'}') {
+                return Ok(());
+            }
+            return Err(self.error("expected ',' or '}'"));
+        }
+    }
+
+    /// Parses any value; the parser stands at its first byte.
+    pub(crate) fn value(&mut self, depth: usize) -> Result<JsonValue, Error> {
+        if depth > MAX_DEPTH {
+            return Err(self.error("nesting too deep"));
+        }
+        match self.peek() {
+            None => Err(self.error("unexpected end of input, expected a value")),
+            Some(b'"') => Ok(self.string()?.into_value()),
+            Some(b'{') => {
+                let mut obj = JsonObject::new();
+                self.object_members(|p, key| {
+                    let value = p.value(depth + 1)?;
+                    match key {
+                        StrTok::Text(k) => obj.insert(&k, value),
+                        StrTok::Lone(raw) => obj.insert(raw, value),
+                    }
+                    Ok(())
+                })?;
+                Ok(JsonValue::Object(Box::new(obj)))
+            }
+            Some(b'[') => {
+                self.pos += 1;
+                let mut items = Vec::new();
+                if self.eat(b']') {
+                    return Ok(JsonValue::Array(items.into()));
+                }
+                loop {
+                    items.push(self.value(depth + 1)?);
+                    if self.eat(b',') {
+                        continue;
+                    }
+                    if self.eat(b']') {
+                        return Ok(JsonValue::Array(items.into()));
+                    }
+                    return Err(self.error("expected ',' or ']'"));
+                }
+            }
+            Some(b't') => self.literal("true", JsonValue::Bool(true)),
+            Some(b'f') => self.literal("false", JsonValue::Bool(false)),
+            Some(b'n') => self.literal("null", JsonValue::Null),
+            Some(b'N') => self.literal("NaN", JsonValue::Number("NaN".into())),
+            Some(b'I') => self.literal("Infinity", JsonValue::Number("Infinity".into())),
+            Some(b'-') if self.src[self.pos..].starts_with("-Infinity") => {
+                self.literal("-Infinity", JsonValue::Number("-Infinity".into()))
+            }
+            Some(b'-' | b'0'..=b'9') => self.number(),
+            Some(_) => Err(self.error("expected a value")),
+        }
+    }
+
+    fn literal(&mut self, word: &str, value: JsonValue) -> Result<JsonValue, Error> {
+        if self.src[self.pos..].starts_with(word) {
+            self.pos += word.len();
+            Ok(value)
+        } else {
+            Err(self.error("expected a value"))
+        }
+    }
+
+    fn number(&mut self) -> Result<JsonValue, Error> {
+        let b = self.bytes();
+        let start = self.pos;
+        let mut i = self.pos;
+        let digits = |i: &mut usize| {
+            let s = *i;
+            while *i < b.len() && b[*i].is_ascii_digit() {
+                *i += 1;
+            }
+            *i - s
+        };
+        if b.get(i) == Some(&b'-') {
+            i += 1;
+        }
+        match b.get(i) {
+            Some(b'0') => i += 1,
+            Some(b'1'..=b'9') => {
+                digits(&mut i);
+            }
+            _ => {
+                self.pos = i;
+                return Err(self.error("invalid number"));
+            }
+        }
+        if b.get(i) == Some(&b'.') && b.get(i + 1).is_some_and(u8::is_ascii_digit) {
+            i += 1;
+            digits(&mut i);
+        }
+        if matches!(b.get(i), Some(b'e' | b'E')) {
+            let mut j = i + 1;
+            if matches!(b.get(j), Some(b'+' | b'-')) {
+                j += 1;
+            }
+            if digits(&mut j) > 0 {
+                i = j;
+            }
+        }
+        self.pos = i;
+        Ok(JsonValue::Number(self.src[start..i].into()))
+    }
+
+    /// Parses a string; the parser stands at its opening quote.
+    pub(crate) fn string(&mut self) -> Result<StrTok<'a>, Error> {
+        let b = self.bytes();
+        let start = self.pos + 1;
+        let Some(offset) = memchr::memchr2(b'"', b'\\', &b[start..]) else {
+            self.pos = b.len();
+            return Err(self.error("unterminated string"));
+        };
+        let end = start + offset;
+        if b[end] == b'"' {
+            if let Some(bad) = b[start..end].iter().position(|&c| c < 0x20) {
+                self.pos = start + bad;
+                return Err(self.error("invalid control character in string"));
+            }
+            self.pos = end + 1;
+            return Ok(StrTok::Text(Cow::Borrowed(&self.src[start..end])));
+        }
+        self.string_with_escapes(start)
+    }
+
+    fn string_with_escapes(&mut self, start: usize) -> Result<StrTok<'a>, Error> {
+        let b = self.bytes();
+        let mut out = String::new();
+        let mut i = start;
+        let mut lone_surrogate = false;
+        loop {
+            let run = i;
+            while i < b.len() && b[i] != b'"' && b[i] != b'\\' && b[i] >= 0x20 {
+                i += 1;
+            }
+            out.push_str(&self.src[run..i]);
+            match b.get(i) {
+                None => {
+                    self.pos = i;
+                    return Err(self.error("unterminated string"));
+                }
+                Some(b'"') => {
+                    self.pos = i + 1;
+                    if lone_surrogate {
+                        return Ok(StrTok::Lone(&self.src[start..i]));
+                    }
+                    return Ok(StrTok::Text(Cow::Owned(out)));
+                }
+                Some(b'\\') => {
+                    let esc = b.get(i + 1).copied();
+                    i += 2;
+                    let simple = match esc {
+                        Some(b'"') => Some('"'),
+                        Some(b'\\') => Some('\\'),
+                        Some(b'/') => Some('/'),
+                        Some(b'b') => Some('\u{8}'),
+                        Some(b'f') => Some('\u{c}'),
+                        Some(b'n') => Some('\n'),
+                        Some(b'r') => Some('\r'),
+                        Some(b't') => Some('\t'),
+                        Some(b'u') => None,
+                        _ => {
+                            self.pos = i - 2;
+                            return Err(self.error("invalid escape in string"));
+                        }
+                    };
+                    if let Some(c) = simple {
+                        out.push(c);
+                        continue;
+                    }
+                    let hi = self.hex4(i)?;
+                    i += 4;
+                    if (0xD800..0xDC00).contains(&hi) {
+                        if b.get(i) == Some(&b'\\') && b.get(i + 1) == Some(&b'u') {
+                            let lo = self.hex4(i + 2)?;
+                            if (0xDC00..0xE000).contains(&lo) {
+                                i += 6;
+                                let c = 0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00);
+                                out.push(char::from_u32(c).unwrap_or('\u{fffd}'));
+                                continue;
+                            }
+                        }
+                        lone_surrogate = true;
+                    } else if (0xDC00..0xE000).contains(&hi) {
+                        lone_surrogate = true;
+                    } else {
+                        out.push(char::from_u32(hi).unwrap_or('\u{fffd}'));
+                    }
+                }
+                Some(_) => {
+                    self.pos = i;
+                    return Err(self.error("invalid control character in string"));
+                }
+            }
+        }
+    }
+
+    fn hex4(&mut self, at: usize) -> Result<u32, Error> {
+        let digits = self.bytes().get(at..at + 4);
+        let parsed = digits
+            .filter(|d| d.iter().all(u8::is_ascii_hexdigit))
+            .and_then(|d| u32::from_str_radix(std::str::from_utf8(d).ok()?, 16).ok());
+        parsed.ok_or_else(|| {
+            self.pos = at;
+            self.error("invalid \\u escape")
+        })
+    }
+}

@@ -1,0 +1,57 @@
+//! The core of tokencache: an MSAL-compatible token cache.
+//!
+//! This crate owns the data model of the MSAL "unified" cache (access tokens, refresh tokens,
+//! ID tokens, accounts, app metadata), its JSON (de)serialization byte-identical to MSAL Python
+//! 1.39 and readable in every MSAL dialect, the indexed in-memory [`TokenCache`], ingestion of
+//! token responses with MSAL's semantics, lookups, removals, and the partition keys that
+//! per-user stores are built on. It is synchronous and does no I/O: files, keyrings, databases
+//! and HTTP live in the other tokencache crates.
+//!
+//! ```
+//! use tokencache::{AccessTokenQuery, RefreshTokenQuery, TokenCache};
+//!
+//! // A cache file written by MSAL Python, .NET, Node, Java or Go (or the Azure CLI).
+//! let text = r#"{"AccessToken": {}, "RefreshToken": {"uid.utid-login.microsoftonline.com-refreshtoken-cid--openid": {
+//!     "credential_type": "RefreshToken", "secret": "RT", "home_account_id": "uid.utid",
+//!     "environment": "login.microsoftonline.com", "client_id": "cid", "target": "openid"}}}"#;
+//! let cache = TokenCache::from_json(text)?;
+//!
+//! let rts = cache.refresh_tokens(&RefreshTokenQuery::new("uid.utid").client_id("cid"));
+//! assert_eq!(rts.len(), 1);
+//! assert_eq!(format!("{:?}", rts[0].secret().unwrap()), "Secret(***)");
+//! # Ok::<(), tokencache::Error>(())
+//! ```
+
+pub mod json;
+pub mod keys;
+
+mod cache;
+mod clock;
+mod entry;
+mod error;
+mod index;
+mod ingest;
+mod partition;
+mod problems;
+mod query;
+mod secret;
+mod section;
+mod state;
+
+pub use cache::{Removed, TokenCache};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use entry::{
+    AccessToken, Account, AppMetadata, Entry, Field, IdToken, RefreshToken, Section, scopes_of,
+};
+pub use error::Error;
+pub use ingest::{
+    Authority, GRANT_TYPES_THAT_ESTABLISH_AN_ACCOUNT, TokenEvent, canonicalize, decode_json_part,
+    decode_jwt_claims,
+};
+pub use partition::{PartitionKey, partition_key};
+pub use problems::{Problem, ProblemKind};
+pub use query::{AccessTokenQuery, AccountQuery, RefreshTokenQuery};
+pub use secret::Secret;
+
+#[cfg(test)]
+mod tests;

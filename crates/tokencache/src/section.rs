@@ -1,0 +1,124 @@
+//! One section's entries in insertion order, with O(1) lookup by key.
+//!
+//! Python `dict` semantics: a new key goes to the end, assigning an existing key keeps its
+//! position, and a removed key that comes back goes to the end. Removal leaves a tombstone so
+//! that slot numbers (which the secondary indexes hold) stay stable; `compact` squeezes them out
+//! and the caller rebuilds its indexes.
+
+use std::hash::BuildHasher;
+
+use hashbrown::HashTable;
+
+use crate::entry::Entry;
+use crate::json::JsonValue;
+
+/// What a section holds under a key: an entry (a JSON object), or any other JSON value, which
+/// is malformed but kept verbatim.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Item {
+    Entry(Entry),
+    Other(JsonValue),
+}
+
+impl Item {
+    pub(crate) fn as_entry(&self) -> Option<&Entry> {
+        match self {
+            Item::Entry(e) => Some(e),
+            Item::Other(_) => None,
+        }
+    }
+}
+
+pub(crate) type Slot = u32;
+
+#[derive(Default, Clone)]
+pub(crate) struct SectionMap {
+    slots: Vec<Option<(Box<str>, Item)>>,
+    live: usize,
+    table: HashTable<Slot>,
+    hasher: foldhash::fast::FixedState,
+}
+
+impl SectionMap {
+    pub(crate) fn len(&self) -> usize {
+        self.live
+    }
+
+    pub(crate) fn slot_of(&self, key: &str) -> Option<Slot> {
+        let hash = self.hasher.hash_one(key);
+        self.table
+            .find(hash, |&s| self.key_at(s) == Some(key))
+            .copied()
+    }
+
+    fn key_at(&self, slot: Slot) -> Option<&str> {
+        self.slots.get(slot as usize)?.as_ref().map(|(k, _)| &**k)
+    }
+
+    pub(crate) fn get(&self, slot: Slot) -> Option<(&str, &Item)> {
+        self.slots
+            .get(slot as usize)?
+            .as_ref()
+            .map(|(k, v)| (&**k, v))
+    }
+
+    pub(crate) fn get_mut(&mut self, slot: Slot) -> Option<&mut Item> {
+        self.slots.get_mut(slot as usize)?.as_mut().map(|(_, v)| v)
+    }
+
+    /// Assigns `key`: replaces in place when present (returning the old item), else appends.
+    pub(crate) fn upsert(&mut self, key: &str, item: Item) -> (Slot, Option<Item>) {
+        if let Some(slot) = self.slot_of(key) {
+            let old = self.get_mut(slot).map(|v| std::mem::replace(v, item));
+            return (slot, old);
+        }
+        let slot = self.slots.len() as Slot;
+        self.slots.push(Some((key.into(), item)));
+        self.live += 1;
+        let hash = self.hasher.hash_one(key);
+        let (slots, hasher) = (&self.slots, &self.hasher);
+        self.table.insert_unique(hash, slot, |&s| {
+            let k = slots[s as usize].as_ref().map_or("", |(k, _)| &**k);
+            hasher.hash_one(k)
+        });
+        (slot, None)
+    }
+
+    /// Removes the entry in `slot`, leaving a tombstone.
+    pub(crate) fn remove(&mut self, slot: Slot) -> Option<(Box<str>, Item)> {
+        let key = self.key_at(slot)?;
+        let hash = self.hasher.hash_one(key);
+        if let Ok(found) = self.table.find_entry(hash, |&s| s == slot) {
+            found.remove();
+        }
+        self.live -= 1;
+        self.slots.get_mut(slot as usize)?.take()
+    }
+
+    /// Live entries in order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (Slot, &str, &Item)> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.as_ref().map(|(k, v)| (i as Slot, &**k, v)))
+    }
+
+    /// True when tombstones outnumber live entries enough to be worth a rebuild.
+    pub(crate) fn should_compact(&self) -> bool {
+        let dead = self.slots.len() - self.live;
+        dead > 64 && dead > self.live
+    }
+
+    /// Drops tombstones; slot numbers change, so the caller must rebuild its indexes.
+    pub(crate) fn compact(&mut self) {
+        let live: Vec<(Box<str>, Item)> = self.slots.drain(..).flatten().collect();
+        *self = SectionMap {
+            hasher: self.hasher.clone(),
+            ..SectionMap::default()
+        };
+        self.slots.reserve(live.len());
+        for (k, v) in live {
+            self.upsert(&k, v);
+        }
+    }
+}
