@@ -22,6 +22,7 @@
 //! # Ok::<(), tokencache::Error>(())
 //! ```
 
+pub mod claims;
 pub mod json;
 pub mod keys;
 
