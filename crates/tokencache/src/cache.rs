@@ -126,10 +126,12 @@ impl TokenCache {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn write(&self) -> RwLockWriteGuard<'_, CacheState> {
-        self.state
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    fn write(&self) -> Writer<'_> {
+        Writer(
+            self.state
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
     }
 
     fn mark_changed(&self) {
@@ -147,7 +149,7 @@ impl TokenCache {
     /// [`TokenCache::problems`]; it is not searchable. Resets [`TokenCache::has_state_changed`].
     pub fn deserialize(&self, text: &str) -> Result<(), Error> {
         let state = CacheState::parse(text)?;
-        *self.write() = state;
+        *self.write().0 = state;
         self.size_hint
             .store(text.len() + text.len() / 8, Ordering::Relaxed);
         self.changed.store(false, Ordering::Release);
@@ -626,7 +628,7 @@ impl TokenCache {
 
     /// Removes everything, foreign members included.
     pub fn clear(&self) {
-        *self.write() = CacheState::default();
+        *self.write().0 = CacheState::default();
         self.mark_changed();
     }
 
@@ -638,6 +640,28 @@ impl TokenCache {
         let r = f(&mut self.write());
         self.mark_changed();
         r
+    }
+}
+
+/// The write guard: compacts sections when the mutation is done.
+struct Writer<'a>(RwLockWriteGuard<'a, CacheState>);
+
+impl std::ops::Deref for Writer<'_> {
+    type Target = CacheState;
+    fn deref(&self) -> &CacheState {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Writer<'_> {
+    fn deref_mut(&mut self) -> &mut CacheState {
+        &mut self.0
+    }
+}
+
+impl Drop for Writer<'_> {
+    fn drop(&mut self) {
+        self.0.compact_if_needed();
     }
 }
 

@@ -1,8 +1,8 @@
 //! The OpenID Connect `claims` request parameter: parsing and merging, as MSAL does for client
 //! capabilities, claims challenges and forwarded client claims.
 
-use crate::json::{JsonObject, JsonValue};
 use crate::Error;
+use crate::json::{JsonObject, JsonValue};
 
 /// Parses a claims parameter, which must be a JSON object. The error never repeats the input,
 /// which may be sensitive.
@@ -29,7 +29,9 @@ pub fn deep_merge(base: &JsonObject, overlay: &JsonObject) -> JsonObject {
     let mut result = base.clone();
     for (key, value) in overlay.iter() {
         let merged = match (result.get(key), value) {
-            (Some(JsonValue::Object(a)), JsonValue::Object(b)) => JsonValue::Object(Box::new(deep_merge(a, b))),
+            (Some(JsonValue::Object(a)), JsonValue::Object(b)) => {
+                JsonValue::Object(Box::new(deep_merge(a, b)))
+            }
             _ => value.clone(),
         };
         result.insert(key, merged);
@@ -45,6 +47,8 @@ pub fn merge_claims(a: Option<&str>, b: Option<&str>) -> Result<Option<String>, 
     match (a, b) {
         (None, None) => Ok(None),
         (Some(x), None) | (None, Some(x)) => Ok(Some(x.to_owned())),
-        (Some(x), Some(y)) => Ok(Some(deep_merge(&parse_claims(x)?, &parse_claims(y)?).to_python_json(false))),
+        (Some(x), Some(y)) => Ok(Some(
+            deep_merge(&parse_claims(x)?, &parse_claims(y)?).to_python_json(false),
+        )),
     }
 }

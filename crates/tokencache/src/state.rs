@@ -114,7 +114,7 @@ impl CacheState {
         Ok(())
     }
 
-    /// Removes the entry in `slot`.
+    /// Removes the entry in `slot`, leaving a tombstone (see [`CacheState::compact_if_needed`]).
     pub(crate) fn delete(&mut self, s: Section, slot: Slot) -> Option<(Box<str>, Item)> {
         let CacheState {
             sections,
@@ -125,12 +125,18 @@ impl CacheState {
         let map = &mut sections[s.index()];
         let (_, item) = map.get(slot)?;
         index_item(groups, usernames, s, slot, item, false);
-        let removed = map.remove(slot);
-        if map.should_compact() {
-            map.compact();
-            self.rebuild_index(s);
+        map.remove(slot)
+    }
+
+    /// Squeezes tombstones out of sections that have many. Slot numbers change, so this runs
+    /// only when a mutation is complete, never while slots are queued for deletion.
+    pub(crate) fn compact_if_needed(&mut self) {
+        for s in Section::ALL {
+            if self.sections[s.index()].should_compact() {
+                self.sections[s.index()].compact();
+                self.rebuild_index(s);
+            }
         }
-        removed
     }
 
     fn rebuild_index(&mut self, s: Section) {
