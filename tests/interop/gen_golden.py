@@ -3,6 +3,7 @@
 Writes OUT/scenarios.json (the token events, shared with the Rust tests) and OUT/<name>.json:
 what msal.SerializableTokenCache.serialize() returns after add()ing each scenario's events.
 Run: python tests/interop/gen_golden.py tests/golden
+     python tests/interop/gen_golden.py --examples examples/caches   (the sample caches)
 """
 import base64
 import json
@@ -141,6 +142,21 @@ SCENARIOS = {
 }
 
 
+def examples():
+    """Sample caches for the README and the CLI tests (examples/caches)."""
+    ps = "1950a258-227b-4e31-a9cf-717495945fc2"
+    jorg = "11111111-2222-3333-4444-555555555555"
+    desktop = [
+        event(dict(user_response(1), refresh_in=2283), environment="login.microsoftonline.com"),
+        event(user_response(2, scope="https://management.core.windows.net//user_impersonation openid profile"),
+              client_id=ps, environment="login.microsoftonline.com"),
+        event(user_response(3, uid=jorg, claims={"username": "J\u00f6rg.\u540d\u524d@contoso.com"}),
+              grant_type="urn:ietf:params:oauth:grant-type:device_code", environment="login.microsoftonline.com"),
+    ] + SCENARIOS["adfs"]
+    daemon = SCENARIOS["client_credentials"] + SCENARIOS["ext_cache_key"] + SCENARIOS["managed_identity"]
+    return {"desktop": desktop, "daemon": daemon}
+
+
 def run(out_dir):
     os.makedirs(out_dir, exist_ok=True)
     shared = {}
@@ -157,5 +173,20 @@ def run(out_dir):
         json.dump(shared, f, indent=1, sort_keys=False)
 
 
+def write_examples(out_dir):
+    os.makedirs(out_dir, exist_ok=True)
+    for name, events in examples().items():
+        cache = msal.SerializableTokenCache()
+        for e in events:
+            e = dict(e)
+            now = e.pop("_now")
+            cache.add(json.loads(json.dumps(e)), now=now)
+        with open(os.path.join(out_dir, name + ".json"), "w", encoding="ascii", newline="") as f:
+            f.write(cache.serialize())
+
+
 if __name__ == "__main__":
-    run(sys.argv[1])
+    if sys.argv[1] == "--examples":
+        write_examples(sys.argv[2])
+    else:
+        run(sys.argv[1])

@@ -9,7 +9,9 @@ use std::sync::Arc;
 
 use common::{apply, python, repo_root, scenarios};
 use tokencache::json::{JsonObject, JsonValue};
-use tokencache::{AccessTokenQuery, AccountQuery, ManualClock, RefreshTokenQuery, Section, TokenCache, TokenEvent};
+use tokencache::{
+    AccessTokenQuery, AccountQuery, ManualClock, RefreshTokenQuery, Section, TokenCache, TokenEvent,
+};
 
 const NOW: i64 = 1_700_000_000;
 
@@ -20,7 +22,11 @@ fn peer(args: &[&str]) -> Option<JsonObject> {
         .args(args)
         .output()
         .expect("run python");
-    assert!(out.status.success(), "peer.py {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "peer.py {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     Some(JsonObject::parse(&String::from_utf8(out.stdout).expect("utf8")).expect("peer output"))
 }
 
@@ -40,9 +46,17 @@ fn python_finds_every_token_rust_wrote() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("cache.json");
     std::fs::write(&path, cache.serialize()).expect("write");
-    let Some(report) = peer(&["search", path.to_str().expect("path"), &NOW.to_string()]) else { return };
-    let Some(JsonValue::Object(found)) = report.get("found") else { panic!("report: {report:?}") };
-    assert_eq!(report.get("missing"), Some(&JsonValue::Array(Box::new([]))), "{report:?}");
+    let Some(report) = peer(&["search", path.to_str().expect("path"), &NOW.to_string()]) else {
+        return;
+    };
+    let Some(JsonValue::Object(found)) = report.get("found") else {
+        panic!("report: {report:?}")
+    };
+    assert_eq!(
+        report.get("missing"),
+        Some(&JsonValue::Array(Box::new([]))),
+        "{report:?}"
+    );
     for (section, name) in [
         (Section::AccessToken, "AccessToken"),
         (Section::RefreshToken, "RefreshToken"),
@@ -52,7 +66,11 @@ fn python_finds_every_token_rust_wrote() {
         assert_eq!(int(found, name), cache.len(section), "{name}");
         assert!(cache.len(section) > 0, "{name} exercised");
     }
-    assert_eq!(report.get("serialized_equal"), Some(&JsonValue::Bool(true)), "Python re-serializes our bytes unchanged");
+    assert_eq!(
+        report.get("serialized_equal"),
+        Some(&JsonValue::Bool(true)),
+        "Python re-serializes our bytes unchanged"
+    );
 }
 
 #[test]
@@ -61,15 +79,22 @@ fn rust_agrees_with_python_after_python_adds_and_removes() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (src, dst) = (dir.path().join("in.json"), dir.path().join("out.json"));
     std::fs::write(&src, cache.serialize()).expect("write");
-    let Some(report) =
-        peer(&["mutate", src.to_str().expect("path"), dst.to_str().expect("path"), &NOW.to_string()])
-    else {
+    let Some(report) = peer(&[
+        "mutate",
+        src.to_str().expect("path"),
+        dst.to_str().expect("path"),
+        &NOW.to_string(),
+    ]) else {
         return;
     };
     let text = std::fs::read_to_string(&dst).expect("python output");
     let ours = TokenCache::with_clock(Arc::new(ManualClock::new(NOW)));
     ours.deserialize(&text).expect("parse python output");
-    assert_eq!(ours.serialize(), text, "byte-identical re-serialization of Python's file");
+    assert_eq!(
+        ours.serialize(),
+        text,
+        "byte-identical re-serialization of Python's file"
+    );
     // The only problem is one MSAL itself creates: a float `refresh_on` written for a fractional
     // `refresh_in` (scenario refresh_with_refresh_in), which MSAL's own `int()` cannot read back.
     let problems = ours.problems();
@@ -78,24 +103,40 @@ fn rust_agrees_with_python_after_python_adds_and_removes() {
     assert!(problems[0].message.contains("refresh_on"));
 
     // Accounts
-    let mut accounts: Vec<String> =
-        ours.accounts(&AccountQuery::default()).iter().filter_map(|a| a.home_account_id().map(str::to_owned)).collect();
+    let mut accounts: Vec<String> = ours
+        .accounts(&AccountQuery::default())
+        .iter()
+        .filter_map(|a| a.home_account_id().map(str::to_owned))
+        .collect();
     accounts.sort();
     let want: Vec<String> = match report.get("accounts") {
-        Some(JsonValue::Array(a)) => a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
+        Some(JsonValue::Array(a)) => a
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect(),
         _ => panic!("accounts"),
     };
     assert_eq!(accounts, want);
-    assert!(accounts.contains(&"py-uid.py-tenant".to_owned()), "Python's new account is visible");
+    assert!(
+        accounts.contains(&"py-uid.py-tenant".to_owned()),
+        "Python's new account is visible"
+    );
 
     // Every probe Python answered, Rust answers the same.
-    let Some(JsonValue::Array(probes)) = report.get("probes") else { panic!("probes") };
+    let Some(JsonValue::Array(probes)) = report.get("probes") else {
+        panic!("probes")
+    };
     let mut checked = (0, 0);
     for probe in probes.iter() {
-        let JsonValue::Object(p) = probe else { continue };
+        let JsonValue::Object(p) = probe else {
+            continue;
+        };
         let secrets = |v: Option<&JsonValue>| -> Vec<String> {
             match v {
-                Some(JsonValue::Array(a)) => a.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect(),
+                Some(JsonValue::Array(a)) => a
+                    .iter()
+                    .filter_map(|s| s.as_str().map(str::to_owned))
+                    .collect(),
                 _ => Vec::new(),
             }
         };
@@ -114,7 +155,9 @@ fn rust_agrees_with_python_after_python_adds_and_removes() {
                 checked.0 += 1;
             }
             Some("at") => {
-                let Some(JsonValue::Object(q)) = p.get("query") else { panic!("query") };
+                let Some(JsonValue::Object(q)) = p.get("query") else {
+                    panic!("query")
+                };
                 let scope = [p.get_str("scope").expect("scope")];
                 let env = [q.get_str("environment").expect("env")];
                 let mut query = AccessTokenQuery::new(
@@ -126,8 +169,11 @@ fn rust_agrees_with_python_after_python_adds_and_removes() {
                 if let Some(hid) = q.get_str("home_account_id") {
                     query = query.account(hid);
                 }
-                let mut got: Vec<String> =
-                    ours.access_tokens(&query).iter().filter_map(|t| t.secret().map(|s| s.expose().to_owned())).collect();
+                let mut got: Vec<String> = ours
+                    .access_tokens(&query)
+                    .iter()
+                    .filter_map(|t| t.secret().map(|s| s.expose().to_owned()))
+                    .collect();
                 got.sort();
                 assert_eq!(got, want, "ATs for {q:?} {scope:?}");
                 checked.1 += 1;
@@ -135,9 +181,20 @@ fn rust_agrees_with_python_after_python_adds_and_removes() {
             _ => panic!("probe kind"),
         }
     }
-    assert!(checked.0 >= 5 && checked.1 >= 20, "probes checked: {checked:?}");
+    assert!(
+        checked.0 >= 5 && checked.1 >= 20,
+        "probes checked: {checked:?}"
+    );
     let victim = report.get_str("removed_rts_of").expect("victim");
-    assert!(ours.refresh_tokens(&RefreshTokenQuery::new(victim)).is_empty(), "Python's removal is visible");
+    assert!(
+        ours.refresh_tokens(&RefreshTokenQuery::new(victim))
+            .is_empty(),
+        "Python's removal is visible"
+    );
     let removed_at = report.get_str("removed_at").expect("removed");
-    assert!(ours.all_access_tokens().iter().all(|t| t.secret().is_some_and(|s| s.expose() != removed_at)));
+    assert!(
+        ours.all_access_tokens()
+            .iter()
+            .all(|t| t.secret().is_some_and(|s| s.expose() != removed_at))
+    );
 }

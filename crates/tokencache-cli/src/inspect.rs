@@ -1,0 +1,268 @@
+//! `tokencache inspect`: a readable summary, or one JSON object. Never shows a secret.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use tokencache::json::{JsonObject, JsonValue};
+use tokencache::{Entry, TokenCache};
+
+/// Formats seconds until (or since) expiry: `in 1h 15m`, `expired 3m ago`.
+fn expiry(expires_on: Option<i64>, now: i64) -> String {
+    let Some(at) = expires_on else {
+        return "no expiry".into();
+    };
+    let d = at - now;
+    let span = |s: i64| {
+        let s = s.abs();
+        match s {
+            0..60 => format!("{s}s"),
+            60..3600 => format!("{}m", s / 60),
+            3600..86400 => format!("{}h {}m", s / 3600, s % 3600 / 60),
+            _ => format!("{}d {}h", s / 86400, s % 86400 / 3600),
+        }
+    };
+    if d >= 0 {
+        format!("in {}", span(d))
+    } else {
+        format!("expired {} ago", span(d))
+    }
+}
+
+/// Renders rows as aligned columns under a header.
+fn columns(out: &mut String, indent: &str, header: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |out: &mut String, cells: Vec<&str>| {
+        let mut s = String::from(indent);
+        for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
+            if i + 1 == cells.len() {
+                s.push_str(cell);
+            } else {
+                let _ = write!(s, "{cell:<w$}  ");
+            }
+        }
+        out.push_str(s.trim_end());
+        out.push('\n');
+    };
+    line(out, header.to_vec());
+    for row in rows {
+        line(out, row.iter().map(String::as_str).collect());
+    }
+}
+
+fn or_dash(s: Option<&str>) -> String {
+    s.filter(|s| !s.is_empty()).unwrap_or("-").to_owned()
+}
+
+/// The table view.
+pub fn table(cache: &TokenCache, now: i64) -> String {
+    let mut out = String::new();
+    let accounts = cache.all_accounts();
+    let ats = cache.all_access_tokens();
+    let rts = cache.all_refresh_tokens();
+    let idts = cache.all_id_tokens();
+
+    let mut homes: BTreeMap<String, Vec<&tokencache::Account>> = BTreeMap::new();
+    for a in &accounts {
+        homes
+            .entry(a.home_account_id().unwrap_or_default().to_owned())
+            .or_default()
+            .push(a);
+    }
+    for t in &ats {
+        if let Some(h) = t.home_account_id().filter(|h| !h.is_empty()) {
+            homes.entry(h.to_owned()).or_default();
+        }
+    }
+    for t in &rts {
+        homes
+            .entry(t.home_account_id().unwrap_or_default().to_owned())
+            .or_default();
+    }
+
+    let _ = writeln!(out, "Accounts: {}", homes.len());
+    for (home, records) in &homes {
+        let username = records
+            .iter()
+            .find_map(|a| a.username().filter(|u| !u.is_empty()))
+            .unwrap_or("(unknown user)");
+        let _ = writeln!(out, "\n{username}  [{home}]");
+        let mut realms: Vec<String> = records
+            .iter()
+            .map(|a| {
+                format!(
+                    "{}/{} ({})",
+                    or_dash(a.environment()),
+                    or_dash(a.realm()),
+                    or_dash(a.authority_type())
+                )
+            })
+            .collect();
+        realms.sort();
+        if !realms.is_empty() {
+            let _ = writeln!(out, "  tenants: {}", realms.join(", "));
+        }
+        let rows: Vec<Vec<String>> = ats
+            .iter()
+            .filter(|t| t.home_account_id() == Some(home))
+            .map(|t| {
+                vec![
+                    "access".into(),
+                    or_dash(t.client_id()),
+                    or_dash(t.realm()),
+                    expiry(t.expires_on(), now),
+                    or_dash(t.target()),
+                ]
+            })
+            .chain(
+                rts.iter()
+                    .filter(|t| t.home_account_id().unwrap_or_default() == home)
+                    .map(|t| {
+                        vec![
+                            "refresh".into(),
+                            or_dash(t.client_id()),
+                            t.family_id().map_or("-".into(), |f| format!("family {f}")),
+                            "-".into(),
+                            or_dash(t.target()),
+                        ]
+                    }),
+            )
+            .chain(
+                idts.iter()
+                    .filter(|t| t.home_account_id() == Some(home))
+                    .map(|t| {
+                        vec![
+                            "id".into(),
+                            or_dash(t.client_id()),
+                            or_dash(t.realm()),
+                            "-".into(),
+                            "-".into(),
+                        ]
+                    }),
+            )
+            .collect();
+        if rows.is_empty() {
+            out.push_str("  (no tokens)\n");
+        } else {
+            columns(
+                &mut out,
+                "  ",
+                &["TOKEN", "CLIENT", "REALM", "EXPIRES", "SCOPES"],
+                &rows,
+            );
+        }
+    }
+
+    let app: Vec<Vec<String>> = ats
+        .iter()
+        .filter(|t| t.home_account_id().is_none_or(str::is_empty))
+        .map(|t| {
+            let mut scopes = or_dash(t.target());
+            if t.ext_cache_key().is_some() {
+                scopes.push_str(" (extended key)");
+            }
+            vec![
+                or_dash(t.client_id()),
+                or_dash(t.realm()),
+                expiry(t.expires_on(), now),
+                scopes,
+            ]
+        })
+        .collect();
+    let _ = writeln!(out, "\nApp tokens: {}", app.len());
+    if !app.is_empty() {
+        columns(
+            &mut out,
+            "  ",
+            &["CLIENT", "REALM", "EXPIRES", "SCOPES"],
+            &app,
+        );
+    }
+    let meta = cache.all_app_metadata();
+    let _ = writeln!(out, "\nApps: {}", meta.len());
+    if !meta.is_empty() {
+        let rows: Vec<Vec<String>> = meta
+            .iter()
+            .map(|m| {
+                vec![
+                    or_dash(m.client_id()),
+                    or_dash(m.environment()),
+                    or_dash(m.family_id()),
+                ]
+            })
+            .collect();
+        columns(&mut out, "  ", &["CLIENT", "ENVIRONMENT", "FAMILY"], &rows);
+    }
+    let problems = cache.problems().len();
+    if problems > 0 {
+        let _ = writeln!(
+            out,
+            "\n{problems} problem(s): run `tokencache validate` for details"
+        );
+    }
+    out.trim_end().to_owned()
+}
+
+fn redacted(key: &str, entry: &Entry) -> JsonValue {
+    let mut o = JsonObject::new();
+    o.insert("cache_key", JsonValue::string(key));
+    for (k, v) in entry.iter() {
+        if k != "secret" {
+            o.insert(k, v.clone());
+        }
+    }
+    JsonValue::Object(Box::new(o))
+}
+
+/// The JSON view: `{"accounts": [...], "access_tokens": [...], "refresh_tokens": [...],
+/// "id_tokens": [...], "app_metadata": [...]}`; each element is the entry's MSAL fields in
+/// order, without `secret`, preceded by `cache_key`.
+pub fn json(cache: &TokenCache) -> String {
+    let arr = |items: Vec<JsonValue>| JsonValue::Array(items.into());
+    let mut o = JsonObject::new();
+    o.insert(
+        "accounts",
+        arr(cache
+            .all_accounts()
+            .iter()
+            .map(|t| redacted(t.key(), t.entry()))
+            .collect()),
+    );
+    o.insert(
+        "access_tokens",
+        arr(cache
+            .all_access_tokens()
+            .iter()
+            .map(|t| redacted(t.key(), t.entry()))
+            .collect()),
+    );
+    o.insert(
+        "refresh_tokens",
+        arr(cache
+            .all_refresh_tokens()
+            .iter()
+            .map(|t| redacted(t.key(), t.entry()))
+            .collect()),
+    );
+    o.insert(
+        "id_tokens",
+        arr(cache
+            .all_id_tokens()
+            .iter()
+            .map(|t| redacted(t.key(), t.entry()))
+            .collect()),
+    );
+    o.insert(
+        "app_metadata",
+        arr(cache
+            .all_app_metadata()
+            .iter()
+            .map(|t| redacted(t.key(), t.entry()))
+            .collect()),
+    );
+    o.to_python_json(true)
+}

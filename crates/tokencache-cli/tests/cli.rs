@@ -1,0 +1,259 @@
+//! The `tokencache` binary, run as a user would.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use tokencache::{Section, TokenCache};
+
+fn examples() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/caches")
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tokencache"))
+        .args(args)
+        .output()
+        .expect("run tokencache")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn copy(name: &str, dir: &Path) -> PathBuf {
+    let dst = dir.join(name);
+    std::fs::copy(examples().join(name), &dst).expect("copy");
+    dst
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().expect("utf8 path")
+}
+
+const SECRETS: &[&str] = &[
+    "eyJ0eXAi.FAKE-AT",
+    "0.FAKE-RT",
+    "ADFS-AT",
+    "expired-token",
+    "long-lived",
+    "APP-AT-0",
+    "ZmFrZXNpZ25hdHVyZQ",
+];
+
+#[test]
+fn inspect_shows_accounts_and_tokens_but_no_secret() {
+    let o = run(&[
+        "inspect",
+        path(&examples().join("desktop.json")),
+        "--now",
+        "1700001000",
+    ]);
+    assert!(o.status.success());
+    let text = stdout(&o);
+    assert!(text.contains("Accounts: 3"), "{text}");
+    assert!(text.contains("jane@contoso.com"));
+    assert!(
+        text.contains("J\u{f6}rg@contoso.com"),
+        "non-ASCII usernames shown decoded"
+    );
+    assert!(text.contains("User.Read email openid profile"));
+    assert!(text.contains("in 59m"), "{text}");
+    assert!(text.contains("family 1"));
+    for s in SECRETS {
+        assert!(!text.contains(s), "leaked {s}");
+    }
+}
+
+#[test]
+fn inspect_json_has_the_documented_schema_without_secrets() {
+    let o = run(&["inspect", path(&examples().join("desktop.json")), "--json"]);
+    assert!(o.status.success());
+    let text = stdout(&o);
+    let v = tokencache::json::JsonObject::parse(&text).expect("one JSON object");
+    let names: Vec<&str> = v.iter().map(|(k, _)| k).collect();
+    assert_eq!(
+        names,
+        [
+            "accounts",
+            "access_tokens",
+            "refresh_tokens",
+            "id_tokens",
+            "app_metadata"
+        ]
+    );
+    let cache = TokenCache::from_json(
+        &std::fs::read_to_string(examples().join("desktop.json")).expect("read"),
+    )
+    .expect("parse");
+    for (name, section) in [
+        ("accounts", Section::Account),
+        ("access_tokens", Section::AccessToken),
+        ("refresh_tokens", Section::RefreshToken),
+        ("id_tokens", Section::IdToken),
+        ("app_metadata", Section::AppMetadata),
+    ] {
+        let Some(tokencache::json::JsonValue::Array(items)) = v.get(name) else {
+            panic!("{name}")
+        };
+        assert_eq!(items.len(), cache.len(section), "{name}");
+        for item in items.iter() {
+            let tokencache::json::JsonValue::Object(o) = item else {
+                panic!("element")
+            };
+            assert!(o.get_str("cache_key").is_some());
+            assert!(!o.contains_key("secret"));
+        }
+    }
+    assert!(text.contains("\"target\": \"User.Read email openid profile\""));
+    for s in SECRETS {
+        assert!(!text.contains(s), "leaked {s}");
+    }
+}
+
+#[test]
+fn validate_exit_codes() {
+    assert_eq!(
+        run(&["validate", path(&examples().join("desktop.json"))])
+            .status
+            .code(),
+        Some(0)
+    );
+    let messy = run(&["validate", path(&examples().join("messy.json"))]);
+    assert_eq!(messy.status.code(), Some(1));
+    let text = stdout(&messy);
+    assert!(
+        text.contains("3 problem(s)")
+            && text.contains("broken-entry")
+            && text.contains("non-canonical"),
+        "{text}"
+    );
+    assert!(!text.contains("expired-token"));
+    let dir = tempfile::tempdir().expect("tmp");
+    let garbage = dir.path().join("garbage.json");
+    std::fs::write(&garbage, "{\"AccessToken\": {").expect("write");
+    let o = run(&["validate", path(&garbage)]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stdout(&o).contains("invalid JSON at line 1"));
+    assert_eq!(
+        run(&["validate", path(&dir.path().join("missing.json"))])
+            .status
+            .code(),
+        Some(2)
+    );
+}
+
+#[test]
+fn prune_drops_expired_tokens_and_keeps_everything_else() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let file = copy("messy.json", dir.path());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).expect("chmod");
+    }
+    let o = run(&["prune", path(&file), "--now", "1700000000"]);
+    assert!(o.status.success(), "{o:?}");
+    assert!(stdout(&o).contains("removed 1 expired"));
+    let after = std::fs::read_to_string(&file).expect("read");
+    assert!(!after.contains("expired-token"));
+    for kept in [
+        "long-lived",
+        "broken-entry",
+        "x_written_by",
+        "\"x_vendor_field\": {\n                \"nested\": [\n                    1,\n                    2.50",
+        "\"last_modification_time\": \"soon\"",
+    ] {
+        assert!(after.contains(kept), "lost {kept}:\n{after}");
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&file).expect("meta").permissions().mode() & 0o777,
+            0o640,
+            "permissions kept"
+        );
+    }
+    // Nothing left to prune: the file is not rewritten.
+    let before = std::fs::metadata(&file)
+        .expect("meta")
+        .modified()
+        .expect("mtime");
+    assert!(
+        run(&["prune", path(&file), "--now", "1700000000"])
+            .status
+            .success()
+    );
+    assert_eq!(
+        std::fs::metadata(&file)
+            .expect("meta")
+            .modified()
+            .expect("mtime"),
+        before
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path()).expect("dir").count(),
+        1,
+        "no temporary files left behind"
+    );
+}
+
+#[test]
+fn remove_account_removes_every_client_s_tokens_and_keeps_app_metadata() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let file = copy("desktop.json", dir.path());
+    let hid = "00000000-0000-0000-aaaa-111111111111.72f988bf-86f1-41af-91ab-2d7cd011db47";
+    let o = run(&["remove-account", path(&file), hid]);
+    assert!(o.status.success());
+    assert!(
+        stdout(&o)
+            .contains("removed 2 access token(s), 2 refresh token(s), 2 ID token(s), 1 account(s)"),
+        "{}",
+        stdout(&o)
+    );
+    let cache =
+        TokenCache::from_json(&std::fs::read_to_string(&file).expect("read")).expect("parse");
+    assert!(
+        cache
+            .all_accounts()
+            .iter()
+            .all(|a| a.home_account_id() != Some(hid))
+    );
+    assert_eq!(cache.all_accounts().len(), 2, "the other accounts stay");
+    assert!(cache.len(Section::AppMetadata) > 0);
+}
+
+#[test]
+fn unparseable_files_are_never_written() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let file = dir.path().join("bad.json");
+    let garbage = "{\"AccessToken\": {\"k\": {\"secret\": \"s\", \"expires_on\": \"1\"}}, oops";
+    std::fs::write(&file, garbage).expect("write");
+    for args in [
+        vec!["prune", path(&file)],
+        vec!["remove-account", path(&file), "x"],
+    ] {
+        let o = run(&args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}");
+        assert!(String::from_utf8_lossy(&o.stderr).contains("left untouched"));
+        assert_eq!(std::fs::read_to_string(&file).expect("read"), garbage);
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn symlinked_cache_files_are_refused_for_writing() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let real = copy("messy.json", dir.path());
+    let link = dir.path().join("link.json");
+    std::os::unix::fs::symlink(&real, &link).expect("symlink");
+    let o = run(&["prune", path(&link), "--now", "1700000000"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("symbolic link"));
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .expect("meta")
+            .file_type()
+            .is_symlink()
+    );
+}
