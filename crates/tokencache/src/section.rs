@@ -45,7 +45,10 @@ impl SectionMap {
     }
 
     pub(crate) fn slot_of(&self, key: &str) -> Option<Slot> {
-        let hash = self.hasher.hash_one(key);
+        self.slot_of_hashed(key, self.hasher.hash_one(key))
+    }
+
+    fn slot_of_hashed(&self, key: &str, hash: u64) -> Option<Slot> {
         self.table
             .find(hash, |&s| self.key_at(s) == Some(key))
             .copied()
@@ -68,14 +71,14 @@ impl SectionMap {
 
     /// Assigns `key`: replaces in place when present (returning the old item), else appends.
     pub(crate) fn upsert(&mut self, key: &str, item: Item) -> (Slot, Option<Item>) {
-        if let Some(slot) = self.slot_of(key) {
+        let hash = self.hasher.hash_one(key);
+        if let Some(slot) = self.slot_of_hashed(key, hash) {
             let old = self.get_mut(slot).map(|v| std::mem::replace(v, item));
             return (slot, old);
         }
         let slot = self.slots.len() as Slot;
         self.slots.push(Some((key.into(), item)));
         self.live += 1;
-        let hash = self.hasher.hash_one(key);
         let (slots, hasher) = (&self.slots, &self.hasher);
         self.table.insert_unique(hash, slot, |&s| {
             let k = slots[s as usize].as_ref().map_or("", |(k, _)| &**k);

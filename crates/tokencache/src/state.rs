@@ -5,7 +5,7 @@
 use crate::Error;
 use crate::entry::{Entry, FieldName, Section};
 use crate::index::{GroupIndex, group_of, username_group};
-use crate::json::{Interner, JsonValue, Parser, write_object_at, write_string};
+use crate::json::{Interner, JsonValue, Parser, write_string};
 use crate::keys::canonical_key;
 use crate::section::{Item, SectionMap, Slot};
 
@@ -255,7 +255,7 @@ impl CacheState {
                         write_string(&mut out, key);
                         out.push_str(": ");
                         match item {
-                            Item::Entry(e) => write_object_at(&mut out, e.iter(), Some(2)),
+                            Item::Entry(e) => e.write_python(&mut out),
                             Item::Other(v) => crate::json::write_python_json(&mut out, v, Some(2)),
                         }
                     }
@@ -303,13 +303,14 @@ fn top_name(t: &Top) -> &str {
 
 fn parse_section(p: &mut Parser<'_>, interner: &mut Interner) -> Result<SectionMap, Error> {
     let mut map = SectionMap::default();
+    let mut scratch = Vec::with_capacity(16);
     p.object_members(|p, key| {
         let key = match key {
             crate::json::StrTok::Text(t) => t,
             crate::json::StrTok::Lone(raw) => raw.into(),
         };
         let item = if p.peek() == Some(b'{') {
-            Item::Entry(parse_entry(p, interner)?)
+            Item::Entry(parse_entry(p, interner, &mut scratch)?)
         } else {
             Item::Other(p.value(2)?)
         };
@@ -319,8 +320,13 @@ fn parse_section(p: &mut Parser<'_>, interner: &mut Interner) -> Result<SectionM
     Ok(map)
 }
 
-fn parse_entry(p: &mut Parser<'_>, interner: &mut Interner) -> Result<Entry, Error> {
-    let mut entry = Entry::with_capacity(12);
+fn parse_entry(
+    p: &mut Parser<'_>,
+    interner: &mut Interner,
+    scratch: &mut Vec<(FieldName, JsonValue)>,
+) -> Result<Entry, Error> {
+    scratch.clear();
+    let mut seen: u64 = 0;
     p.object_members(|p, name| {
         let name = match name {
             crate::json::StrTok::Text(t) => FieldName::new(&t),
@@ -335,9 +341,23 @@ fn parse_entry(p: &mut Parser<'_>, interner: &mut Interner) -> Result<Entry, Err
         } else {
             p.value(3)?
         };
-        entry.set_name(name, value);
+        // Python dict semantics for a repeated member: first position, last value.
+        let duplicate = match name.known_bit() {
+            Some(bit) => {
+                let dup = seen & bit != 0;
+                seen |= bit;
+                dup
+            }
+            None => true,
+        };
+        match duplicate
+            .then(|| Entry::position_in(scratch, &name))
+            .flatten()
+        {
+            Some(i) => scratch[i].1 = value,
+            None => scratch.push((name, value)),
+        }
         Ok(())
     })?;
-    entry.shrink();
-    Ok(entry)
+    Ok(Entry::from_unique(scratch))
 }

@@ -14,5 +14,5 @@ pub use parse::parse_value;
 pub(crate) use parse::{Parser, StrTok};
 pub(crate) use value::Interner;
 pub use value::{JsonObject, JsonValue};
+pub(crate) use write::write_string;
 pub use write::{to_python_json, write_python_json};
-pub(crate) use write::{write_object_at, write_string};

@@ -46,6 +46,30 @@ pub fn parse_value(text: &str) -> Result<JsonValue, Error> {
     Ok(v)
 }
 
+/// The first `"`, `\\` or control character in `b`, eight bytes at a time.
+fn find_special(b: &[u8]) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |v: u64| v.wrapping_sub(LO) & !v & HI;
+    let mut i = 0;
+    while let Some(chunk) = b.get(i..i + 8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word);
+        let special = has_zero(x ^ (LO * b'"' as u64))
+            | has_zero(x ^ (LO * b'\\' as u64))
+            | (x.wrapping_sub(LO * 0x20) & !x & HI);
+        if special != 0 {
+            return Some(i + (special.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    b[i..]
+        .iter()
+        .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
+        .map(|p| i + p)
+}
+
 /// A cursor over JSON source text.
 pub(crate) struct Parser<'a> {
     src: &'a str,
@@ -81,9 +105,21 @@ impl<'a> Parser<'a> {
 
     pub(crate) fn skip_ws(&mut self) {
         let b = self.bytes();
-        while self.pos < b.len() && matches!(b[self.pos], b' ' | b'\t' | b'\n' | b'\r') {
-            self.pos += 1;
+        let mut i = self.pos;
+        loop {
+            // Indented documents are mostly runs of spaces: skip eight at a time.
+            if let Some(chunk) = b.get(i..i + 8) {
+                if chunk == b"        " {
+                    i += 8;
+                    continue;
+                }
+            }
+            match b.get(i) {
+                Some(b' ' | b'\t' | b'\n' | b'\r') => i += 1,
+                _ => break,
+            }
         }
+        self.pos = i;
     }
 
     /// The next byte after whitespace, not consumed.
@@ -162,16 +198,42 @@ impl<'a> Parser<'a> {
             None => Err(self.error("unexpected end of input, expected a value")),
             Some(b'"') => Ok(self.string()?.into_value()),
             Some(b'{') => {
-                let mut obj = JsonObject::new();
+                let mut members: Vec<(Box<str>, JsonValue)> = Vec::new();
+                let mut index: Option<std::collections::HashMap<Box<str>, usize>> = None;
                 self.object_members(|p, key| {
                     let value = p.value(depth + 1)?;
-                    match key {
-                        StrTok::Text(k) => obj.insert(&k, value),
-                        StrTok::Lone(raw) => obj.insert(raw, value),
+                    let key: Box<str> = match key {
+                        StrTok::Text(k) => k.into(),
+                        StrTok::Lone(raw) => raw.into(),
+                    };
+                    // Python dict semantics, in O(1) per member even for huge objects.
+                    if index.is_none() && members.len() >= 16 {
+                        index = Some(
+                            members
+                                .iter()
+                                .enumerate()
+                                .map(|(i, (k, _))| (k.clone(), i))
+                                .collect(),
+                        );
+                    }
+                    let existing = match &index {
+                        Some(map) => map.get(&key).copied(),
+                        None => members.iter().position(|(k, _)| *k == key),
+                    };
+                    match existing {
+                        Some(i) => members[i].1 = value,
+                        None => {
+                            if let Some(map) = &mut index {
+                                map.insert(key.clone(), members.len());
+                            }
+                            members.push((key, value));
+                        }
                     }
                     Ok(())
                 })?;
-                Ok(JsonValue::Object(Box::new(obj)))
+                Ok(JsonValue::Object(Box::new(JsonObject::from_members(
+                    members,
+                ))))
             }
             Some(b'[') => {
                 self.pos += 1;
@@ -257,13 +319,22 @@ impl<'a> Parser<'a> {
     pub(crate) fn string(&mut self) -> Result<StrTok<'a>, Error> {
         let b = self.bytes();
         let start = self.pos + 1;
-        let Some(offset) = memchr::memchr2(b'"', b'\\', &b[start..]) else {
-            self.pos = b.len();
-            return Err(self.error("unterminated string"));
+        // Short strings (most members) are scanned directly; long ones (tokens) with memchr.
+        let short_end = (start + 64).min(b.len());
+        let end = match find_special(&b[start..short_end]) {
+            Some(offset) => start + offset,
+            None => match memchr::memchr2(b'"', b'\\', &b[short_end..]) {
+                Some(offset) => short_end + offset,
+                None => {
+                    self.pos = b.len();
+                    return Err(self.error("unterminated string"));
+                }
+            },
         };
-        let end = start + offset;
         if b[end] == b'"' {
-            if let Some(bad) = b[start..end].iter().position(|&c| c < 0x20) {
+            let has_control = b[start..end].iter().fold(false, |acc, &c| acc | (c < 0x20));
+            if has_control {
+                let bad = b[start..end].iter().position(|&c| c < 0x20).unwrap_or(0);
                 self.pos = start + bad;
                 return Err(self.error("invalid control character in string"));
             }

@@ -262,6 +262,10 @@ impl JsonObject {
         }
     }
 
+    pub(crate) fn from_members(fields: Vec<(Box<str>, JsonValue)>) -> JsonObject {
+        JsonObject { fields }
+    }
+
     pub(crate) fn push_unchecked(&mut self, key: Box<str>, value: JsonValue) {
         self.fields.push((key, value));
     }

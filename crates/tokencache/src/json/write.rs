@@ -51,7 +51,7 @@ pub fn write_python_json(out: &mut String, value: &JsonValue, depth: Option<usiz
 }
 
 /// Writes an object from an iterator of members.
-pub(crate) fn write_object_at<'a>(
+pub fn write_object_at<'a>(
     out: &mut String,
     members: impl ExactSizeIterator<Item = (&'a str, &'a JsonValue)>,
     depth: Option<usize>,
@@ -94,21 +94,54 @@ fn close(out: &mut String, depth: Option<usize>, bracket: char) {
 }
 
 fn newline(out: &mut String, level: usize) {
-    out.push('\n');
-    for _ in 0..level {
-        out.push_str("    ");
+    const SPACES: &str = "\n                                                                ";
+    let width = 1 + 4 * level;
+    if width <= SPACES.len() {
+        out.push_str(&SPACES[..width]);
+    } else {
+        out.push('\n');
+        for _ in 0..level {
+            out.push_str("    ");
+        }
     }
+}
+
+/// True when every byte is printable ASCII other than `"` and `\\` (nothing to escape); eight
+/// bytes at a time.
+fn is_plain(b: &[u8]) -> bool {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |v: u64| v.wrapping_sub(LO) & !v & HI;
+    let mut chunks = b.chunks_exact(8);
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word);
+        let bad = (x & HI)
+            | (x.wrapping_sub(LO * 0x20) & !x & HI)
+            | has_zero(x ^ (LO * 0x7f))
+            | has_zero(x ^ (LO * b'"' as u64))
+            | has_zero(x ^ (LO * b'\\' as u64));
+        if bad != 0 {
+            return false;
+        }
+    }
+    chunks
+        .remainder()
+        .iter()
+        .all(|&c| (0x20..0x7f).contains(&c) && c != b'"' && c != b'\\')
 }
 
 /// Writes a JSON string literal with Python's `ensure_ascii` escaping.
 pub(crate) fn write_string(out: &mut String, s: &str) {
-    out.push('"');
-    let plain = |b: u8| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\';
-    if s.bytes().all(plain) {
+    if is_plain(s.as_bytes()) {
+        out.reserve(s.len() + 2);
+        out.push('"');
         out.push_str(s);
         out.push('"');
         return;
     }
+    out.push('"');
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let unit = |out: &mut String, u: u16| {
         out.push_str("\\u");
