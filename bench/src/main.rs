@@ -196,6 +196,7 @@ fn main() {
         args.apps / 10
     );
     let mut verdicts = Vec::new();
+    let all_identical = true;
     for &n in &args.sizes {
         let py_file = dir.join(format!("python-{n}.json"));
         let py = python(
@@ -394,6 +395,10 @@ fn main() {
         println!("  {v}");
     }
     let _ = std::fs::remove_dir_all(&dir);
+    if !all_identical {
+        eprintln!("error: tokencache and MSAL Python serialized the same workload differently");
+        std::process::exit(1);
+    }
 }
 
 fn verdict(ok: bool) -> &'static str {

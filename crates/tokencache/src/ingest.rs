@@ -457,10 +457,10 @@ pub(crate) fn entries_for(event: &TokenEvent, now: i64) -> Result<Vec<(Section, 
             None => "MSSTS".to_owned(),
         };
         e.set_field(Field::AuthorityType, JsonValue::string(&authority_type));
-        if let Some(grant) = event.grant_type.as_deref() {
-            if GRANT_TYPES_THAT_ESTABLISH_AN_ACCOUNT.contains(&grant) {
-                e.set_field(Field::AccountSource, JsonValue::string(grant));
-            }
+        if let Some(grant) = event.grant_type.as_deref()
+            && GRANT_TYPES_THAT_ESTABLISH_AN_ACCOUNT.contains(&grant)
+        {
+            e.set_field(Field::AccountSource, JsonValue::string(grant));
         }
         writes.push((Section::Account, e));
     }

@@ -54,5 +54,3 @@ pub use problems::{Problem, ProblemKind};
 pub use query::{AccessTokenQuery, AccountQuery, RefreshTokenQuery};
 pub use secret::Secret;
 
-#[cfg(test)]
-mod tests;

@@ -73,11 +73,10 @@ impl fmt::Display for PartitionKey {
 /// ```
 pub fn partition_key(section: Section, entry: &Entry) -> Option<PartitionKey> {
     let s = |f: Field| entry.str_field(f).filter(|v| !v.is_empty());
-    if matches!(section, Section::AccessToken | Section::RefreshToken) {
-        if let Some(hash) = s(Field::UserAssertionHash).or_else(|| s(Field::UserAssertionHashCamel))
-        {
-            return Some(PartitionKey::for_assertion_hash(hash));
-        }
+    if matches!(section, Section::AccessToken | Section::RefreshToken)
+        && let Some(hash) = s(Field::UserAssertionHash).or_else(|| s(Field::UserAssertionHashCamel))
+    {
+        return Some(PartitionKey::for_assertion_hash(hash));
     }
     match section {
         Section::AppMetadata => None,
@@ -114,6 +113,10 @@ fn client_env(e: &Entry) -> Option<(String, String)> {
 }
 
 type Member<'a> = (Section, &'a str, &'a Entry);
+type Grouped<'a> = (
+    HashMap<PartitionKey, Vec<Member<'a>>>,
+    Vec<(&'a str, &'a Entry)>,
+);
 
 /// Builds a partition document: its entries, in the source's section order and cache order,
 /// plus the app metadata of the clients they involve.
@@ -157,9 +160,7 @@ fn source_section_order(source: &CacheState) -> Vec<Section> {
 }
 
 /// One pass over the cache: entries by partition, and the app metadata.
-fn members_by_partition(
-    st: &CacheState,
-) -> (HashMap<PartitionKey, Vec<Member<'_>>>, Vec<(&str, &Entry)>) {
+fn members_by_partition(st: &CacheState) -> Grouped<'_> {
     let mut members: HashMap<PartitionKey, Vec<Member<'_>>> = HashMap::new();
     let mut meta = Vec::new();
     for s in Section::ALL {
@@ -183,10 +184,10 @@ impl TokenCache {
             let mut out = Vec::new();
             for s in Section::ALL {
                 for (_, _, item) in st.section(s).iter() {
-                    if let Some(k) = item.as_entry().and_then(|e| partition_key(s, e)) {
-                        if seen.insert(k.clone()) {
-                            out.push(k);
-                        }
+                    if let Some(k) = item.as_entry().and_then(|e| partition_key(s, e))
+                        && seen.insert(k.clone())
+                    {
+                        out.push(k);
                     }
                 }
             }
@@ -227,14 +228,14 @@ impl TokenCache {
         for s in Section::ALL {
             for (_, k, item) in incoming.section(s).iter() {
                 let Some(e) = item.as_entry() else { continue };
-                if let Some(p) = partition_key(s, e) {
-                    if &p != key {
-                        return Err(Error::ForeignPartitionEntry {
-                            section: s.name(),
-                            key: k.to_owned(),
-                            partition: key.to_string(),
-                        });
-                    }
+                if let Some(p) = partition_key(s, e)
+                    && &p != key
+                {
+                    return Err(Error::ForeignPartitionEntry {
+                        section: s.name(),
+                        key: k.to_owned(),
+                        partition: key.to_string(),
+                    });
                 }
             }
         }

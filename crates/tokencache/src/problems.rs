@@ -101,16 +101,16 @@ fn entry_problems(section: Section, key: &str, e: &Entry, out: &mut Vec<Problem>
         Field::RefreshOn,
         Field::LastModificationTime,
     ] {
-        if let Some(v) = e.field(f) {
-            if !v.is_strict_int() {
-                push(
-                    ProblemKind::BadValue,
-                    format!(
-                        "{:?} is not an integer time (MSAL Python cannot read it)",
-                        f.name()
-                    ),
-                );
-            }
+        if let Some(v) = e.field(f)
+            && !v.is_strict_int()
+        {
+            push(
+                ProblemKind::BadValue,
+                format!(
+                    "{:?} is not an integer time (MSAL Python cannot read it)",
+                    f.name()
+                ),
+            );
         }
     }
     if section != Section::Account && section != Section::AppMetadata {

@@ -78,10 +78,10 @@ impl CacheState {
             ..
         } = self;
         let map = &mut sections[s.index()];
-        if let Some(slot) = map.slot_of(key) {
-            if let Some((_, old)) = map.get(slot) {
-                index_item(groups, usernames, s, slot, old, false);
-            }
+        if let Some(slot) = map.slot_of(key)
+            && let Some((_, old)) = map.get(slot)
+        {
+            index_item(groups, usernames, s, slot, old, false);
         }
         let (slot, _) = map.upsert(key, item);
         if let Some((_, new)) = map.get(slot) {
@@ -95,19 +95,19 @@ impl CacheState {
     /// replaced rather than left behind as a duplicate.
     pub(crate) fn write_canonical(&mut self, s: Section, entry: Entry) -> Result<(), Error> {
         let key = canonical_key(s, &entry);
-        if s != Section::AppMetadata {
-            if let Some(g) = group_of(s, &entry) {
-                let stale: Vec<Slot> = self
-                    .group(s, g)
-                    .into_iter()
-                    .filter(|&slot| {
-                        self.entry(s, slot)
-                            .is_some_and(|(k, e)| k != key && canonical_key(s, e) == key)
-                    })
-                    .collect();
-                for slot in stale {
-                    self.delete(s, slot);
-                }
+        if s != Section::AppMetadata
+            && let Some(g) = group_of(s, &entry)
+        {
+            let stale: Vec<Slot> = self
+                .group(s, g)
+                .into_iter()
+                .filter(|&slot| {
+                    self.entry(s, slot)
+                        .is_some_and(|(k, e)| k != key && canonical_key(s, e) == key)
+                })
+                .collect();
+            for slot in stale {
+                self.delete(s, slot);
             }
         }
         self.put(s, &key, Item::Entry(entry))?;
@@ -287,10 +287,10 @@ fn index_item(
     if let Some(g) = group_of(s, e) {
         apply(&mut groups[s.index()], g);
     }
-    if s == Section::Account {
-        if let Some(g) = username_group(e) {
-            apply(usernames, g);
-        }
+    if s == Section::Account
+        && let Some(g) = username_group(e)
+    {
+        apply(usernames, g);
     }
 }
 

@@ -5,9 +5,7 @@ use std::sync::Arc;
 
 use proptest::prelude::*;
 use tokencache::json::{JsonValue, parse_value, to_python_json};
-use tokencache::keys::{
-    access_token_key, account_key, app_metadata_key, id_token_key, refresh_token_key,
-};
+use tokencache::keys::{access_token_key, account_key, app_metadata_key, refresh_token_key};
 use tokencache::{
     AccessTokenQuery, AccountQuery, ManualClock, RefreshTokenQuery, Section, TokenCache, TokenEvent,
 };
@@ -146,7 +144,9 @@ proptest! {
             let _ = cache.problems();
             let _ = cache.serialize();
             let _ = cache.split_partitions();
-            let _ = cache.all_access_tokens().iter().map(|t| t.expires_on()).count();
+            for t in cache.all_access_tokens() {
+                let _ = (t.expires_on(), t.refresh_on(), t.scopes().count());
+            }
             let _ = cache.purge_expired_access_tokens(1_700_000_000);
         }
     }
@@ -203,34 +203,31 @@ fn b64(s: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s)
 }
 
-/// The naive model: every entry as (section, key, secret, home account, client, family), in
-/// insertion order, updated with plain `Vec` operations and MSAL's key formulas.
+/// One entry in the naive model.
+#[derive(Clone, Debug)]
+struct Row {
+    section: Section,
+    key: String,
+    home: String,
+    client: String,
+    family: Option<String>,
+    expires_on: i64,
+}
+
+/// The naive model: every entry, in insertion order, updated with plain `Vec` operations and
+/// MSAL's key formulas.
 #[derive(Default, Debug)]
 struct Model {
-    entries: Vec<(Section, String, String, String, String, Option<String>, i64)>,
+    entries: Vec<Row>,
 }
 
 impl Model {
-    fn put(
-        &mut self,
-        s: Section,
-        key: String,
-        secret: String,
-        hid: &str,
-        client: &str,
-        family: Option<String>,
-        exp: i64,
-    ) {
-        let row = (
-            s,
-            key.clone(),
-            secret,
-            hid.to_owned(),
-            client.to_owned(),
-            family,
-            exp,
-        );
-        match self.entries.iter_mut().find(|e| e.0 == s && e.1 == key) {
+    fn put(&mut self, row: Row) {
+        match self
+            .entries
+            .iter_mut()
+            .find(|e| e.section == row.section && e.key == row.key)
+        {
             Some(e) => *e = row,
             None => self.entries.push(row),
         }
@@ -238,9 +235,27 @@ impl Model {
     fn keys(&self, s: Section) -> Vec<String> {
         self.entries
             .iter()
-            .filter(|e| e.0 == s)
-            .map(|e| e.1.clone())
+            .filter(|e| e.section == s)
+            .map(|e| e.key.clone())
             .collect()
+    }
+}
+
+fn row(
+    section: Section,
+    key: String,
+    home: &str,
+    client: &str,
+    family: Option<String>,
+    expires_on: i64,
+) -> Row {
+    Row {
+        section,
+        key,
+        home: home.to_owned(),
+        client: client.to_owned(),
+        family,
+        expires_on,
     }
 }
 
@@ -262,9 +277,9 @@ fn apply(cache: &TokenCache, model: &mut Model, op: &Op, now: &mut i64, clock: &
             );
             let hid = format!("{uid}.{utid}");
             let mut requested: Vec<&str> = scopes.iter().map(|&i| SCOPES[i as usize]).collect();
-            let secret = format!("at-{}", *now);
             let response = format!(
-                r#"{{"access_token":"{secret}","expires_in":{life},"refresh_token":"rt-{}","client_info":"{}"{}}}"#,
+                r#"{{"access_token":"at-{}","expires_in":{life},"refresh_token":"rt-{}","client_info":"{}"{}}}"#,
+                *now,
                 *now,
                 b64(&format!(r#"{{"uid":"{uid}","utid":"{utid}"}}"#)),
                 if *foci { r#","foci":"1""# } else { "" }
@@ -278,42 +293,38 @@ fn apply(cache: &TokenCache, model: &mut Model, op: &Op, now: &mut i64, clock: &
             requested.sort_unstable();
             let target = requested.join(" ");
             let fam = foci.then(|| "1".to_owned());
-            model.put(
+            model.put(row(
                 Section::AccessToken,
                 access_token_key(&hid, ENV, &cid, &tenant, &target, None),
-                secret,
                 &hid,
                 &cid,
                 None,
                 *now + life,
-            );
-            model.put(
+            ));
+            model.put(row(
                 Section::Account,
                 account_key(&hid, ENV, &tenant),
-                String::new(),
                 &hid,
                 "",
                 None,
                 0,
-            );
-            model.put(
+            ));
+            model.put(row(
                 Section::RefreshToken,
                 refresh_token_key(&hid, ENV, &cid, &target),
-                format!("rt-{}", *now),
                 &hid,
                 &cid,
                 fam.clone(),
                 0,
-            );
-            model.put(
+            ));
+            model.put(row(
                 Section::AppMetadata,
                 app_metadata_key(ENV, &cid),
-                String::new(),
                 "",
                 &cid,
                 fam,
                 0,
-            );
+            ));
         }
         Op::AddApp {
             client,
@@ -334,31 +345,29 @@ fn apply(cache: &TokenCache, model: &mut Model, op: &Op, now: &mut i64, clock: &
                 ))
                 .expect("response");
             cache.add_at(&event, *now).expect("add");
-            model.put(
+            model.put(row(
                 Section::AccessToken,
                 access_token_key("", ENV, &cid, &tenant, &scope, None),
-                secret,
                 "",
                 &cid,
                 None,
                 *now + life,
-            );
-            model.put(
+            ));
+            model.put(row(
                 Section::AppMetadata,
                 app_metadata_key(ENV, &cid),
-                String::new(),
                 "",
                 &cid,
                 None,
                 0,
-            );
+            ));
         }
         Op::RemoveEverywhere { user } => {
             let hid = format!("u{user}.tid");
             cache.remove_account_everywhere(&hid);
             model
                 .entries
-                .retain(|e| e.0 == Section::AppMetadata || e.3 != hid);
+                .retain(|e| e.section == Section::AppMetadata || e.home != hid);
         }
         Op::Forget { user, client } => {
             let (hid, cid) = (format!("u{user}.tid"), format!("c{client}"));
@@ -366,21 +375,22 @@ fn apply(cache: &TokenCache, model: &mut Model, op: &Op, now: &mut i64, clock: &
             let family = model
                 .entries
                 .iter()
-                .find(|e| e.0 == Section::AppMetadata && e.4 == cid)
-                .and_then(|e| e.5.clone());
-            model.entries.retain(|e| match e.0 {
+                .find(|e| e.section == Section::AppMetadata && e.client == cid)
+                .and_then(|e| e.family.clone());
+            model.entries.retain(|e| match e.section {
                 Section::AppMetadata => true,
                 Section::RefreshToken => {
-                    !(e.3 == hid && (e.4 == cid || (family.is_some() && e.5 == family)))
+                    !(e.home == hid
+                        && (e.client == cid || (family.is_some() && e.family == family)))
                 }
-                _ => e.3 != hid,
+                _ => e.home != hid,
             });
         }
         Op::Purge => {
             cache.purge_expired_access_tokens(*now);
             model
                 .entries
-                .retain(|e| e.0 != Section::AccessToken || e.6 >= *now);
+                .retain(|e| e.section != Section::AccessToken || e.expires_on >= *now);
         }
         Op::Tick(dt) => {
             *now += dt;
@@ -417,16 +427,16 @@ fn check(cache: &TokenCache, model: &Model, now: i64) -> Result<(), TestCaseErro
                         .entries
                         .iter()
                         .filter(|e| {
-                            e.0 == Section::AccessToken
-                                && e.3 == hid
-                                && e.4 == cid
-                                && e.6 >= now
-                                && e.1.contains(&format!("-{}-", realm))
-                                && e.1.rsplit('-').next().is_some_and(|t| {
+                            e.section == Section::AccessToken
+                                && e.home == hid
+                                && e.client == cid
+                                && e.expires_on >= now
+                                && e.key.contains(&format!("-{}-", realm))
+                                && e.key.rsplit('-').next().is_some_and(|t| {
                                     t.split(' ').any(|x| x == scope.to_lowercase())
                                 })
                         })
-                        .map(|e| e.1.clone())
+                        .map(|e| e.key.clone())
                         .collect();
                     prop_assert_eq!(got, want, "AT {} {} {} {}", hid, cid, realm, scope);
                 }
@@ -439,8 +449,8 @@ fn check(cache: &TokenCache, model: &Model, now: i64) -> Result<(), TestCaseErro
             let want: Vec<String> = model
                 .entries
                 .iter()
-                .filter(|e| e.0 == Section::RefreshToken && e.3 == hid && e.4 == cid)
-                .map(|e| e.1.clone())
+                .filter(|e| e.section == Section::RefreshToken && e.home == hid && e.client == cid)
+                .map(|e| e.key.clone())
                 .collect();
             prop_assert_eq!(rts, want);
         }
@@ -453,7 +463,7 @@ fn check(cache: &TokenCache, model: &Model, now: i64) -> Result<(), TestCaseErro
         let want = model
             .entries
             .iter()
-            .filter(|e| e.0 == Section::Account && e.3 == hid)
+            .filter(|e| e.section == Section::Account && e.home == hid)
             .count();
         prop_assert_eq!(accounts, want);
     }
@@ -473,11 +483,11 @@ fn check(cache: &TokenCache, model: &Model, now: i64) -> Result<(), TestCaseErro
                     .entries
                     .iter()
                     .find(|e| {
-                        e.0 == Section::AccessToken
-                            && e.1 == access_token_key("", ENV, &cid, &realm, &scope, None)
-                            && e.6 >= now
+                        e.section == Section::AccessToken
+                            && e.key == access_token_key("", ENV, &cid, &realm, &scope, None)
+                            && e.expires_on >= now
                     })
-                    .map(|e| e.1.clone());
+                    .map(|e| e.key.clone());
                 prop_assert_eq!(hit, want);
             }
         }

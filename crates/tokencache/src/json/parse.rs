@@ -108,11 +108,11 @@ impl<'a> Parser<'a> {
         let mut i = self.pos;
         loop {
             // Indented documents are mostly runs of spaces: skip eight at a time.
-            if let Some(chunk) = b.get(i..i + 8) {
-                if chunk == b"        " {
-                    i += 8;
-                    continue;
-                }
+            if let Some(chunk) = b.get(i..i + 8)
+                && chunk == b"        "
+            {
+                i += 8;
+                continue;
             }
             match b.get(i) {
                 Some(b' ' | b'\t' | b'\n' | b'\r') => i += 1,
