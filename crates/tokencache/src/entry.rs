@@ -132,7 +132,9 @@ impl Field {
 #[derive(Clone, PartialEq, Eq)]
 pub(crate) enum FieldName {
     Known(Field),
-    Other(Box<str>),
+    /// Boxed twice so that the enum is 16 bytes: unknown names are rare, every member pays for
+    /// the enum's size.
+    Other(Box<Box<str>>),
 }
 
 impl FieldName {
@@ -147,7 +149,7 @@ impl FieldName {
     pub(crate) fn new(name: &str) -> FieldName {
         match Field::from_name(name) {
             Some(f) => FieldName::Known(f),
-            None => FieldName::Other(name.into()),
+            None => FieldName::Other(Box::new(name.into())),
         }
     }
 

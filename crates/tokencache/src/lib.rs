@@ -53,4 +53,3 @@ pub use partition::{PartitionKey, partition_key};
 pub use problems::{Problem, ProblemKind};
 pub use query::{AccessTokenQuery, AccountQuery, RefreshTokenQuery};
 pub use secret::Secret;
-

@@ -330,12 +330,18 @@ fn parse_entry(
     p.object_members(|p, name| {
         let name = match name {
             crate::json::StrTok::Text(t) => FieldName::new(&t),
-            crate::json::StrTok::Lone(raw) => FieldName::Other(raw.into()),
+            crate::json::StrTok::Lone(raw) => FieldName::Other(Box::new(raw.into())),
         };
         let repetitive = matches!(name, FieldName::Known(f) if f.is_repetitive());
+        let field_slot = match name {
+            FieldName::Known(f) => f as usize,
+            FieldName::Other(_) => 0,
+        };
         let value = if repetitive && p.peek() == Some(b'"') {
             match p.string()? {
-                crate::json::StrTok::Text(t) => JsonValue::String(interner.intern(&t)),
+                crate::json::StrTok::Text(t) => {
+                    JsonValue::String(interner.intern_in(field_slot, &t))
+                }
                 lone => lone.into_value(),
             }
         } else {

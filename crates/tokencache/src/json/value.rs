@@ -301,9 +301,30 @@ impl FromIterator<(String, JsonValue)> for JsonObject {
 pub(crate) struct Interner {
     table: HashTable<Arc<str>>,
     hasher: foldhash::fast::FixedState,
+    /// The last string interned per slot (a field): neighbouring entries mostly repeat it, and
+    /// a comparison is cheaper than a hash.
+    last: [Option<Arc<str>>; 8],
 }
 
 impl Interner {
+    /// Interns `s`, remembering it as the last value of `slot` (any small number).
+    pub(crate) fn intern_in(&mut self, slot: usize, s: &str) -> JsonString {
+        if s.len() <= INLINE_CAP {
+            return JsonString::new(s);
+        }
+        let slot = slot % self.last.len();
+        if let Some(last) = &self.last[slot] {
+            if **last == *s {
+                return JsonString::shared(last.clone());
+            }
+        }
+        let shared = self.intern(s);
+        if let JsonString(Repr::Shared(a)) = &shared {
+            self.last[slot] = Some(a.clone());
+        }
+        shared
+    }
+
     pub(crate) fn intern(&mut self, s: &str) -> JsonString {
         if s.len() <= INLINE_CAP {
             return JsonString::new(s);
