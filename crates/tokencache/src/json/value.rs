@@ -313,10 +313,8 @@ impl Interner {
             return JsonString::new(s);
         }
         let slot = slot % self.last.len();
-        if let Some(last) = &self.last[slot] {
-            if **last == *s {
-                return JsonString::shared(last.clone());
-            }
+        if let Some(last) = self.last[slot].as_ref().filter(|last| ***last == *s) {
+            return JsonString::shared(last.clone());
         }
         let shared = self.intern(s);
         if let JsonString(Repr::Shared(a)) = &shared {
