@@ -148,7 +148,7 @@ impl TokenCache {
     /// entries under non-canonical keys. A malformed entry is kept verbatim and reported by
     /// [`TokenCache::problems`]; it is not searchable. Resets [`TokenCache::has_state_changed`].
     pub fn deserialize(&self, text: &str) -> Result<(), Error> {
-        let state = CacheState::parse(text)?;
+        let state = crate::load::parse(text)?;
         *self.write().0 = state;
         self.size_hint
             .store(text.len() + text.len() / 8, Ordering::Relaxed);

@@ -32,6 +32,7 @@ mod entry;
 mod error;
 mod index;
 mod ingest;
+mod load;
 mod partition;
 mod problems;
 mod query;

@@ -224,7 +224,7 @@ impl TokenCache {
     /// Fails, changing nothing, if the document is not valid or holds another partition's
     /// entries.
     pub fn replace_partition(&self, key: &PartitionKey, document: &str) -> Result<(), Error> {
-        let incoming = CacheState::parse(document)?;
+        let incoming = crate::load::parse(document)?;
         for s in Section::ALL {
             for (_, k, item) in incoming.section(s).iter() {
                 let Some(e) = item.as_entry() else { continue };

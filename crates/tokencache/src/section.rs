@@ -106,6 +106,14 @@ impl SectionMap {
             .filter_map(|(i, s)| s.as_ref().map(|(k, v)| (i as Slot, &**k, v)))
     }
 
+    /// Takes the live entries out, in order.
+    pub(crate) fn into_items(self) -> impl Iterator<Item = (Slot, Box<str>, Item)> {
+        self.slots
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.map(|(k, v)| (i as Slot, k, v)))
+    }
+
     /// True when tombstones outnumber live entries enough to be worth a rebuild.
     pub(crate) fn should_compact(&self) -> bool {
         let dead = self.slots.len() - self.live;

@@ -3,9 +3,9 @@
 //! entries, [`CacheState::put`] and [`CacheState::delete`].
 
 use crate::Error;
-use crate::entry::{Entry, FieldName, Section};
+use crate::entry::{Entry, Section};
 use crate::index::{GroupIndex, group_of, username_group};
-use crate::json::{Interner, JsonValue, Parser, write_string};
+use crate::json::{JsonValue, write_string};
 use crate::keys::canonical_key;
 use crate::section::{Item, SectionMap, Slot};
 
@@ -17,6 +17,9 @@ pub(crate) enum Top {
     /// Anything else: unknown members, and known sections that are not objects.
     Other(Box<str>, JsonValue),
 }
+
+/// A top-level member taken out of a state: a section with its entries, or another value.
+pub(crate) type TopMember = Result<(Section, SectionMap), JsonValue>;
 
 #[derive(Clone, Default)]
 pub(crate) struct CacheState {
@@ -155,59 +158,88 @@ impl CacheState {
         }
     }
 
-    /// Parses a whole document (MSAL Python's `deserialize`: `""` is an empty cache).
-    pub(crate) fn parse(text: &str) -> Result<CacheState, Error> {
-        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-        let mut state = CacheState::default();
-        if text.trim_matches([' ', '\t', '\n', '\r']).is_empty() {
-            return Ok(state);
+    /// Applies a top-level member that is a known section holding an object, with Python
+    /// dict semantics: a repeated name keeps its first position and takes the last value.
+    pub(crate) fn apply_section(&mut self, name: &str, s: Section, map: SectionMap) {
+        if !self.has_section(s) {
+            match self
+                .top
+                .iter()
+                .position(|t| matches!(t, Top::Other(n, _) if **n == *name))
+            {
+                Some(i) => self.top[i] = Top::Section(s),
+                None => self.top.push(Top::Section(s)),
+            }
         }
-        let mut p = Parser::new(text);
-        if p.peek() != Some(b'{') {
-            p.value(0)?;
-            p.finish()?;
-            return Err(Error::NotAnObject);
+        self.sections[s.index()] = map;
+    }
+
+    /// Applies any other top-level member (dict semantics, as above).
+    pub(crate) fn apply_other(&mut self, name: &str, value: JsonValue) {
+        if let Some(s) = Section::from_name(name) {
+            self.sections[s.index()] = SectionMap::default();
         }
-        let mut interner = Interner::default();
-        p.object_members(|p, name| {
-            let name = match name {
-                crate::json::StrTok::Text(t) => t,
-                crate::json::StrTok::Lone(raw) => raw.into(),
-            };
-            match Section::from_name(&name) {
-                Some(s) if p.peek() == Some(b'{') => {
-                    let map = parse_section(p, &mut interner)?;
-                    if !state.has_section(s) {
-                        // A repeated name replaces the earlier value in its position.
-                        match state
-                            .top
-                            .iter()
-                            .position(|t| matches!(t, Top::Other(n, _) if **n == *name))
-                        {
-                            Some(i) => state.top[i] = Top::Section(s),
-                            None => state.top.push(Top::Section(s)),
-                        }
-                    }
-                    state.sections[s.index()] = map;
-                }
-                _ => {
-                    let value = p.value(1)?;
-                    if let Some(s) = Section::from_name(&name) {
-                        state.sections[s.index()] = SectionMap::default();
-                    }
-                    match state.top.iter_mut().find(|t| top_name(t) == &*name) {
-                        Some(t) => *t = Top::Other(name.as_ref().into(), value),
-                        None => state.top.push(Top::Other(name.as_ref().into(), value)),
-                    }
+        match self.top.iter_mut().find(|t| top_name(t) == name) {
+            Some(t) => *t = Top::Other(name.into(), value),
+            None => self.top.push(Top::Other(name.into(), value)),
+        }
+    }
+
+    /// Takes the top-level members out, in order: sections with their entries, or other values.
+    pub(crate) fn into_members(mut self) -> Vec<(Box<str>, TopMember)> {
+        let top = std::mem::take(&mut self.top);
+        top.into_iter()
+            .map(|t| match t {
+                Top::Section(s) => (
+                    s.name().into(),
+                    Ok((s, std::mem::take(&mut self.sections[s.index()]))),
+                ),
+                Top::Other(name, value) => (name, Err(value)),
+            })
+            .collect()
+    }
+
+    /// Builds every index from scratch; the access-token index on a second thread when asked.
+    pub(crate) fn build_indexes(&mut self, parallel: bool) {
+        let CacheState {
+            sections,
+            groups,
+            usernames,
+            ..
+        } = self;
+        let [at, rest @ ..] = sections;
+        let [at_groups, rest_groups @ ..] = groups;
+        let build_at = |at: &SectionMap| {
+            let mut g = GroupIndex::default();
+            let mut unused = GroupIndex::default();
+            for (slot, _, item) in at.iter() {
+                index_in(&mut g, &mut unused, Section::AccessToken, slot, item, true);
+            }
+            g
+        };
+        let build_rest = |rest_groups: &mut [GroupIndex], usernames: &mut GroupIndex| {
+            usernames.clear();
+            for ((map, g), s) in rest
+                .iter()
+                .zip(rest_groups.iter_mut())
+                .zip(&Section::ALL[1..])
+            {
+                g.clear();
+                for (slot, _, item) in map.iter() {
+                    index_in(g, usernames, *s, slot, item, true);
                 }
             }
-            Ok(())
-        })?;
-        p.finish()?;
-        for s in Section::ALL {
-            state.rebuild_index(s);
+        };
+        if parallel {
+            std::thread::scope(|scope| {
+                let handle = scope.spawn(|| build_at(at));
+                build_rest(rest_groups, usernames);
+                *at_groups = handle.join().unwrap_or_default();
+            });
+        } else {
+            *at_groups = build_at(at);
+            build_rest(rest_groups, usernames);
         }
-        Ok(state)
     }
 
     /// Serializes as MSAL Python's `serialize()` (`json.dumps(cache, indent=4)`).
@@ -276,6 +308,19 @@ fn index_item(
     item: &Item,
     insert: bool,
 ) {
+    index_in(&mut groups[s.index()], usernames, s, slot, item, insert);
+}
+
+/// Adds an entry to (or removes it from) its section's index, and the username index for
+/// accounts.
+fn index_in(
+    group_index: &mut GroupIndex,
+    usernames: &mut GroupIndex,
+    s: Section,
+    slot: Slot,
+    item: &Item,
+    insert: bool,
+) {
     let Item::Entry(e) = item else { return };
     let apply = |index: &mut GroupIndex, group: u64| {
         if insert {
@@ -285,11 +330,9 @@ fn index_item(
         }
     };
     if let Some(g) = group_of(s, e) {
-        apply(&mut groups[s.index()], g);
+        apply(group_index, g);
     }
-    if s == Section::Account
-        && let Some(g) = username_group(e)
-    {
+    if let Some(g) = username_group(e).filter(|_| s == Section::Account) {
         apply(usernames, g);
     }
 }
@@ -299,71 +342,4 @@ fn top_name(t: &Top) -> &str {
         Top::Section(s) => s.name(),
         Top::Other(n, _) => n,
     }
-}
-
-fn parse_section(p: &mut Parser<'_>, interner: &mut Interner) -> Result<SectionMap, Error> {
-    let mut map = SectionMap::default();
-    let mut scratch = Vec::with_capacity(16);
-    p.object_members(|p, key| {
-        let key = match key {
-            crate::json::StrTok::Text(t) => t,
-            crate::json::StrTok::Lone(raw) => raw.into(),
-        };
-        let item = if p.peek() == Some(b'{') {
-            Item::Entry(parse_entry(p, interner, &mut scratch)?)
-        } else {
-            Item::Other(p.value(2)?)
-        };
-        map.upsert(&key, item);
-        Ok(())
-    })?;
-    Ok(map)
-}
-
-fn parse_entry(
-    p: &mut Parser<'_>,
-    interner: &mut Interner,
-    scratch: &mut Vec<(FieldName, JsonValue)>,
-) -> Result<Entry, Error> {
-    scratch.clear();
-    let mut seen: u64 = 0;
-    p.object_members(|p, name| {
-        let name = match name {
-            crate::json::StrTok::Text(t) => FieldName::new(&t),
-            crate::json::StrTok::Lone(raw) => FieldName::Other(Box::new(raw.into())),
-        };
-        let repetitive = matches!(name, FieldName::Known(f) if f.is_repetitive());
-        let field_slot = match name {
-            FieldName::Known(f) => f as usize,
-            FieldName::Other(_) => 0,
-        };
-        let value = if repetitive && p.peek() == Some(b'"') {
-            match p.string()? {
-                crate::json::StrTok::Text(t) => {
-                    JsonValue::String(interner.intern_in(field_slot, &t))
-                }
-                lone => lone.into_value(),
-            }
-        } else {
-            p.value(3)?
-        };
-        // Python dict semantics for a repeated member: first position, last value.
-        let duplicate = match name.known_bit() {
-            Some(bit) => {
-                let dup = seen & bit != 0;
-                seen |= bit;
-                dup
-            }
-            None => true,
-        };
-        match duplicate
-            .then(|| Entry::position_in(scratch, &name))
-            .flatten()
-        {
-            Some(i) => scratch[i].1 = value,
-            None => scratch.push((name, value)),
-        }
-        Ok(())
-    })?;
-    Ok(Entry::from_unique(scratch))
 }

@@ -103,6 +103,16 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// The current byte offset.
+    pub(crate) fn position(&self) -> usize {
+        self.pos
+    }
+
+    /// Moves to a byte offset (a token boundary the caller has found).
+    pub(crate) fn seek(&mut self, pos: usize) {
+        self.pos = pos.min(self.src.len());
+    }
+
     pub(crate) fn skip_ws(&mut self) {
         let b = self.bytes();
         let mut i = self.pos;
