@@ -242,9 +242,34 @@ impl CacheState {
         }
     }
 
-    /// Serializes as MSAL Python's `serialize()` (`json.dumps(cache, indent=4)`).
+    /// Serializes as MSAL Python's `serialize()` (`json.dumps(cache, indent=4)`). Large caches
+    /// are written by two threads, each writing one half of the entries (see `write_range`).
     pub(crate) fn serialize(&self, capacity_hint: usize) -> String {
-        self.serialize_filtered(capacity_hint, |_, _, _| true, true)
+        let total: usize = Section::ALL.iter().map(|s| self.section(*s).len()).sum();
+        let parallel = total >= PARALLEL_MIN_ENTRIES
+            && std::thread::available_parallelism().is_ok_and(|n| n.get() > 1);
+        if !parallel {
+            return self.serialize_filtered(capacity_hint, |_, _, _| true, true);
+        }
+        let mid = total / 2;
+        let keep = |_: Section, _: &str, _: &Item| true;
+        std::thread::scope(|scope| {
+            let second = scope.spawn(|| {
+                let mut out = String::with_capacity(capacity_hint / 2 + 1024);
+                self.write_range(&mut out, &keep, true, mid, usize::MAX);
+                out
+            });
+            let mut out = String::with_capacity(capacity_hint.max(1024));
+            self.write_range(&mut out, &keep, true, 0, mid);
+            match second.join() {
+                Ok(tail) => out.push_str(&tail),
+                Err(_) => {
+                    out.clear();
+                    self.write_range(&mut out, &keep, true, 0, usize::MAX);
+                }
+            }
+            out
+        })
     }
 
     /// Serializes the entries `keep` accepts; foreign top-level members only if `foreign`.
@@ -255,50 +280,87 @@ impl CacheState {
         foreign: bool,
     ) -> String {
         let mut out = String::with_capacity(capacity_hint);
+        self.write_range(&mut out, &keep, foreign, 0, usize::MAX);
+        out
+    }
+
+    /// Writes the part of the document whose pieces have an ordinal in `lo..hi`. A piece's
+    /// ordinal is the number of kept entries before it, so ordinals never decrease along the
+    /// document and the parts for `0..m` and `m..MAX` concatenate to the whole.
+    fn write_range(
+        &self,
+        out: &mut String,
+        keep: &dyn Fn(Section, &str, &Item) -> bool,
+        foreign: bool,
+        lo: usize,
+        hi: usize,
+    ) {
+        let mine = |ordinal: usize| (lo..hi).contains(&ordinal);
         let members: Vec<&Top> = self
             .top
             .iter()
             .filter(|t| foreign || matches!(t, Top::Section(_)))
             .collect();
         if members.is_empty() {
-            out.push_str("{}");
-            return out;
-        }
-        out.push('{');
-        for (i, t) in members.into_iter().enumerate() {
-            if i > 0 {
-                out.push(',');
+            if mine(0) {
+                out.push_str("{}");
             }
-            out.push_str("\n    ");
+            return;
+        }
+        let mut ordinal = 0;
+        if mine(0) {
+            out.push('{');
+        }
+        for (i, t) in members.into_iter().enumerate() {
+            let open = ordinal;
+            if mine(open) {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str("\n    ");
+            }
             match t {
                 Top::Other(name, value) => {
-                    write_string(&mut out, name);
-                    out.push_str(": ");
-                    crate::json::write_python_json(&mut out, value, Some(1));
+                    if mine(open) {
+                        write_string(out, name);
+                        out.push_str(": ");
+                        crate::json::write_python_json(out, value, Some(1));
+                    }
                 }
                 Top::Section(s) => {
-                    write_string(&mut out, s.name());
-                    out.push_str(": ");
+                    if mine(open) {
+                        write_string(out, s.name());
+                        out.push_str(": ");
+                    }
                     let mut first = true;
                     for (_, key, item) in self.section(*s).iter().filter(|(_, k, i)| keep(*s, k, i))
                     {
-                        out.push_str(if first { "{\n        " } else { ",\n        " });
-                        first = false;
-                        write_string(&mut out, key);
-                        out.push_str(": ");
-                        match item {
-                            Item::Entry(e) => e.write_python(&mut out),
-                            Item::Other(v) => crate::json::write_python_json(&mut out, v, Some(2)),
+                        if mine(ordinal) {
+                            out.push_str(if first { "{\n        " } else { ",\n        " });
+                            write_string(out, key);
+                            out.push_str(": ");
+                            match item {
+                                Item::Entry(e) => e.write_python(out),
+                                Item::Other(v) => crate::json::write_python_json(out, v, Some(2)),
+                            }
                         }
+                        first = false;
+                        ordinal += 1;
                     }
-                    out.push_str(if first { "{}" } else { "\n    }" });
+                    if mine(ordinal) {
+                        out.push_str(if first { "{}" } else { "\n    }" });
+                    }
                 }
             }
         }
-        out.push_str("\n}");
-        out
+        if mine(ordinal) {
+            out.push_str("\n}");
+        }
     }
 }
+
+/// Caches with fewer entries are serialized on one thread.
+const PARALLEL_MIN_ENTRIES: usize = 20_000;
 
 fn index_item(
     groups: &mut [GroupIndex; 5],

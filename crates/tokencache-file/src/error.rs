@@ -1,0 +1,76 @@
+//! The error type of the desktop persistence crate.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::lock::LockOwner;
+
+/// What can go wrong with a cache file. Messages never include a secret or a key.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FileError {
+    /// An I/O error on a path.
+    #[error("I/O error on {}: {source}", path.display())]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// Another process held the lock for longer than the timeout.
+    #[error("timed out after {waited:?} waiting for the cache lock {} (held by {})", path.display(), holder.as_ref().map_or("an unknown process".to_owned(), ToString::to_string))]
+    LockTimeout {
+        /// The lock file.
+        path: PathBuf,
+        /// How long we waited.
+        waited: Duration,
+        /// Who holds it, as the lock file says.
+        holder: Option<LockOwner>,
+    },
+    /// The cache path is a symbolic link; refused so that a link cannot redirect where tokens
+    /// are written.
+    #[error("refusing to use {}: it is a symbolic link", path.display())]
+    Symlink {
+        /// The path.
+        path: PathBuf,
+    },
+    /// The file is not a valid cache. It was left untouched (or moved aside, by policy).
+    #[error("{} is not a valid token cache and was left untouched: {source}", path.display())]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: tokencache::Error,
+    },
+    /// The file is encrypted and no key was configured.
+    #[error("{} is encrypted (key: {key_id}); configure its key to read it", path.display())]
+    KeyRequired {
+        /// The file.
+        path: PathBuf,
+        /// Which kind of key it was encrypted with.
+        key_id: String,
+    },
+    /// The file could not be decrypted: a wrong key, or a damaged file. Nothing was changed.
+    #[error("cannot decrypt {} (key: {key_id}): wrong key or damaged file; it was left untouched", path.display())]
+    Decrypt {
+        /// The file.
+        path: PathBuf,
+        /// Which kind of key it was encrypted with.
+        key_id: String,
+    },
+    /// A key could not be obtained or has the wrong format.
+    #[error("encryption key: {reason}")]
+    Key {
+        /// Why.
+        reason: String,
+    },
+    /// The OS keyring failed or is unavailable.
+    #[error("keyring: {reason}")]
+    Keyring {
+        /// Why.
+        reason: String,
+    },
+    /// The cache rejected the change (e.g. an invalid token response).
+    #[error(transparent)]
+    Cache(#[from] tokencache::Error),
+}

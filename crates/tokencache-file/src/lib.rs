@@ -1,0 +1,32 @@
+//! Desktop persistence for tokencache: one MSAL token cache file shared safely by many
+//! processes and by other MSAL applications (MSAL Python with msal-extensions, MSAL .NET,
+//! Node, Java and Go, the Azure CLI), with the MSAL lock-file protocol (plus stale-lock
+//! recovery), one lock per change, atomic and durable writes, a never-lose-data policy for
+//! unparseable files, encryption at rest (XChaCha20-Poly1305) with keys from the OS keyring,
+//! a key file or the environment, and whole caches in the Secret Service under msal-extensions'
+//! identifiers.
+//!
+//! ```no_run
+//! use tokencache_file::{FileStore, KeySource, StoreOptions};
+//! let options = StoreOptions { encryption: Some(KeySource::File("cache.key".into())), ..Default::default() };
+//! let store = FileStore::open("msal_token_cache.bin", options)?;
+//! # let event = tokencache::TokenEvent::default();
+//! store.add(&event)?; // locked, merged with other processes' writes, written atomically
+//! # Ok::<(), tokencache_file::FileError>(())
+//! ```
+
+mod atomic;
+mod crypto;
+mod error;
+#[cfg(all(target_os = "linux", feature = "keyring"))]
+mod keyring;
+mod lock;
+mod store;
+
+pub use atomic::write_atomically;
+pub use crypto::{DataKey, KeySource, decrypt, encrypt, header_key_id, is_encrypted};
+pub use error::FileError;
+#[cfg(all(target_os = "linux", feature = "keyring"))]
+pub use keyring::{KeyringItem, sha256_hex};
+pub use lock::{CacheLock, LockOptions, LockOwner, LockStatus, lock_path, lock_status};
+pub use store::{CorruptPolicy, FileStore, StoreOptions};

@@ -1,0 +1,347 @@
+//! The cross-process lock, compatible with every MSAL extension library.
+//!
+//! The protocol is msal-extensions' and MSAL .NET's: a lock file `<cache>.lockfile` created
+//! exclusively (`O_CREAT|O_EXCL`), holding `"<pid> <argv0>"`, with an exclusive OS lock
+//! (`flock` on Unix, `LockFileEx` on Windows) on it for as long as it is held, deleted on
+//! release. So a Python, .NET, Node, Java or Go MSAL app on the same cache waits for us, and we
+//! wait for it.
+//!
+//! Fixes over the other implementations:
+//! - **Stale locks recover.** A lock file whose owner process is dead (and which nobody holds
+//!   an OS lock on) is removed at once, with a warning, instead of costing every caller the full
+//!   timeout (Python, Node) or blocking forever.
+//! - **No unlink race.** After taking the OS lock we check that the file at the path is still
+//!   the one we locked; if a releasing holder deleted it meanwhile, we start over instead of
+//!   entering the critical section on a deleted file (portalocker's bug).
+//! - A timeout names the holder's pid and program.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{ErrorKind, Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::error::FileError;
+
+/// Who holds a lock, as its lock file says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LockOwner {
+    /// The process id.
+    pub pid: u32,
+    /// The program (`argv[0]`), possibly empty.
+    pub program: String,
+}
+
+impl std::fmt::Display for LockOwner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.program.is_empty() {
+            write!(f, "pid {}", self.pid)
+        } else {
+            write!(f, "pid {} ({})", self.pid, self.program)
+        }
+    }
+}
+
+/// The state of a cache's lock file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LockStatus {
+    /// No lock file.
+    Free,
+    /// A lock file exists.
+    Held {
+        /// Its owner, if the file names one.
+        owner: Option<LockOwner>,
+        /// Whether the owner process is alive (`None` when unknown).
+        alive: Option<bool>,
+        /// Whether some process holds the OS lock on it.
+        os_locked: bool,
+        /// How long ago the file was last modified.
+        age: Duration,
+    },
+}
+
+impl LockStatus {
+    /// True when the lock file is left over by a dead process: the next locker removes it.
+    pub fn is_stale(&self) -> bool {
+        match self {
+            LockStatus::Free => false,
+            LockStatus::Held {
+                owner,
+                alive,
+                os_locked,
+                age,
+            } => {
+                !os_locked
+                    && (*alive == Some(false) || (owner.is_none() && *age > EMPTY_LOCK_GRACE))
+            }
+        }
+    }
+}
+
+/// A lock file with no owner written yet is live for this long (its creator may be between
+/// creating and writing it).
+const EMPTY_LOCK_GRACE: Duration = Duration::from_secs(10);
+
+/// The lock file path for a cache file: `<cache>.lockfile`, as every MSAL library names it.
+pub fn lock_path(cache: &Path) -> PathBuf {
+    let mut name = cache.as_os_str().to_owned();
+    name.push(".lockfile");
+    PathBuf::from(name)
+}
+
+fn parse_owner(content: &str) -> Option<LockOwner> {
+    let mut parts = content.trim().splitn(2, ' ');
+    let pid = parts.next()?.parse().ok()?;
+    Some(LockOwner {
+        pid,
+        program: parts.next().unwrap_or_default().to_owned(),
+    })
+}
+
+/// Whether a process exists (`None` when this platform cannot tell).
+fn process_alive(pid: u32) -> Option<bool> {
+    #[cfg(target_os = "linux")]
+    {
+        Some(Path::new(&format!("/proc/{pid}")).exists())
+    }
+    #[cfg(all(unix, not(target_os = "linux")))]
+    {
+        let Ok(pid) = libc::pid_t::try_from(pid) else {
+            return Some(false);
+        };
+        // SAFETY: kill with signal 0 only checks for the existence of the process.
+        #[allow(unsafe_code)]
+        let r = unsafe { libc::kill(pid, 0) };
+        Some(r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = pid;
+        None
+    }
+}
+
+/// Reads the state of the lock file for `cache`.
+pub fn lock_status(cache: &Path) -> Result<LockStatus, FileError> {
+    let path = lock_path(cache);
+    let mut file = match File::open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(LockStatus::Free),
+        Err(source) => return Err(FileError::Io { path, source }),
+    };
+    let mut content = String::new();
+    let _ = file.read_to_string(&mut content);
+    let owner = parse_owner(&content);
+    let alive = owner.as_ref().and_then(|o| process_alive(o.pid));
+    let os_locked = match file.try_lock() {
+        Ok(()) => {
+            let _ = file.unlock();
+            false
+        }
+        Err(_) => true,
+    };
+    let age = file
+        .metadata()
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|m| SystemTime::now().duration_since(m).ok())
+        .unwrap_or_default();
+    Ok(LockStatus::Held {
+        owner,
+        alive,
+        os_locked,
+        age,
+    })
+}
+
+/// How long to wait for a lock and how often to look.
+#[derive(Clone, Copy, Debug)]
+pub struct LockOptions {
+    /// Give up after this long (default 30 s).
+    pub timeout: Duration,
+    /// Pause between attempts (default 10 ms, with jitter).
+    pub retry_delay: Duration,
+}
+
+impl Default for LockOptions {
+    fn default() -> Self {
+        LockOptions {
+            timeout: Duration::from_secs(30),
+            retry_delay: Duration::from_millis(10),
+        }
+    }
+}
+
+/// A held cache lock; released (lock file deleted, OS lock dropped) on drop.
+#[derive(Debug)]
+pub struct CacheLock {
+    path: PathBuf,
+    file: Option<File>,
+}
+
+#[cfg(unix)]
+fn same_file(a: &fs::Metadata, b: &fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    a.dev() == b.dev() && a.ino() == b.ino()
+}
+
+#[cfg(not(unix))]
+fn same_file(_: &fs::Metadata, _: &fs::Metadata) -> bool {
+    true
+}
+
+fn jitter(base: Duration, attempt: u32) -> Duration {
+    let spread = (std::process::id() as u64)
+        .wrapping_mul(2654435761)
+        .wrapping_add(attempt as u64 * 40503)
+        % 1000;
+    base + base * spread as u32 / 1000
+}
+
+impl CacheLock {
+    /// Takes the lock of the cache at `cache`, waiting up to `options.timeout`.
+    pub fn acquire(cache: &Path, options: LockOptions) -> Result<CacheLock, FileError> {
+        let path = lock_path(cache);
+        let start = Instant::now();
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            match Self::try_once(&path, start + options.timeout)? {
+                Some(lock) => return Ok(lock),
+                None => {
+                    if start.elapsed() >= options.timeout {
+                        let holder = match lock_status(cache)? {
+                            LockStatus::Held { owner, .. } => owner,
+                            LockStatus::Free => None,
+                        };
+                        return Err(FileError::LockTimeout {
+                            path,
+                            waited: start.elapsed(),
+                            holder,
+                        });
+                    }
+                    std::thread::sleep(jitter(options.retry_delay, attempt));
+                }
+            }
+        }
+    }
+
+    /// One attempt: `Some` when the lock is ours.
+    fn try_once(path: &Path, deadline: Instant) -> Result<Option<CacheLock>, FileError> {
+        let io = |source| FileError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        match OpenOptions::new().write(true).create_new(true).open(path) {
+            Ok(mut file) => {
+                let program = std::env::args().next().unwrap_or_default();
+                let _ = write!(file, "{} {}", std::process::id(), program);
+                let _ = file.flush();
+                // Exclude portalocker-based peers, which rely on the OS lock alone. The OS lock
+                // can be briefly held by a peer inspecting the file for staleness, or by a
+                // portalocker peer in its critical section (which deletes the file when done):
+                // keep trying until ours, or the file is gone, or time is up.
+                loop {
+                    match file.try_lock() {
+                        Ok(()) => break,
+                        Err(_) if Instant::now() < deadline => {
+                            std::thread::sleep(Duration::from_millis(1))
+                        }
+                        Err(_) => {
+                            let ours = file.metadata().ok();
+                            let current = fs::metadata(path).ok();
+                            if let (Some(a), Some(b)) = (ours, current) {
+                                if same_file(&a, &b) {
+                                    let _ = fs::remove_file(path);
+                                }
+                            }
+                            return Ok(None);
+                        }
+                    }
+                }
+                // Still the file at the path? (A peer may have removed it as stale.)
+                let ours = file.metadata().map_err(io)?;
+                match fs::metadata(path) {
+                    Ok(now) if same_file(&ours, &now) => Ok(Some(CacheLock {
+                        path: path.to_owned(),
+                        file: Some(file),
+                    })),
+                    _ => Ok(None),
+                }
+            }
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+                Self::break_if_stale(path)?;
+                Ok(None)
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    fs::create_dir_all(dir).map_err(|source| FileError::Io {
+                        path: dir.to_owned(),
+                        source,
+                    })?;
+                }
+                Ok(None)
+            }
+            // Windows reports a file being deleted by its holder as access denied.
+            Err(e) if e.kind() == ErrorKind::PermissionDenied && cfg!(windows) => Ok(None),
+            Err(source) => Err(io(source)),
+        }
+    }
+
+    /// Removes the lock file if its owner is dead and nobody holds the OS lock on it.
+    fn break_if_stale(path: &Path) -> Result<(), FileError> {
+        let Ok(mut file) = File::open(path) else {
+            return Ok(());
+        };
+        if file.try_lock().is_err() {
+            return Ok(()); // a live holder (us, Python with portalocker, .NET)
+        }
+        let mut content = String::new();
+        let _ = file.read_to_string(&mut content);
+        let owner = parse_owner(&content);
+        let age = file
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|m| SystemTime::now().duration_since(m).ok())
+            .unwrap_or_default();
+        let stale = match &owner {
+            Some(o) => process_alive(o.pid) == Some(false),
+            None => age > EMPTY_LOCK_GRACE,
+        };
+        if stale {
+            // Remove it only if it is still the file we inspected.
+            let inspected = file.metadata().ok();
+            let current = fs::metadata(path).ok();
+            if let (Some(a), Some(b)) = (inspected, current) {
+                if same_file(&a, &b) {
+                    tracing::warn!(lock = %path.display(), owner = ?owner, "removing a stale cache lock left by a dead process");
+                    let _ = fs::remove_file(path);
+                }
+            }
+        }
+        let _ = file.unlock();
+        Ok(())
+    }
+
+    /// The lock file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for CacheLock {
+    fn drop(&mut self) {
+        if let Some(file) = self.file.take() {
+            // Delete while still holding the OS lock, so that no one can take over a file
+            // that is about to disappear; waiters re-check the path after locking.
+            let ours = file.metadata().ok();
+            let current = fs::metadata(&self.path).ok();
+            if let (Some(a), Some(b)) = (ours, current) {
+                if same_file(&a, &b) {
+                    let _ = fs::remove_file(&self.path);
+                }
+            }
+            let _ = file.unlock();
+        }
+    }
+}

@@ -1,0 +1,417 @@
+//! [`FileStore`]: one cache file (or keyring item) shared by many processes.
+
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokencache::{TokenCache, TokenEvent};
+
+use crate::atomic::{refuse_symlink, write_atomically};
+use crate::crypto::{self, DataKey, KeySource};
+use crate::error::FileError;
+use crate::lock::{CacheLock, LockOptions, LockStatus, lock_status};
+
+/// What to do with a cache file that cannot be parsed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CorruptPolicy {
+    /// Fail every load and save with [`FileError::Corrupt`]; the file is never touched. The
+    /// default: nothing is ever lost, and the user (or `tokencache validate`) decides.
+    #[default]
+    Fail,
+    /// Rename the file to `<cache>.corrupt-<unix seconds>`, log an error, and carry on with an
+    /// empty cache. [`FileStore::last_corrupt_backup`] tells where it went.
+    MoveAside,
+}
+
+/// How a [`FileStore`] behaves.
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    /// Waiting for the cross-process lock.
+    pub lock: LockOptions,
+    /// Unparseable files.
+    pub corrupt: CorruptPolicy,
+    /// Encrypt the file with this key. A plain file found at the path is still read (and
+    /// encrypted at the next write): that is the migration path.
+    pub encryption: Option<KeySource>,
+    /// Lock-free reads retry a file that does not parse (a writer that truncates in place, as
+    /// msal-extensions does, may be mid-write) this many times.
+    pub read_retries: u32,
+    /// Pause between those retries.
+    pub read_retry_delay: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            lock: LockOptions::default(),
+            corrupt: CorruptPolicy::default(),
+            encryption: None,
+            read_retries: 3,
+            read_retry_delay: Duration::from_millis(100),
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Backend {
+    File(PathBuf),
+    #[cfg(all(target_os = "linux", feature = "keyring"))]
+    Keyring {
+        item: crate::keyring::KeyringItem,
+        signal: PathBuf,
+    },
+}
+
+#[derive(Default)]
+struct Synced {
+    /// Length and hash of the bytes last read or written.
+    fingerprint: Option<(usize, u64)>,
+    key: Option<DataKey>,
+    corrupt_backup: Option<PathBuf>,
+}
+
+/// A token cache persisted in one file, safe to share between threads, processes and other
+/// MSAL applications.
+///
+/// Every change runs as: take the cross-process lock (`<cache>.lockfile`, the MSAL protocol),
+/// re-read the file if its content changed (by content, not by modification time), apply the
+/// change to the in-memory cache, write the file atomically if anything changed, release.
+/// One lock acquisition per token response (msal-extensions takes five), and readers never
+/// see a partial file.
+///
+/// ```no_run
+/// use tokencache_file::{FileStore, StoreOptions};
+/// let store = FileStore::open("/home/me/.cache/myapp/msal_token_cache.json", StoreOptions::default())?;
+/// store.reload()?; // pick up what other processes wrote
+/// let accounts = store.cache().accounts(&Default::default());
+/// # Ok::<(), tokencache_file::FileError>(())
+/// ```
+pub struct FileStore {
+    backend: Backend,
+    lock_target: PathBuf,
+    options: StoreOptions,
+    cache: Arc<TokenCache>,
+    synced: Mutex<Synced>,
+}
+
+impl std::fmt::Debug for FileStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileStore")
+            .field("backend", &self.backend)
+            .field("cache", &self.cache)
+            .finish_non_exhaustive()
+    }
+}
+
+fn fingerprint(bytes: &[u8]) -> (usize, u64) {
+    let mut h = DefaultHasher::new();
+    bytes.hash(&mut h);
+    (bytes.len(), h.finish())
+}
+
+impl FileStore {
+    /// A store for the cache file at `path` (created on the first write, mode 0600). A path
+    /// that is a symbolic link is refused.
+    pub fn open(path: impl AsRef<Path>, options: StoreOptions) -> Result<FileStore, FileError> {
+        let path = path.as_ref().to_owned();
+        refuse_symlink(&path)?;
+        Ok(FileStore {
+            lock_target: path.clone(),
+            backend: Backend::File(path),
+            options,
+            cache: Arc::new(TokenCache::new()),
+            synced: Mutex::new(Synced::default()),
+        })
+    }
+
+    /// A store whose whole cache lives in a Secret Service item (for small caches), shareable
+    /// with msal-extensions' `LibsecretPersistence` using the same item and signal file (see
+    /// [`crate::KeyringItem::msal_extensions`]). The lock is `<signal>.lockfile`.
+    #[cfg(all(target_os = "linux", feature = "keyring"))]
+    pub fn keyring(
+        item: crate::keyring::KeyringItem,
+        signal_file: impl AsRef<Path>,
+        options: StoreOptions,
+    ) -> Result<FileStore, FileError> {
+        let signal = signal_file.as_ref().to_owned();
+        Ok(FileStore {
+            lock_target: signal.clone(),
+            backend: Backend::Keyring { item, signal },
+            options: StoreOptions {
+                encryption: None,
+                ..options
+            },
+            cache: Arc::new(TokenCache::new()),
+            synced: Mutex::new(Synced::default()),
+        })
+    }
+
+    /// The in-memory cache, for lookups. Change it only through [`FileStore::update`] (or
+    /// [`FileStore::add`]), or the change is not saved and is lost at the next reload.
+    pub fn cache(&self) -> &Arc<TokenCache> {
+        &self.cache
+    }
+
+    /// The cache file (or the signal file of a keyring store).
+    pub fn path(&self) -> &Path {
+        &self.lock_target
+    }
+
+    /// Where the last unparseable file was moved (with [`CorruptPolicy::MoveAside`]).
+    pub fn last_corrupt_backup(&self) -> Option<PathBuf> {
+        self.synced().corrupt_backup.clone()
+    }
+
+    /// The state of this cache's lock.
+    pub fn lock_status(&self) -> Result<LockStatus, FileError> {
+        lock_status(&self.lock_target)
+    }
+
+    fn synced(&self) -> MutexGuard<'_, Synced> {
+        self.synced
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn read_raw(&self) -> Result<Option<Vec<u8>>, FileError> {
+        match &self.backend {
+            Backend::File(path) => match std::fs::read(path) {
+                Ok(bytes) => Ok(Some(bytes)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(source) => Err(FileError::Io {
+                    path: path.clone(),
+                    source,
+                }),
+            },
+            #[cfg(all(target_os = "linux", feature = "keyring"))]
+            Backend::Keyring { item, .. } => Ok(item.load()?.map(|s| s.to_vec())),
+        }
+    }
+
+    fn write_raw(&self, bytes: &[u8]) -> Result<(), FileError> {
+        match &self.backend {
+            Backend::File(path) => write_atomically(path, bytes),
+            #[cfg(all(target_os = "linux", feature = "keyring"))]
+            Backend::Keyring { item, signal } => {
+                item.store(bytes)?;
+                touch(signal)
+            }
+        }
+    }
+
+    fn key(&self, synced: &mut Synced, create: bool) -> Result<Option<DataKey>, FileError> {
+        let Some(source) = &self.options.encryption else {
+            return Ok(None);
+        };
+        if synced.key.is_none() {
+            synced.key = Some(source.resolve(create)?);
+        }
+        Ok(synced.key.clone())
+    }
+
+    /// Turns raw bytes into cache text: decrypts if encrypted.
+    fn decode(
+        &self,
+        synced: &mut Synced,
+        raw: &[u8],
+    ) -> Result<zeroize::Zeroizing<String>, FileError> {
+        if crypto::is_encrypted(raw) {
+            let key_id = crypto::header_key_id(raw).unwrap_or_default();
+            let path = self.lock_target.clone();
+            let Some(key) = self.key(synced, false)? else {
+                return Err(FileError::KeyRequired { path, key_id });
+            };
+            let plain = crypto::decrypt(raw, &key).map_err(|()| FileError::Decrypt {
+                path: path.clone(),
+                key_id: key_id.clone(),
+            })?;
+            let text = String::from_utf8(plain.to_vec())
+                .map_err(|_| FileError::Decrypt { path, key_id })?;
+            return Ok(zeroize::Zeroizing::new(text));
+        }
+        let text = String::from_utf8(raw.to_vec()).map_err(|_| FileError::Corrupt {
+            path: self.lock_target.clone(),
+            source: tokencache::Error::Json {
+                line: 1,
+                column: 1,
+                message: "not UTF-8 text".into(),
+            },
+        })?;
+        Ok(zeroize::Zeroizing::new(text))
+    }
+
+    fn encode(&self, synced: &mut Synced, text: String) -> Result<Vec<u8>, FileError> {
+        let text = zeroize::Zeroizing::new(text);
+        match (self.key(synced, true)?, &self.options.encryption) {
+            (Some(key), Some(source)) => crypto::encrypt(text.as_bytes(), &key, source.key_id()),
+            _ => Ok(text.as_bytes().to_vec()),
+        }
+    }
+
+    /// Loads `raw` into the in-memory cache if it differs from what was last synced.
+    /// `retries`: how often to re-read a file that does not parse.
+    fn sync_from(
+        &self,
+        synced: &mut Synced,
+        mut raw: Option<Vec<u8>>,
+        retries: u32,
+        under_lock: bool,
+    ) -> Result<bool, FileError> {
+        let mut attempt = 0;
+        loop {
+            let fp = raw.as_deref().map(fingerprint);
+            if fp == synced.fingerprint {
+                return Ok(false);
+            }
+            let Some(bytes) = raw.as_deref() else {
+                // The file is gone: the cache is empty.
+                self.cache.deserialize("")?;
+                synced.fingerprint = None;
+                return Ok(true);
+            };
+            let text = self.decode(synced, bytes)?;
+            match self.cache.deserialize(&text) {
+                Ok(()) => {
+                    synced.fingerprint = fp;
+                    return Ok(true);
+                }
+                Err(source) if attempt < retries => {
+                    tracing::debug!(path = %self.lock_target.display(), error = %source, "cache does not parse yet, retrying");
+                    attempt += 1;
+                    std::thread::sleep(self.options.read_retry_delay);
+                    raw = self.read_raw()?;
+                }
+                Err(source) => return self.corrupt(synced, source, under_lock),
+            }
+        }
+    }
+
+    fn corrupt(
+        &self,
+        synced: &mut Synced,
+        source: tokencache::Error,
+        under_lock: bool,
+    ) -> Result<bool, FileError> {
+        let path = self.lock_target.clone();
+        match (self.options.corrupt, &self.backend) {
+            (CorruptPolicy::MoveAside, Backend::File(file)) if under_lock => {
+                let stamp = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                let mut backup = PathBuf::from(format!("{}.corrupt-{stamp}", file.display()));
+                let mut n = 1;
+                while backup.exists() {
+                    backup = PathBuf::from(format!("{}.corrupt-{stamp}-{n}", file.display()));
+                    n += 1;
+                }
+                std::fs::rename(file, &backup).map_err(|e| FileError::Io {
+                    path: file.clone(),
+                    source: e,
+                })?;
+                tracing::error!(path = %file.display(), backup = %backup.display(), error = %source, "cache file does not parse; moved it aside and started empty");
+                self.cache.clear();
+                synced.fingerprint = None;
+                synced.corrupt_backup = Some(backup);
+                Ok(true)
+            }
+            _ => Err(FileError::Corrupt { path, source }),
+        }
+    }
+
+    /// Reads the file without taking the lock and loads it if it changed (retrying a file
+    /// that does not parse, in case a foreign writer is mid-write). Returns true when the
+    /// in-memory cache changed.
+    pub fn reload(&self) -> Result<bool, FileError> {
+        let raw = self.read_raw()?;
+        let mut synced = self.synced();
+        self.sync_from(&mut synced, raw, self.options.read_retries, false)
+    }
+
+    /// Applies a change under the cross-process lock: re-reads the file if another process
+    /// changed it, runs `change` on the in-memory cache, and writes the file atomically if the
+    /// cache changed. Threads of this process are serialized too.
+    pub fn update<R>(
+        &self,
+        change: impl FnOnce(&TokenCache) -> Result<R, tokencache::Error>,
+    ) -> Result<R, FileError> {
+        let mut synced = self.synced();
+        let _lock = CacheLock::acquire(&self.lock_target, self.options.lock)?;
+        let raw = self.read_raw()?;
+        self.sync_from(&mut synced, raw, 2, true)?;
+        let result = change(&self.cache);
+        if self.cache.has_state_changed() {
+            let bytes = self.encode(&mut synced, self.cache.serialize())?;
+            if let Err(e) = self.write_raw(&bytes) {
+                // The file keeps its old content; so must our view of it.
+                synced.fingerprint = None;
+                return Err(e);
+            }
+            synced.fingerprint = Some(fingerprint(&bytes));
+        }
+        Ok(result?)
+    }
+
+    /// Records one token response (one lock acquisition, one write).
+    pub fn add(&self, event: &TokenEvent) -> Result<(), FileError> {
+        self.update(|cache| cache.add(event))
+    }
+
+    /// Rewrites the file with the configured encryption (encrypting a plain file, or
+    /// re-encrypting with a new key); with no encryption configured, writes it in plain text
+    /// (decrypting it, given its key via `decrypt_with`).
+    pub fn rewrite(&self, decrypt_with: Option<&KeySource>) -> Result<(), FileError> {
+        let mut synced = self.synced();
+        let _lock = CacheLock::acquire(&self.lock_target, self.options.lock)?;
+        let Some(raw) = self.read_raw()? else {
+            return Ok(());
+        };
+        let text = if crypto::is_encrypted(&raw) {
+            let key_id = crypto::header_key_id(&raw).unwrap_or_default();
+            let key = match decrypt_with.or(self.options.encryption.as_ref()) {
+                Some(source) => source.resolve(false)?,
+                None => {
+                    return Err(FileError::KeyRequired {
+                        path: self.lock_target.clone(),
+                        key_id,
+                    });
+                }
+            };
+            let plain = crypto::decrypt(&raw, &key).map_err(|()| FileError::Decrypt {
+                path: self.lock_target.clone(),
+                key_id,
+            })?;
+            zeroize::Zeroizing::new(String::from_utf8_lossy(&plain).into_owned())
+        } else {
+            zeroize::Zeroizing::new(String::from_utf8_lossy(&raw).into_owned())
+        };
+        // Never rewrite what does not parse.
+        self.cache
+            .deserialize(&text)
+            .map_err(|source| FileError::Corrupt {
+                path: self.lock_target.clone(),
+                source,
+            })?;
+        let bytes = self.encode(&mut synced, self.cache.serialize())?;
+        self.write_raw(&bytes)?;
+        synced.fingerprint = Some(fingerprint(&bytes));
+        Ok(())
+    }
+}
+
+#[cfg(all(target_os = "linux", feature = "keyring"))]
+fn touch(path: &Path) -> Result<(), FileError> {
+    let err = |source| FileError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(err)?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(err)?;
+    file.set_modified(std::time::SystemTime::now()).map_err(err)
+}

@@ -1,0 +1,347 @@
+//! The file store in one process: atomic writes, permissions, symlinks, corrupt files,
+//! encryption, locks.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::user_event;
+use tokencache::Section;
+use tokencache_file::{
+    CacheLock, CorruptPolicy, DataKey, FileError, FileStore, KeySource, LockOptions, LockStatus,
+    StoreOptions, lock_path, lock_status,
+};
+
+fn store(path: &std::path::Path) -> FileStore {
+    FileStore::open(path, StoreOptions::default()).expect("open")
+}
+
+#[test]
+fn changes_are_saved_and_seen_by_another_store() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("cache.json");
+    let a = store(&path);
+    let b = store(&path);
+    a.add(&user_event("alice")).expect("add");
+    b.add(&user_event("bob")).expect("add");
+    assert!(a.reload().expect("reload"), "a sees b's write");
+    assert_eq!(
+        a.cache().len(Section::Account),
+        2,
+        "b merged with a's write, nothing lost"
+    );
+    assert!(
+        !a.reload().expect("reload"),
+        "unchanged file is not re-parsed"
+    );
+    assert!(
+        !lock_path(&path).exists(),
+        "the lock file is removed after each change"
+    );
+    let text = std::fs::read_to_string(&path).expect("read");
+    assert_eq!(text, a.cache().serialize(), "the file is MSAL JSON");
+}
+
+#[cfg(unix)]
+#[test]
+fn new_files_are_0600_and_existing_permissions_are_kept() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("sub/dir/cache.json");
+    store(&path).add(&user_event("alice")).expect("add");
+    assert_eq!(
+        std::fs::metadata(&path).expect("meta").permissions().mode() & 0o777,
+        0o600
+    );
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).expect("chmod");
+    store(&path).add(&user_event("bob")).expect("add");
+    assert_eq!(
+        std::fs::metadata(&path).expect("meta").permissions().mode() & 0o777,
+        0o640
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(path.parent().expect("dir"))
+        .expect("ls")
+        .collect();
+    assert_eq!(leftovers.len(), 1, "no temporary files left behind");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_symlinked_cache_path_is_refused() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let real = dir.path().join("real.json");
+    std::fs::write(&real, "{}").expect("write");
+    let link = dir.path().join("link.json");
+    std::os::unix::fs::symlink(&real, &link).expect("symlink");
+    assert!(matches!(
+        FileStore::open(&link, StoreOptions::default()),
+        Err(FileError::Symlink { .. })
+    ));
+}
+
+#[test]
+fn a_corrupt_file_is_never_overwritten_by_default() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("cache.json");
+    let garbage = "{\"AccessToken\": {\"k\": {\"secret\": \"s\"}}, oops";
+    std::fs::write(&path, garbage).expect("write");
+    let s = store(&path);
+    let err = s.add(&user_event("alice")).expect_err("corrupt");
+    assert!(matches!(err, FileError::Corrupt { .. }), "{err}");
+    assert!(err.to_string().contains("left untouched"));
+    assert!(!err.to_string().contains("\"s\""));
+    assert_eq!(std::fs::read_to_string(&path).expect("read"), garbage);
+    assert!(matches!(s.reload(), Err(FileError::Corrupt { .. })));
+}
+
+#[test]
+fn a_corrupt_file_is_moved_aside_when_asked() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("cache.json");
+    std::fs::write(&path, "not json").expect("write");
+    let s = FileStore::open(
+        &path,
+        StoreOptions {
+            corrupt: CorruptPolicy::MoveAside,
+            ..Default::default()
+        },
+    )
+    .expect("open");
+    s.add(&user_event("alice"))
+        .expect("add succeeds on a fresh cache");
+    let backup = s.last_corrupt_backup().expect("told where it went");
+    assert_eq!(
+        std::fs::read_to_string(&backup).expect("backup"),
+        "not json"
+    );
+    assert!(
+        backup
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .starts_with("cache.json.corrupt-")
+    );
+    assert_eq!(
+        common::accounts_in(&std::fs::read_to_string(&path).expect("read")),
+        ["alice.t"]
+    );
+}
+
+#[test]
+fn encrypted_files_need_the_right_key_and_lose_nothing_otherwise() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("cache.bin");
+    let key_file = dir.path().join("cache.key");
+    let enc = StoreOptions {
+        encryption: Some(KeySource::File(key_file.clone())),
+        ..Default::default()
+    };
+    FileStore::open(&path, enc.clone())
+        .expect("open")
+        .add(&user_event("alice"))
+        .expect("add");
+    let bytes = std::fs::read(&path).expect("read");
+    assert!(tokencache_file::is_encrypted(&bytes));
+    assert!(
+        !String::from_utf8_lossy(&bytes).contains("alice"),
+        "encrypted at rest"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&key_file)
+                .expect("key")
+                .permissions()
+                .mode()
+                & 0o777,
+            0o600
+        );
+    }
+    // Same key: readable.
+    let again = FileStore::open(&path, enc.clone()).expect("open");
+    again.reload().expect("reload");
+    assert_eq!(again.cache().len(Section::Account), 1);
+    // No key: a clear error.
+    let plain = store(&path);
+    assert!(
+        matches!(plain.reload(), Err(FileError::KeyRequired { ref key_id, .. }) if key_id == "file")
+    );
+    // Wrong key: a clear error, and the file is untouched by a failed write.
+    let wrong = StoreOptions {
+        encryption: Some(KeySource::Key(DataKey::generate().expect("key"))),
+        ..Default::default()
+    };
+    let w = FileStore::open(&path, wrong).expect("open");
+    let err = w.add(&user_event("mallory")).expect_err("wrong key");
+    assert!(matches!(err, FileError::Decrypt { .. }), "{err}");
+    assert_eq!(
+        std::fs::read(&path).expect("read"),
+        bytes,
+        "nothing destroyed"
+    );
+}
+
+#[test]
+fn migration_from_plain_to_encrypted_and_back() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("cache.json");
+    store(&path).add(&user_event("alice")).expect("add");
+    let key = KeySource::Key(DataKey::from_text(&"ab".repeat(32)).expect("hex key"));
+    // A store with a key reads the plain file and encrypts it on the next write.
+    let enc = FileStore::open(
+        &path,
+        StoreOptions {
+            encryption: Some(key.clone()),
+            ..Default::default()
+        },
+    )
+    .expect("open");
+    enc.rewrite(None).expect("encrypt");
+    assert!(tokencache_file::is_encrypted(
+        &std::fs::read(&path).expect("read")
+    ));
+    enc.add(&user_event("bob")).expect("add");
+    // Back to plain text.
+    store(&path).rewrite(Some(&key)).expect("decrypt");
+    let text = std::fs::read_to_string(&path).expect("plain again");
+    let mut accounts = common::accounts_in(&text);
+    accounts.sort();
+    assert_eq!(accounts, ["alice.t", "bob.t"]);
+}
+
+#[test]
+fn key_from_the_environment() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("cache.bin");
+    // SAFETY of the test: the variable name is unique to this test.
+    unsafe_env_set("TOKENCACHE_TEST_KEY_ENV", &"0f".repeat(32));
+    let opts = StoreOptions {
+        encryption: Some(KeySource::Env("TOKENCACHE_TEST_KEY_ENV".into())),
+        ..Default::default()
+    };
+    FileStore::open(&path, opts.clone())
+        .expect("open")
+        .add(&user_event("alice"))
+        .expect("add");
+    let r = FileStore::open(&path, opts).expect("open");
+    r.reload().expect("reload");
+    assert_eq!(r.cache().len(Section::Account), 1);
+    let missing = StoreOptions {
+        encryption: Some(KeySource::Env("TOKENCACHE_TEST_KEY_UNSET".into())),
+        ..Default::default()
+    };
+    let err = FileStore::open(&path, missing)
+        .expect("open")
+        .reload()
+        .expect_err("no key");
+    assert!(
+        err.to_string().contains("TOKENCACHE_TEST_KEY_UNSET"),
+        "{err}"
+    );
+}
+
+#[allow(unsafe_code)]
+fn unsafe_env_set(k: &str, v: &str) {
+    // SAFETY: set before any thread of this test reads the environment.
+    unsafe { std::env::set_var(k, v) }
+}
+
+#[test]
+fn a_stale_lock_of_a_dead_process_is_broken_at_once() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("cache.json");
+    let mut child = std::process::Command::new("true").spawn().expect("spawn");
+    let dead_pid = child.id();
+    child.wait().expect("wait");
+    std::fs::write(lock_path(&path), format!("{dead_pid} /usr/bin/az")).expect("stale lock");
+    let status = lock_status(&path).expect("status");
+    assert!(status.is_stale(), "{status:?}");
+    let start = Instant::now();
+    store(&path).add(&user_event("alice")).expect("add");
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "did not wait out a timeout: {:?}",
+        start.elapsed()
+    );
+    assert_eq!(lock_status(&path).expect("status"), LockStatus::Free);
+}
+
+#[test]
+fn a_live_holder_makes_us_wait_then_fail_naming_it() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("cache.json");
+    let held = CacheLock::acquire(&path, LockOptions::default()).expect("hold");
+    let content = std::fs::read_to_string(held.path()).expect("lock content");
+    assert!(
+        content.starts_with(&format!("{} ", std::process::id())),
+        "\"<pid> <argv0>\": {content}"
+    );
+    match lock_status(&path).expect("status") {
+        LockStatus::Held {
+            owner,
+            alive,
+            os_locked,
+            ..
+        } => {
+            assert_eq!(owner.map(|o| o.pid), Some(std::process::id()));
+            assert_eq!(alive, Some(true));
+            assert!(os_locked);
+        }
+        other => panic!("{other:?}"),
+    }
+    let opts = StoreOptions {
+        lock: LockOptions {
+            timeout: Duration::from_millis(300),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let start = Instant::now();
+    let err = FileStore::open(&path, opts)
+        .expect("open")
+        .add(&user_event("alice"))
+        .expect_err("timeout");
+    assert!(start.elapsed() >= Duration::from_millis(300));
+    assert!(
+        err.to_string()
+            .contains(&format!("pid {}", std::process::id())),
+        "{err}"
+    );
+    // Released: the waiter gets in.
+    let waiter = std::thread::spawn({
+        let path = path.clone();
+        move || store(&path).add(&user_event("bob"))
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    drop(held);
+    waiter.join().expect("join").expect("add after release");
+    assert_eq!(
+        common::accounts_in(&std::fs::read_to_string(&path).expect("read")),
+        ["bob.t"]
+    );
+}
+
+#[test]
+fn threads_sharing_one_store_lose_nothing() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("cache.json");
+    let shared = std::sync::Arc::new(store(&path));
+    let handles: Vec<_> = (0..4)
+        .map(|t| {
+            let s = shared.clone();
+            std::thread::spawn(move || {
+                for i in 0..50 {
+                    s.add(&user_event(&format!("t{t}-{i}"))).expect("add");
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().expect("join");
+    }
+    assert_eq!(
+        common::accounts_in(&std::fs::read_to_string(&path).expect("read")).len(),
+        200
+    );
+}
