@@ -206,14 +206,14 @@ pub fn encrypt(plain: &[u8], key: &DataKey, key_id: &str) -> Result<Vec<u8>, Fil
     Ok(out)
 }
 
-/// Decrypts an encrypted cache document. `Err(None)` means wrong key or damaged data.
-pub fn decrypt(bytes: &[u8], key: &DataKey) -> Result<Zeroizing<Vec<u8>>, ()> {
-    let n = *bytes.get(MAGIC.len()).ok_or(())? as usize;
+/// Decrypts an encrypted cache document; `None` means a wrong key or damaged data.
+pub fn decrypt(bytes: &[u8], key: &DataKey) -> Option<Zeroizing<Vec<u8>>> {
+    let n = *bytes.get(MAGIC.len())? as usize;
     let header_len = MAGIC.len() + 1 + n + NONCE_LEN;
-    let header = bytes.get(..header_len).ok_or(())?;
+    let header = bytes.get(..header_len)?;
     let nonce = &header[header_len - NONCE_LEN..];
-    let cipher = XChaCha20Poly1305::new_from_slice(key.0.as_ref()).map_err(|_| ())?;
-    let nonce = XNonce::try_from(nonce).map_err(|_| ())?;
+    let cipher = XChaCha20Poly1305::new_from_slice(key.0.as_ref()).ok()?;
+    let nonce = XNonce::try_from(nonce).ok()?;
     cipher
         .decrypt(
             &nonce,
@@ -223,5 +223,5 @@ pub fn decrypt(bytes: &[u8], key: &DataKey) -> Result<Zeroizing<Vec<u8>>, ()> {
             },
         )
         .map(Zeroizing::new)
-        .map_err(|_| ())
+        .ok()
 }

@@ -15,9 +15,11 @@
 //!   entering the critical section on a deleted file (portalocker's bug).
 //! - A timeout names the holder's pid and program.
 
+use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::error::FileError;
@@ -80,6 +82,19 @@ impl LockStatus {
 /// A lock file with no owner written yet is live for this long (its creator may be between
 /// creating and writing it).
 const EMPTY_LOCK_GRACE: Duration = Duration::from_secs(10);
+
+/// The lock files this process holds. A lock file naming this process that is not in here is
+/// a leftover of ours and is removed like a dead process's.
+static HELD: Mutex<Option<HashSet<PathBuf>>> = Mutex::new(None);
+
+fn held() -> MutexGuard<'static, Option<HashSet<PathBuf>>> {
+    HELD.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn held_by_us(path: &Path) -> bool {
+    held().as_ref().is_some_and(|set| set.contains(path))
+}
 
 /// The lock file path for a cache file: `<cache>.lockfile`, as every MSAL library names it.
 pub fn lock_path(cache: &Path) -> PathBuf {
@@ -189,6 +204,14 @@ fn same_file(_: &fs::Metadata, _: &fs::Metadata) -> bool {
     true
 }
 
+/// True when `file` (open) is the file currently at `path`.
+fn is_at_path(file: &File, path: &Path) -> bool {
+    match (file.metadata(), fs::metadata(path)) {
+        (Ok(a), Ok(b)) => same_file(&a, &b),
+        _ => false,
+    }
+}
+
 fn jitter(base: Duration, attempt: u32) -> Duration {
     let spread = (std::process::id() as u64)
         .wrapping_mul(2654435761)
@@ -247,12 +270,8 @@ impl CacheLock {
                             std::thread::sleep(Duration::from_millis(1))
                         }
                         Err(_) => {
-                            let ours = file.metadata().ok();
-                            let current = fs::metadata(path).ok();
-                            if let (Some(a), Some(b)) = (ours, current) {
-                                if same_file(&a, &b) {
-                                    let _ = fs::remove_file(path);
-                                }
+                            if is_at_path(&file, path) {
+                                let _ = fs::remove_file(path);
                             }
                             return Ok(None);
                         }
@@ -261,10 +280,15 @@ impl CacheLock {
                 // Still the file at the path? (A peer may have removed it as stale.)
                 let ours = file.metadata().map_err(io)?;
                 match fs::metadata(path) {
-                    Ok(now) if same_file(&ours, &now) => Ok(Some(CacheLock {
-                        path: path.to_owned(),
-                        file: Some(file),
-                    })),
+                    Ok(now) if same_file(&ours, &now) => {
+                        held()
+                            .get_or_insert_with(HashSet::new)
+                            .insert(path.to_owned());
+                        Ok(Some(CacheLock {
+                            path: path.to_owned(),
+                            file: Some(file),
+                        }))
+                    }
                     _ => Ok(None),
                 }
             }
@@ -305,18 +329,15 @@ impl CacheLock {
             .and_then(|m| SystemTime::now().duration_since(m).ok())
             .unwrap_or_default();
         let stale = match &owner {
+            Some(o) if o.pid == std::process::id() => !held_by_us(path),
             Some(o) => process_alive(o.pid) == Some(false),
             None => age > EMPTY_LOCK_GRACE,
         };
         if stale {
             // Remove it only if it is still the file we inspected.
-            let inspected = file.metadata().ok();
-            let current = fs::metadata(path).ok();
-            if let (Some(a), Some(b)) = (inspected, current) {
-                if same_file(&a, &b) {
-                    tracing::warn!(lock = %path.display(), owner = ?owner, "removing a stale cache lock left by a dead process");
-                    let _ = fs::remove_file(path);
-                }
+            if is_at_path(&file, path) {
+                tracing::warn!(lock = %path.display(), owner = ?owner, "removing a stale cache lock (its owner is gone)");
+                let _ = fs::remove_file(path);
             }
         }
         let _ = file.unlock();
@@ -334,14 +355,13 @@ impl Drop for CacheLock {
         if let Some(file) = self.file.take() {
             // Delete while still holding the OS lock, so that no one can take over a file
             // that is about to disappear; waiters re-check the path after locking.
-            let ours = file.metadata().ok();
-            let current = fs::metadata(&self.path).ok();
-            if let (Some(a), Some(b)) = (ours, current) {
-                if same_file(&a, &b) {
-                    let _ = fs::remove_file(&self.path);
-                }
+            if is_at_path(&file, &self.path) {
+                let _ = fs::remove_file(&self.path);
             }
             let _ = file.unlock();
+            if let Some(set) = held().as_mut() {
+                set.remove(&self.path);
+            }
         }
     }
 }

@@ -222,7 +222,7 @@ impl FileStore {
             let Some(key) = self.key(synced, false)? else {
                 return Err(FileError::KeyRequired { path, key_id });
             };
-            let plain = crypto::decrypt(raw, &key).map_err(|()| FileError::Decrypt {
+            let plain = crypto::decrypt(raw, &key).ok_or_else(|| FileError::Decrypt {
                 path: path.clone(),
                 key_id: key_id.clone(),
             })?;
@@ -377,7 +377,7 @@ impl FileStore {
                     });
                 }
             };
-            let plain = crypto::decrypt(&raw, &key).map_err(|()| FileError::Decrypt {
+            let plain = crypto::decrypt(&raw, &key).ok_or_else(|| FileError::Decrypt {
                 path: self.lock_target.clone(),
                 key_id,
             })?;

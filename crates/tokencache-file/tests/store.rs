@@ -345,3 +345,28 @@ fn threads_sharing_one_store_lose_nothing() {
         200
     );
 }
+
+#[test]
+fn a_leftover_lock_file_of_this_process_does_not_block_it() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("cache.json");
+    // A lock file naming this (live) process, which holds no lock: our own leftover.
+    std::fs::write(lock_path(&path), format!("{} leftover", std::process::id())).expect("write");
+    let opts = StoreOptions {
+        lock: LockOptions {
+            timeout: Duration::from_secs(5),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let start = Instant::now();
+    FileStore::open(&path, opts)
+        .expect("open")
+        .add(&user_event("alice"))
+        .expect("add");
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+}

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use base64::Engine;
 use tokencache::TokenEvent;
 
+/// base64url without padding.
 pub fn b64(s: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s)
 }
