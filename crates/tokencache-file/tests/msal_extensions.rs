@@ -1,0 +1,189 @@
+//! The real msal-extensions 1.3.1 (with and without portalocker) sharing one cache file with
+//! tokencache: each waits for the other's lock, the file never corrupts, and both read what the
+//! other wrote.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{accounts_in, python, record_responses, repo_root, user_event};
+use tokencache_file::{FileStore, StoreOptions};
+
+fn peer() -> Option<Command> {
+    let mut cmd = Command::new(python()?);
+    cmd.arg(repo_root().join("tests/interop/ext_peer.py"));
+    Some(cmd)
+}
+
+fn python_accounts(path: &std::path::Path) -> Vec<String> {
+    let out = peer()
+        .expect("python")
+        .args(["accounts", path.to_str().expect("path")])
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.trim()
+        .trim_matches(['[', ']'])
+        .split(", ")
+        .filter(|s| !s.is_empty())
+        .map(|s| s.trim_matches('"').to_owned())
+        .collect()
+}
+
+#[test]
+fn rust_waits_while_python_holds_the_lock_in_both_variants() {
+    if python().is_none() {
+        return;
+    }
+    for variant in ["portalocker", "filelock"] {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("cache.json");
+        let mut holder = peer()
+            .expect("python")
+            .args(["hold", path.to_str().expect("path"), "1.5", variant])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let mut line = String::new();
+        BufReader::new(holder.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("read");
+        assert_eq!(line.trim(), "locked", "{variant}");
+        let start = Instant::now();
+        FileStore::open(&path, StoreOptions::default())
+            .expect("open")
+            .add(&user_event("rust"))
+            .expect("add after Python releases");
+        let waited = start.elapsed();
+        assert!(
+            waited >= Duration::from_millis(1000),
+            "{variant}: Rust did not wait for Python's lock ({waited:?})"
+        );
+        assert!(holder.wait().expect("holder").success());
+        assert_eq!(
+            python_accounts(&path),
+            ["rust.t"],
+            "{variant}: Python reads what Rust wrote"
+        );
+    }
+}
+
+#[test]
+fn python_waits_while_rust_holds_the_lock() {
+    if python().is_none() {
+        return;
+    }
+    for variant in ["portalocker", "filelock"] {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("cache.json");
+        let lock = tokencache_file::CacheLock::acquire(&path, Default::default()).expect("lock");
+        let child = peer()
+            .expect("python")
+            .args(["write", path.to_str().expect("path"), "1", "py", variant])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        std::thread::sleep(Duration::from_millis(1500));
+        assert!(
+            !path.exists(),
+            "{variant}: Python wrote while Rust held the lock"
+        );
+        drop(lock);
+        let out = child.wait_with_output().expect("python");
+        // portalocker gives up after 10 s, the filelock fallback after 5 s; we held 1.5 s.
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("\"saved\": 1"),
+            "{variant}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let store = FileStore::open(&path, StoreOptions::default()).expect("open");
+        store.reload().expect("Rust reads what Python wrote");
+        assert_eq!(store.cache().all_accounts().len(), 1);
+    }
+}
+
+#[test]
+fn python_and_rust_writing_at_once_never_corrupt_the_file() {
+    if python().is_none() {
+        return;
+    }
+    let count = 30;
+    for variant in ["portalocker", "filelock"] {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("cache.json");
+        let p = path.to_str().expect("path");
+        let py: Vec<_> = (0..2)
+            .map(|i| {
+                peer()
+                    .expect("python")
+                    .args(["write", p, &count.to_string(), &format!("py{i}"), variant])
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .expect("spawn python")
+            })
+            .collect();
+        let rs: Vec<_> = (0..2)
+            .map(|i| {
+                Command::new(record_responses())
+                    .args([
+                        "--file",
+                        p,
+                        "--count",
+                        &count.to_string(),
+                        "--prefix",
+                        &format!("rs{i}"),
+                    ])
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .expect("spawn rust")
+            })
+            .collect();
+        let mut py_saved = 0;
+        for child in py {
+            let out = child.wait_with_output().expect("python");
+            let text = String::from_utf8_lossy(&out.stdout);
+            py_saved += text
+                .split("\"saved\": ")
+                .nth(1)
+                .and_then(|s| s.split(',').next())
+                .and_then(|n| n.parse::<usize>().ok())
+                .unwrap_or(0);
+        }
+        for child in rs {
+            let out = child.wait_with_output().expect("rust");
+            assert!(
+                out.status.success(),
+                "a Rust writer failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let text = std::fs::read_to_string(&path).expect("read");
+        let mut ours = accounts_in(&text); // parses: never corrupt
+        ours.sort();
+        let theirs = python_accounts(&path);
+        assert_eq!(
+            ours, theirs,
+            "{variant}: Python and Rust see the same accounts"
+        );
+        let rust_survived = ours.iter().filter(|a| a.starts_with("rs")).count();
+        let py_survived = ours.iter().filter(|a| a.starts_with("py")).count();
+        eprintln!(
+            "msal-extensions ({variant}) + tokencache, 2+2 processes x {count}: Rust writes surviving {rust_survived}/{}, Python writes acknowledged {py_saved}/{}, surviving {py_survived}",
+            2 * count,
+            2 * count
+        );
+        assert!(
+            rust_survived + py_survived > count,
+            "{variant}: most writes survive"
+        );
+    }
+}
