@@ -14,38 +14,25 @@ pub enum CliError {
         /// The I/O error.
         source: std::io::Error,
     },
-    /// The file is not a token cache; it was left untouched.
-    #[error("{} is not a valid token cache (left untouched): {source}", path.display())]
-    Parse {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        source: tokencache::Error,
-    },
-    /// The file could not be written; the original is unchanged.
-    #[error("cannot write {} (the original is unchanged): {source}", path.display())]
-    Write {
-        /// The file.
-        path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
-    },
-    /// The command refuses to act on this path.
-    #[error("refusing to write {}: {reason}", path.display())]
-    Refused {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        reason: &'static str,
-    },
+    /// The cache file store failed (lock, corrupt file, encryption, keyring).
+    #[error(transparent)]
+    File(#[from] tokencache_file::FileError),
+    /// The cache rejected the content.
+    #[error(transparent)]
+    Cache(#[from] tokencache::Error),
+    /// The arguments do not make sense together.
+    #[error("{0}")]
+    Usage(String),
 }
 
 impl CliError {
-    /// The process exit code: 2 for files that cannot be read or written, 1 otherwise.
+    /// The process exit code: 2 for files that cannot be read or written and for usage
+    /// errors, 1 otherwise (invalid caches, refused paths, locks, keys).
     pub fn exit_code(&self) -> u8 {
         match self {
-            CliError::Read { .. } | CliError::Write { .. } => 2,
-            CliError::Parse { .. } | CliError::Refused { .. } => 1,
+            CliError::Read { .. } | CliError::Usage(_) => 2,
+            CliError::File(tokencache_file::FileError::Io { .. }) => 2,
+            _ => 1,
         }
     }
 }

@@ -257,3 +257,57 @@ fn symlinked_cache_files_are_refused_for_writing() {
             .is_symlink()
     );
 }
+
+#[test]
+fn lock_status_reports_free_held_and_stale_locks() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let file = copy("desktop.json", dir.path());
+    assert!(stdout(&run(&["lock-status", path(&file)])).contains("not locked"));
+    let mut child = Command::new("true").spawn().expect("spawn");
+    let dead = child.id();
+    child.wait().expect("wait");
+    let lock = dir.path().join("desktop.json.lockfile");
+    std::fs::write(&lock, format!("{dead} /usr/bin/az")).expect("lock file");
+    let text = stdout(&run(&["lock-status", path(&file)]));
+    assert!(
+        text.contains(&format!("pid {dead} (/usr/bin/az) (dead)")) && text.contains("STALE"),
+        "{text}"
+    );
+    // A writing verb breaks the stale lock instead of waiting.
+    assert!(run(&["prune", path(&file), "--now", "1"]).status.success());
+    assert!(!lock.exists());
+}
+
+#[test]
+fn encrypt_and_decrypt_round_trip_and_a_wrong_key_destroys_nothing() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let file = copy("desktop.json", dir.path());
+    let original = std::fs::read_to_string(&file).expect("read");
+    let key = dir.path().join("cache.key");
+    let o = run(&["encrypt", path(&file), "--key-file", path(&key)]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let encrypted = std::fs::read(&file).expect("read");
+    assert!(encrypted.starts_with(b"TCENC"));
+    // Reading needs the key; with it, every verb works.
+    assert_eq!(run(&["inspect", path(&file)]).status.code(), Some(1));
+    let o = run(&["inspect", path(&file), "--key-file", path(&key)]);
+    assert!(stdout(&o).contains("jane@contoso.com"));
+    // A wrong key is a clear error and leaves the file as it was.
+    let other = dir.path().join("other.key");
+    std::fs::write(&other, "cd".repeat(32)).expect("key");
+    let o = run(&["prune", path(&file), "--key-file", path(&other)]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("wrong key"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(std::fs::read(&file).expect("read"), encrypted);
+    // Back to the original bytes.
+    assert!(
+        run(&["decrypt", path(&file), "--key-file", path(&key)])
+            .status
+            .success()
+    );
+    assert_eq!(std::fs::read_to_string(&file).expect("read"), original);
+}

@@ -514,6 +514,7 @@ impl TokenCache {
         &self,
         home_account_id: &str,
         environments: &[&str],
+        msal_parity: bool,
         rt_filter: impl Fn(&Entry) -> bool,
     ) -> Removed {
         let mut st = self.write();
@@ -524,7 +525,8 @@ impl TokenCache {
             Section::IdToken,
             Section::Account,
         ] {
-            if st.ensure_section(s).is_err() {
+            // MSAL's removal creates missing sections (Python's setdefault); ours does not.
+            if msal_parity && st.ensure_section(s).is_err() {
                 continue;
             }
             let mut doomed: Vec<Slot> = Vec::new();
@@ -593,7 +595,9 @@ impl TokenCache {
             }
         }
         drop(st);
-        self.mark_changed();
+        if msal_parity || removed.total() > 0 {
+            self.mark_changed();
+        }
         removed
     }
 
@@ -612,7 +616,7 @@ impl TokenCache {
             .find_map(|env| self.app_metadata(env, client_id))
             .and_then(|m| m.family_id().map(str::to_owned))
             .filter(|f| !f.is_empty());
-        self.remove_account_slots(home_account_id, environments, |rt| {
+        self.remove_account_slots(home_account_id, environments, true, |rt| {
             rt.str_field(Field::ClientId) == Some(client_id)
                 || family
                     .as_deref()
@@ -621,9 +625,10 @@ impl TokenCache {
     }
 
     /// Removes every access, refresh and ID token and every account entry of a home account,
-    /// whatever the client and environment. App metadata stays.
+    /// whatever the client and environment. App metadata stays. Unlike MSAL's removal, it
+    /// creates no empty section and changes nothing when nothing matches.
     pub fn remove_account_everywhere(&self, home_account_id: &str) -> Removed {
-        self.remove_account_slots(home_account_id, &[], |_| true)
+        self.remove_account_slots(home_account_id, &[], false, |_| true)
     }
 
     /// Removes everything, foreign members included.
