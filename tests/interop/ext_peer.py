@@ -1,6 +1,6 @@
 """msal-extensions 1.3.1 as a live peer for the desktop persistence tests.
 
-  ext_peer.py write PATH COUNT PREFIX VARIANT   add COUNT user token responses through
+  ext_peer.py write PATH COUNT PREFIX VARIANT [report]   add COUNT user token responses through
                                                 PersistedTokenCache(FilePersistence(PATH));
                                                 prints {"saved": n, "errors": m}
   ext_peer.py hold PATH SECONDS VARIANT         hold the cache lock; prints "locked" once held
@@ -42,14 +42,17 @@ def event(uid):
     }
 
 
-def write(path, count, prefix, variant):
+def write(path, count, prefix, variant, report=False):
     ext = load_extensions(variant)
     cache = ext.PersistedTokenCache(ext.FilePersistence(path))
     saved = errors = 0
     for i in range(count):
         try:
+            start = time.perf_counter()
             cache.add(event("%s-%d" % (prefix, i)))
             saved += 1
+            if report:
+                print("saved %d %d" % (i, (time.perf_counter() - start) * 1e6), flush=True)
         except Exception as e:  # LockError, JSONDecodeError: counted, as the benchmark reports them
             errors += 1
             print("error: %r" % e, file=sys.stderr)
@@ -75,7 +78,7 @@ def accounts(path):
 if __name__ == "__main__":
     cmd = sys.argv[1]
     if cmd == "write":
-        write(sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5])
+        write(sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5], len(sys.argv) > 6 and sys.argv[6] == "report")
     elif cmd == "hold":
         hold(sys.argv[2], float(sys.argv[3]), sys.argv[4])
     elif cmd == "accounts":

@@ -173,7 +173,7 @@ pub fn lock_status(cache: &Path) -> Result<LockStatus, FileError> {
 pub struct LockOptions {
     /// Give up after this long (default 30 s).
     pub timeout: Duration,
-    /// Pause between attempts (default 10 ms, with jitter).
+    /// Pause between attempts (default 5 ms, plus up to as much again of jitter).
     pub retry_delay: Duration,
 }
 
@@ -181,7 +181,7 @@ impl Default for LockOptions {
     fn default() -> Self {
         LockOptions {
             timeout: Duration::from_secs(30),
-            retry_delay: Duration::from_millis(10),
+            retry_delay: Duration::from_millis(5),
         }
     }
 }

@@ -1,6 +1,6 @@
 //! [`FileStore`]: one cache file (or keyring item) shared by many processes.
 
-use std::hash::{DefaultHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -104,10 +104,11 @@ impl std::fmt::Debug for FileStore {
     }
 }
 
+/// Length and a fast 64-bit hash of the content: how a change by another process is detected
+/// (modification times are too coarse, and skew on network file systems).
 fn fingerprint(bytes: &[u8]) -> (usize, u64) {
-    let mut h = DefaultHasher::new();
-    bytes.hash(&mut h);
-    (bytes.len(), h.finish())
+    const SEED: foldhash::quality::FixedState = foldhash::quality::FixedState::with_seed(0x746f_6b65_6e66_696c);
+    (bytes.len(), SEED.hash_one(bytes))
 }
 
 impl FileStore {
@@ -242,10 +243,12 @@ impl FileStore {
     }
 
     fn encode(&self, synced: &mut Synced, text: String) -> Result<Vec<u8>, FileError> {
-        let text = zeroize::Zeroizing::new(text);
         match (self.key(synced, true)?, &self.options.encryption) {
-            (Some(key), Some(source)) => crypto::encrypt(text.as_bytes(), &key, source.key_id()),
-            _ => Ok(text.as_bytes().to_vec()),
+            (Some(key), Some(source)) => {
+                let text = zeroize::Zeroizing::new(text);
+                crypto::encrypt(text.as_bytes(), &key, source.key_id())
+            }
+            _ => Ok(text.into_bytes()),
         }
     }
 

@@ -18,7 +18,7 @@ use crate::section::{Item, SectionMap};
 use crate::state::CacheState;
 
 /// Documents smaller than this are parsed on one thread.
-const PARALLEL_MIN_BYTES: usize = 4 << 20;
+const PARALLEL_MIN_BYTES: usize = 1 << 20;
 
 /// How a parse run ended.
 enum Run {

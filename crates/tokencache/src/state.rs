@@ -360,7 +360,7 @@ impl CacheState {
 }
 
 /// Caches with fewer entries are serialized on one thread.
-const PARALLEL_MIN_ENTRIES: usize = 20_000;
+const PARALLEL_MIN_ENTRIES: usize = 4_000;
 
 fn index_item(
     groups: &mut [GroupIndex; 5],
