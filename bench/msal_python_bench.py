@@ -120,18 +120,26 @@ def run(n, apps, at_size, rt_size, lookups, out_file):
     m["list_accounts_ms"] = (time.perf_counter() - t) * 1e3
     assert len(accounts) == n
 
-    t = time.perf_counter()
-    text = cache.serialize()
-    m["serialize_ms"] = (time.perf_counter() - t) * 1e3
+    repeats = 5 if n <= 10000 else 3  # best of K: the least noisy estimate on a shared machine
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        text = cache.serialize()
+        best = min(best, time.perf_counter() - t)
+    m["serialize_ms"] = best * 1e3
     m["sha256"] = hashlib.sha256(text.encode()).hexdigest()
     m["bytes"] = len(text)
     with open(out_file, "w", encoding="ascii", newline="") as f:
         f.write(text)
 
-    fresh = msal.SerializableTokenCache()
-    t = time.perf_counter()
-    fresh.deserialize(text)
-    m["deserialize_ms"] = (time.perf_counter() - t) * 1e3
+    best = float("inf")
+    for _ in range(repeats):
+        fresh = msal.SerializableTokenCache()
+        t = time.perf_counter()
+        fresh.deserialize(text)
+        best = min(best, time.perf_counter() - t)
+        del fresh
+    m["deserialize_ms"] = best * 1e3
     print(json.dumps(m))
 
 

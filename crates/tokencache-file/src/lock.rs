@@ -138,15 +138,11 @@ fn process_alive(pid: u32) -> Option<bool> {
 /// Reads the state of the lock file for `cache`.
 pub fn lock_status(cache: &Path) -> Result<LockStatus, FileError> {
     let path = lock_path(cache);
-    let mut file = match File::open(&path) {
+    let file = match File::open(&path) {
         Ok(f) => f,
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(LockStatus::Free),
         Err(source) => return Err(FileError::Io { path, source }),
     };
-    let mut content = String::new();
-    let _ = file.read_to_string(&mut content);
-    let owner = parse_owner(&content);
-    let alive = owner.as_ref().and_then(|o| process_alive(o.pid));
     let os_locked = match file.try_lock() {
         Ok(()) => {
             let _ = file.unlock();
@@ -154,18 +150,34 @@ pub fn lock_status(cache: &Path) -> Result<LockStatus, FileError> {
         }
         Err(_) => true,
     };
+    Ok(inspect(file, &path, os_locked))
+}
+
+/// What a lock file says about its holder. A lock file naming this process that this process
+/// does not hold is reported as owned by a dead process: it is our own leftover.
+fn inspect(mut file: File, path: &Path, os_locked: bool) -> LockStatus {
+    let mut content = String::new();
+    let _ = file.read_to_string(&mut content);
+    let owner = parse_owner(&content);
+    let alive = owner.as_ref().and_then(|o| {
+        if o.pid == std::process::id() {
+            Some(held_by_us(path))
+        } else {
+            process_alive(o.pid)
+        }
+    });
     let age = file
         .metadata()
         .and_then(|m| m.modified())
         .ok()
         .and_then(|m| SystemTime::now().duration_since(m).ok())
         .unwrap_or_default();
-    Ok(LockStatus::Held {
+    LockStatus::Held {
         owner,
         alive,
         os_locked,
         age,
-    })
+    }
 }
 
 /// How long to wait for a lock and how often to look.
@@ -313,32 +325,19 @@ impl CacheLock {
 
     /// Removes the lock file if its owner is dead and nobody holds the OS lock on it.
     fn break_if_stale(path: &Path) -> Result<(), FileError> {
-        let Ok(mut file) = File::open(path) else {
+        let Ok(file) = File::open(path) else {
             return Ok(());
         };
         if file.try_lock().is_err() {
             return Ok(()); // a live holder (us, Python with portalocker, .NET)
         }
-        let mut content = String::new();
-        let _ = file.read_to_string(&mut content);
-        let owner = parse_owner(&content);
-        let age = file
-            .metadata()
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|m| SystemTime::now().duration_since(m).ok())
-            .unwrap_or_default();
-        let stale = match &owner {
-            Some(o) if o.pid == std::process::id() => !held_by_us(path),
-            Some(o) => process_alive(o.pid) == Some(false),
-            None => age > EMPTY_LOCK_GRACE,
+        let Ok(probe) = file.try_clone() else {
+            return Ok(());
         };
-        if stale {
-            // Remove it only if it is still the file we inspected.
-            if is_at_path(&file, path) {
-                tracing::warn!(lock = %path.display(), owner = ?owner, "removing a stale cache lock (its owner is gone)");
-                let _ = fs::remove_file(path);
-            }
+        let status = inspect(probe, path, false);
+        if status.is_stale() && is_at_path(&file, path) {
+            tracing::warn!(lock = %path.display(), status = ?status, "removing a stale cache lock (its owner is gone)");
+            let _ = fs::remove_file(path);
         }
         let _ = file.unlock();
         Ok(())

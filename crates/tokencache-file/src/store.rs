@@ -107,7 +107,8 @@ impl std::fmt::Debug for FileStore {
 /// Length and a fast 64-bit hash of the content: how a change by another process is detected
 /// (modification times are too coarse, and skew on network file systems).
 fn fingerprint(bytes: &[u8]) -> (usize, u64) {
-    const SEED: foldhash::quality::FixedState = foldhash::quality::FixedState::with_seed(0x746f_6b65_6e66_696c);
+    const SEED: foldhash::quality::FixedState =
+        foldhash::quality::FixedState::with_seed(0x746f_6b65_6e66_696c);
     (bytes.len(), SEED.hash_one(bytes))
 }
 
