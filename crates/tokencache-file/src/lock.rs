@@ -224,6 +224,37 @@ fn is_at_path(file: &File, path: &Path) -> bool {
     }
 }
 
+/// When the lock file exists and its OS lock is held, blocks until that holder releases it
+/// (or `deadline`), so that the lock is handed over at once instead of at the next poll.
+/// Returns false when there was nothing to wait on (no file, or a holder that keeps no OS lock,
+/// like msal-extensions without portalocker): the caller then polls.
+///
+/// `flock` has no timeout, so the blocking wait runs on a helper thread; on timeout the helper
+/// is left to finish when the holder releases, and exits.
+fn wait_for_holder(path: &Path, deadline: Instant) -> bool {
+    let Ok(file) = File::open(path) else {
+        return false;
+    };
+    if file.try_lock().is_ok() {
+        let _ = file.unlock();
+        return false;
+    }
+    let (done, wait) = std::sync::mpsc::channel();
+    let spawned = std::thread::Builder::new()
+        .name("tokencache-lock-wait".into())
+        .spawn(move || {
+            if file.lock().is_ok() {
+                let _ = file.unlock();
+            }
+            let _ = done.send(());
+        });
+    if spawned.is_err() {
+        return false;
+    }
+    let _ = wait.recv_timeout(deadline.saturating_duration_since(Instant::now()));
+    true
+}
+
 fn jitter(base: Duration, attempt: u32) -> Duration {
     let spread = (std::process::id() as u64)
         .wrapping_mul(2654435761)
@@ -254,7 +285,10 @@ impl CacheLock {
                             holder,
                         });
                     }
-                    std::thread::sleep(jitter(options.retry_delay, attempt));
+                    let deadline = start + options.timeout;
+                    if !wait_for_holder(&path, deadline) {
+                        std::thread::sleep(jitter(options.retry_delay, attempt));
+                    }
                 }
             }
         }
