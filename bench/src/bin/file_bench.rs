@@ -97,6 +97,7 @@ fn main() {
     let mut python =
         std::env::var("TOKENCACHE_PYTHON").unwrap_or_else(|_| ".venv/bin/python".into());
     let mut variant = String::from("portalocker");
+    let mut skip_python = false;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let mut value = || {
@@ -114,6 +115,7 @@ fn main() {
             "--prefill" => prefill = value().parse().expect("prefill"),
             "--python" => python = value(),
             "--variant" => variant = value(),
+            "--skip-python" => skip_python = true,
             other => panic!("unknown flag {other}"),
         }
     }
@@ -162,7 +164,8 @@ fn main() {
     for &p in &procs {
         let py_file = dir.join(format!("py-{p}.json"));
         std::fs::write(&py_file, &seed).expect("seed");
-        let py = run(&py_file, p, count, &|i| {
+        let py_count = if skip_python { 0 } else { count };
+        let py = run(&py_file, if skip_python { 0 } else { p }, py_count, &|i| {
             let mut c = Command::new(&python);
             c.arg(&peer).args([
                 "write",

@@ -116,15 +116,13 @@ fields! {
 }
 
 impl Field {
-    /// Fields whose values repeat across many entries and are worth sharing in memory.
+    /// Fields whose values repeat across neighbouring entries and are worth sharing in memory.
+    /// (`home_account_id` repeats too, but never in consecutive entries of a section, so sharing
+    /// it costs a hash per entry for little memory.)
     pub(crate) fn is_repetitive(self) -> bool {
         matches!(
             self,
-            Field::HomeAccountId
-                | Field::Environment
-                | Field::ClientId
-                | Field::Realm
-                | Field::Target
+            Field::Environment | Field::ClientId | Field::Realm | Field::Target
         )
     }
 }
