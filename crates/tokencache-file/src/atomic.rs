@@ -42,7 +42,9 @@ pub fn write_atomically(path: &Path, content: &[u8]) -> Result<(), FileError> {
             .set_permissions(meta.permissions())
             .map_err(err)?;
     }
-    tmp.as_file().sync_all().map_err(err)?;
+    // The data and the size must be on disk before the rename; the rename itself is made
+    // durable by the directory fsync below.
+    tmp.as_file().sync_data().map_err(err)?;
     tmp.persist(path).map_err(|e| err(e.error))?;
     #[cfg(unix)]
     fs::File::open(dir)

@@ -286,7 +286,10 @@ impl CacheLock {
                         });
                     }
                     let deadline = start + options.timeout;
-                    if !wait_for_holder(&path, deadline) {
+                    if wait_for_holder(&path, deadline) {
+                        // Every waiter wakes at once; spread them so that one gets in cleanly.
+                        std::thread::sleep(jitter(Duration::from_micros(100), attempt) / 2);
+                    } else {
                         std::thread::sleep(jitter(options.retry_delay, attempt));
                     }
                 }
