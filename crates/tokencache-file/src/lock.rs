@@ -255,11 +255,10 @@ fn wait_for_holder(path: &Path, deadline: Instant) -> bool {
     true
 }
 
-fn jitter(base: Duration, attempt: u32) -> Duration {
-    let spread = (std::process::id() as u64)
-        .wrapping_mul(2654435761)
-        .wrapping_add(attempt as u64 * 40503)
-        % 1000;
+/// `base` plus a random extra of up to `base`, drawn anew each time so that no waiter is
+/// systematically last.
+fn jitter(base: Duration) -> Duration {
+    let spread = getrandom::u64().unwrap_or(u64::from(std::process::id())) % 1000;
     base + base * spread as u32 / 1000
 }
 
@@ -268,9 +267,7 @@ impl CacheLock {
     pub fn acquire(cache: &Path, options: LockOptions) -> Result<CacheLock, FileError> {
         let path = lock_path(cache);
         let start = Instant::now();
-        let mut attempt = 0u32;
         loop {
-            attempt += 1;
             match Self::try_once(&path, start + options.timeout)? {
                 Some(lock) => return Ok(lock),
                 None => {
@@ -287,10 +284,13 @@ impl CacheLock {
                     }
                     let deadline = start + options.timeout;
                     if wait_for_holder(&path, deadline) {
-                        // Every waiter wakes at once; spread them so that one gets in cleanly.
-                        std::thread::sleep(jitter(Duration::from_micros(100), attempt) / 2);
+                        // Every waiter wakes at once; spread them at random so that one gets in
+                        // cleanly, and let those that have waited long go first.
+                        if start.elapsed() < Duration::from_millis(500) {
+                            std::thread::sleep(jitter(Duration::from_micros(50)));
+                        }
                     } else {
-                        std::thread::sleep(jitter(options.retry_delay, attempt));
+                        std::thread::sleep(jitter(options.retry_delay));
                     }
                 }
             }
