@@ -135,7 +135,7 @@ fn store(file: &PathBuf, key: &KeyArgs) -> Result<FileStore, CliError> {
 }
 
 /// Loads a cache read-only (no lock, as MSAL readers do).
-fn load(file: &PathBuf, key: &KeyArgs) -> Result<TokenCache, CliError> {
+fn load(file: &PathBuf, key: &KeyArgs) -> Result<std::sync::Arc<TokenCache>, CliError> {
     if !file.exists() {
         return Err(CliError::Read {
             path: file.clone(),
@@ -144,8 +144,7 @@ fn load(file: &PathBuf, key: &KeyArgs) -> Result<TokenCache, CliError> {
     }
     let store = store(file, key)?;
     store.reload()?;
-    let text = store.cache().serialize();
-    Ok(TokenCache::from_json(&text)?)
+    Ok(store.cache().clone())
 }
 
 fn run(cli: Cli) -> Result<ExitCode, CliError> {
