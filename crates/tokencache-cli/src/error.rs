@@ -17,9 +17,6 @@ pub enum CliError {
     /// The cache file store failed (lock, corrupt file, encryption, keyring).
     #[error(transparent)]
     File(#[from] tokencache_file::FileError),
-    /// The cache rejected the content.
-    #[error(transparent)]
-    Cache(#[from] tokencache::Error),
     /// The arguments do not make sense together.
     #[error("{0}")]
     Usage(String),

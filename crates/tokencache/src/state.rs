@@ -84,11 +84,11 @@ impl CacheState {
         if let Some(slot) = map.slot_of(key)
             && let Some((_, old)) = map.get(slot)
         {
-            index_item(groups, usernames, s, slot, old, false);
+            index_in(&mut groups[s.index()], usernames, s, slot, old, false);
         }
         let (slot, _) = map.upsert(key, item);
         if let Some((_, new)) = map.get(slot) {
-            index_item(groups, usernames, s, slot, new, true);
+            index_in(&mut groups[s.index()], usernames, s, slot, new, true);
         }
         Ok(slot)
     }
@@ -127,7 +127,7 @@ impl CacheState {
         } = self;
         let map = &mut sections[s.index()];
         let (_, item) = map.get(slot)?;
-        index_item(groups, usernames, s, slot, item, false);
+        index_in(&mut groups[s.index()], usernames, s, slot, item, false);
         map.remove(slot)
     }
 
@@ -149,13 +149,7 @@ impl CacheState {
             usernames,
             ..
         } = self;
-        groups[s.index()].clear();
-        if s == Section::Account {
-            usernames.clear();
-        }
-        for (slot, _, item) in sections[s.index()].iter() {
-            index_item(groups, usernames, s, slot, item, true);
-        }
+        index_section(&sections[s.index()], s, &mut groups[s.index()], usernames);
     }
 
     /// Applies a top-level member that is a known section holding an object, with Python
@@ -211,23 +205,16 @@ impl CacheState {
         let [at_groups, rest_groups @ ..] = groups;
         let build_at = |at: &SectionMap| {
             let mut g = GroupIndex::default();
-            let mut unused = GroupIndex::default();
-            for (slot, _, item) in at.iter() {
-                index_in(&mut g, &mut unused, Section::AccessToken, slot, item, true);
-            }
+            index_section(at, Section::AccessToken, &mut g, &mut GroupIndex::default());
             g
         };
         let build_rest = |rest_groups: &mut [GroupIndex], usernames: &mut GroupIndex| {
-            usernames.clear();
             for ((map, g), s) in rest
                 .iter()
                 .zip(rest_groups.iter_mut())
                 .zip(&Section::ALL[1..])
             {
-                g.clear();
-                for (slot, _, item) in map.iter() {
-                    index_in(g, usernames, *s, slot, item, true);
-                }
+                index_section(map, *s, g, usernames);
             }
         };
         if parallel {
@@ -249,58 +236,36 @@ impl CacheState {
         let parallel = total >= PARALLEL_MIN_ENTRIES
             && std::thread::available_parallelism().is_ok_and(|n| n.get() > 1);
         if !parallel {
-            return self.serialize_filtered(capacity_hint, |_, _, _| true, true);
+            let mut out = String::with_capacity(capacity_hint);
+            self.write_range(&mut out, 0, usize::MAX);
+            return out;
         }
         let mid = total / 2;
-        let keep = |_: Section, _: &str, _: &Item| true;
         std::thread::scope(|scope| {
             let second = scope.spawn(|| {
                 let mut out = String::with_capacity(capacity_hint / 2 + 1024);
-                self.write_range(&mut out, &keep, true, mid, usize::MAX);
+                self.write_range(&mut out, mid, usize::MAX);
                 out
             });
             let mut out = String::with_capacity(capacity_hint.max(1024));
-            self.write_range(&mut out, &keep, true, 0, mid);
+            self.write_range(&mut out, 0, mid);
             match second.join() {
                 Ok(tail) => out.push_str(&tail),
                 Err(_) => {
                     out.clear();
-                    self.write_range(&mut out, &keep, true, 0, usize::MAX);
+                    self.write_range(&mut out, 0, usize::MAX);
                 }
             }
             out
         })
     }
 
-    /// Serializes the entries `keep` accepts; foreign top-level members only if `foreign`.
-    pub(crate) fn serialize_filtered(
-        &self,
-        capacity_hint: usize,
-        keep: impl Fn(Section, &str, &Item) -> bool,
-        foreign: bool,
-    ) -> String {
-        let mut out = String::with_capacity(capacity_hint);
-        self.write_range(&mut out, &keep, foreign, 0, usize::MAX);
-        out
-    }
-
     /// Writes the part of the document whose pieces have an ordinal in `lo..hi`. A piece's
-    /// ordinal is the number of kept entries before it, so ordinals never decrease along the
+    /// ordinal is the number of entries before it, so ordinals never decrease along the
     /// document and the parts for `0..m` and `m..MAX` concatenate to the whole.
-    fn write_range(
-        &self,
-        out: &mut String,
-        keep: &dyn Fn(Section, &str, &Item) -> bool,
-        foreign: bool,
-        lo: usize,
-        hi: usize,
-    ) {
+    fn write_range(&self, out: &mut String, lo: usize, hi: usize) {
         let mine = |ordinal: usize| (lo..hi).contains(&ordinal);
-        let members: Vec<&Top> = self
-            .top
-            .iter()
-            .filter(|t| foreign || matches!(t, Top::Section(_)))
-            .collect();
+        let members: Vec<&Top> = self.top.iter().collect();
         if members.is_empty() {
             if mine(0) {
                 out.push_str("{}");
@@ -333,8 +298,7 @@ impl CacheState {
                         out.push_str(": ");
                     }
                     let mut first = true;
-                    for (_, key, item) in self.section(*s).iter().filter(|(_, k, i)| keep(*s, k, i))
-                    {
+                    for (_, key, item) in self.section(*s).iter() {
                         if mine(ordinal) {
                             out.push_str(if first { "{\n        " } else { ",\n        " });
                             write_string(out, key);
@@ -362,15 +326,20 @@ impl CacheState {
 /// Caches with fewer entries are serialized on one thread.
 const PARALLEL_MIN_ENTRIES: usize = 4_000;
 
-fn index_item(
-    groups: &mut [GroupIndex; 5],
-    usernames: &mut GroupIndex,
+/// Builds one section's index (and, for accounts, the username index) from scratch.
+fn index_section(
+    map: &SectionMap,
     s: Section,
-    slot: Slot,
-    item: &Item,
-    insert: bool,
+    group_index: &mut GroupIndex,
+    usernames: &mut GroupIndex,
 ) {
-    index_in(&mut groups[s.index()], usernames, s, slot, item, insert);
+    group_index.clear();
+    if s == Section::Account {
+        usernames.clear();
+    }
+    for (slot, _, item) in map.iter() {
+        index_in(group_index, usernames, s, slot, item, true);
+    }
 }
 
 /// Adds an entry to (or removes it from) its section's index, and the username index for
