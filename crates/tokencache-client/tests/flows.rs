@@ -1,0 +1,510 @@
+//! Every flow end to end against a real OpenID provider (oidc-provider on loopback).
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{Idp, Recording};
+use tokencache::{ManualClock, Section, SystemClock, Clock, TokenCache};
+use tokencache_client::{
+    AuthCodeOptions, ClientCredential, ClientError, ConfidentialClientApplication,
+    PublicClientApplication, SilentOptions, TokenSource,
+};
+
+const API: &str = "api://test-api/read";
+
+fn public(idp: &Idp, cache: &Arc<TokenCache>) -> PublicClientApplication {
+    PublicClientApplication::builder("public-app")
+        .authority(&idp.authority())
+        .unwrap()
+        .cache(cache.clone())
+        .build()
+        .unwrap()
+}
+
+fn public_with(idp: &Idp, cache: &Arc<TokenCache>, clock: Arc<dyn Clock>) -> PublicClientApplication {
+    PublicClientApplication::builder("public-app")
+        .authority(&idp.authority())
+        .unwrap()
+        .cache(cache.clone())
+        .clock(clock)
+        .build()
+        .unwrap()
+}
+
+async fn device_sign_in(
+    idp: &Idp,
+    app: &PublicClientApplication,
+    user: &str,
+) -> tokencache_client::AuthenticationResult {
+    let flow = app.initiate_device_flow(&[API]).await.unwrap();
+    assert!(flow.message.contains(&flow.user_code), "{}", flow.message);
+    idp.approve_device(&flow.user_code, user).await;
+    app.acquire_token_by_device_flow(&flow).await.unwrap()
+}
+
+fn rt_secrets(cache: &TokenCache) -> Vec<String> {
+    cache
+        .all_refresh_tokens()
+        .iter()
+        .map(|rt| rt.secret().unwrap().expose().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn device_code_then_cache_hit_then_refresh_with_rotation() {
+    let idp = Idp::start(&[]);
+    let cache = Arc::new(TokenCache::new());
+    let app = public(&idp, &cache);
+
+    let first = device_sign_in(&idp, &app, "bob").await;
+    assert_eq!(first.token_source, TokenSource::IdentityProvider);
+    let account = first.account.clone().unwrap();
+    assert_eq!(account.username, "bob@example.test");
+    assert_eq!(
+        account.home_account_id,
+        format!("b0b00000-0000-4000-8000-000000000b0b.{}", idp.tenant)
+    );
+    assert_eq!(first.scopes, vec![API.to_owned()]);
+    assert!(first.id_token_claims.is_some());
+    let accounts = app.accounts().await.unwrap();
+    assert_eq!(accounts, vec![account.clone()]);
+    // What the cache holds: one of each, FOCI family from the response's `foci`.
+    assert_eq!(cache.len(Section::AccessToken), 1);
+    assert_eq!(cache.len(Section::IdToken), 1);
+    let rts = cache.all_refresh_tokens();
+    assert_eq!(rts.len(), 1);
+    assert_eq!(rts[0].family_id(), Some("1"));
+    let acct = &cache.all_accounts()[0];
+    assert_eq!(acct.account_source(), Some("urn:ietf:params:oauth:grant-type:device_code"));
+
+    let hit = app.acquire_token_silent(&[API], &account).await.unwrap();
+    assert_eq!(hit.token_source, TokenSource::Cache);
+    assert_eq!(hit.access_token.expose(), first.access_token.expose());
+    assert_eq!(idp.token_requests("refresh_token").await, 0);
+
+    let before = rt_secrets(&cache);
+    let refreshed = app
+        .acquire_token_silent_with(&[API], &account, &SilentOptions::default().force_refresh())
+        .await
+        .unwrap();
+    assert_eq!(refreshed.token_source, TokenSource::IdentityProvider);
+    assert_ne!(refreshed.access_token.expose(), first.access_token.expose());
+    let after = rt_secrets(&cache);
+    assert_eq!(after.len(), 1, "the rotated refresh token replaces the old one in place");
+    assert_ne!(after, before);
+    assert_eq!(cache.len(Section::Account), 1);
+    assert_eq!(idp.token_requests("refresh_token").await, 1);
+    assert_eq!(idp.token_requests("urn:ietf:params:oauth:grant-type:device_code").await, 1);
+
+    // The rotated token keeps working: a second forced refresh succeeds.
+    app.acquire_token_silent_with(&[API], &account, &SilentOptions::default().force_refresh())
+        .await
+        .unwrap();
+    assert_eq!(idp.token_requests("refresh_token").await, 2);
+}
+
+#[tokio::test]
+async fn device_code_pending_denied_and_expired() {
+    let idp = Idp::start(&[("IDP_DEVICE_TTL", "3")]);
+    let app = public(&idp, &Arc::new(TokenCache::new()));
+
+    let flow = app.initiate_device_flow(&[API]).await.unwrap();
+    assert_eq!(flow.interval, 1);
+    idp.approve_device(&flow.user_code, "deny").await;
+    match app.acquire_token_by_device_flow(&flow).await {
+        Err(ClientError::SignInFailed { error, .. }) => assert_eq!(error, "access_denied"),
+        other => panic!("expected a declined sign-in, got {other:?}"),
+    }
+
+    let flow = app.initiate_device_flow(&[API]).await.unwrap();
+    let started = std::time::Instant::now();
+    match app.acquire_token_by_device_flow(&flow).await {
+        Err(ClientError::DeviceCodeExpired) => {}
+        other => panic!("expected expiry, got {other:?}"),
+    }
+    assert!(started.elapsed() >= Duration::from_secs(2));
+    // It polled while pending, about once a second.
+    let polls = idp
+        .token_requests("urn:ietf:params:oauth:grant-type:device_code")
+        .await;
+    assert!(polls >= 2, "{polls} polls");
+}
+
+#[tokio::test]
+async fn interactive_auth_code_with_pkce_through_the_loopback_listener() {
+    let idp = Idp::start(&[]);
+    let cache = Arc::new(TokenCache::new());
+    let app = public(&idp, &cache);
+    let browser_done = Arc::new(tokio::sync::Notify::new());
+    let (tx, rx) = tokio::sync::oneshot::channel::<String>();
+    let mut tx = Some(tx);
+    let idp = Arc::new(idp);
+    let idp2 = idp.clone();
+    let done = browser_done.clone();
+    let browser = tokio::spawn(async move {
+        let url = rx.await.unwrap();
+        assert!(url.contains("code_challenge_method=S256"), "{url}");
+        idp2.browse_and_follow(&url, "alice").await;
+        done.notify_one();
+    });
+    let result = app
+        .acquire_token_interactive(
+            &[API],
+            "http://127.0.0.1/callback",
+            &AuthCodeOptions::default().login_hint("alice"),
+            Duration::from_secs(30),
+            |url| {
+                tx.take().unwrap().send(url.to_owned()).unwrap();
+                Ok(())
+            },
+        )
+        .await
+        .unwrap();
+    browser.await.unwrap();
+    assert_eq!(result.token_source, TokenSource::IdentityProvider);
+    assert_eq!(result.account.unwrap().username, "alice@example.test");
+    assert_eq!(
+        cache.all_accounts()[0].account_source(),
+        Some("authorization_code")
+    );
+    assert_eq!(idp.token_requests("authorization_code").await, 1);
+}
+
+#[tokio::test]
+async fn web_auth_code_flow_checks_state_and_survives_a_session_round_trip() {
+    let idp = Idp::start(&[]);
+    let cache = Arc::new(TokenCache::new());
+    let app = ConfidentialClientApplication::builder("confidential-app")
+        .authority(&idp.authority())
+        .unwrap()
+        .credential(ClientCredential::secret("confidential-secret"))
+        .cache(cache.clone())
+        .build()
+        .unwrap();
+    let redirect = "http://127.0.0.1:8400/callback";
+    let flow = app
+        .start_auth_code_flow(&[API], redirect, &AuthCodeOptions::default())
+        .await
+        .unwrap();
+    let stored = flow.to_json();
+    let flow = tokencache_client::AuthCodeFlow::from_json(&stored).unwrap();
+    let mut params = idp.browse(&flow.auth_uri, "bob").await;
+
+    let mut forged = params.clone();
+    for (k, v) in &mut forged {
+        if k == "state" {
+            *v = "forged".into();
+        }
+    }
+    assert!(matches!(
+        app.finish_auth_code_flow(&flow, &forged).await,
+        Err(ClientError::FlowMismatch(_))
+    ));
+    let result = app.finish_auth_code_flow(&flow, &params).await.unwrap();
+    let account = result.account.unwrap();
+    assert_eq!(account.username, "bob@example.test");
+    // The code is single-use: replaying the redirect is refused by the provider.
+    let replay = app.finish_auth_code_flow(&flow, &params).await.unwrap_err();
+    assert_eq!(replay.oauth().unwrap().error, "invalid_grant");
+    // An error on the redirect is a failed sign-in.
+    params.retain(|(k, _)| k == "state");
+    params.push(("error".into(), "access_denied".into()));
+    assert!(matches!(
+        app.finish_auth_code_flow(&flow, &params).await,
+        Err(ClientError::SignInFailed { .. })
+    ));
+    let hit = app.acquire_token_silent(&[API], &account).await.unwrap();
+    assert_eq!(hit.token_source, TokenSource::Cache);
+}
+
+#[tokio::test]
+async fn proactive_refresh_at_refresh_on_and_fallback_to_the_cached_token_when_it_fails() {
+    // expires_in 7200 makes the provider send refresh_in 3600 (Entra's behaviour).
+    let idp = Idp::start(&[("IDP_AT_TTL", "7200")]);
+    let cache = Arc::new(TokenCache::new());
+    let clock = Arc::new(ManualClock::new(SystemClock.now()));
+    let http = Recording::new();
+    let app = PublicClientApplication::builder("public-app")
+        .authority(&idp.authority())
+        .unwrap()
+        .cache(cache.clone())
+        .clock(clock.clone())
+        .http_client(http.clone())
+        .build()
+        .unwrap();
+    let first = device_sign_in(&idp, &app, "alice").await;
+    let account = first.account.clone().unwrap();
+    assert_eq!(first.refresh_on, Some(first.expires_on - 3600));
+
+    clock.advance(3601); // past refresh_on, far from expiry
+    let refreshed = app.acquire_token_silent(&[API], &account).await.unwrap();
+    assert_eq!(refreshed.token_source, TokenSource::IdentityProvider);
+    assert_eq!(idp.token_requests("refresh_token").await, 1);
+
+    clock.advance(3601); // past the new refresh_on; the provider is unreachable
+    http.offline.store(true, std::sync::atomic::Ordering::SeqCst);
+    let aging = app.acquire_token_silent(&[API], &account).await.unwrap();
+    assert_eq!(aging.token_source, TokenSource::Cache);
+    assert_eq!(aging.access_token.expose(), refreshed.access_token.expose());
+
+    clock.advance(3400); // within 5 minutes of expiry: not served, and refresh fails
+    let e = app.acquire_token_silent(&[API], &account).await.unwrap_err();
+    assert!(e.is_network(), "{e}");
+    assert!(matches!(e, ClientError::Network { .. }));
+    // Nothing was removed on failure.
+    assert_eq!(cache.len(Section::RefreshToken), 1);
+}
+
+#[tokio::test]
+async fn tokens_within_the_expiry_buffer_are_refreshed_every_time() {
+    let idp = Idp::start(&[("IDP_AT_TTL", "200")]);
+    let cache = Arc::new(TokenCache::new());
+    let app = public(&idp, &cache);
+    let account = device_sign_in(&idp, &app, "alice").await.account.unwrap();
+    for _ in 0..2 {
+        let r = app.acquire_token_silent(&[API], &account).await.unwrap();
+        assert_eq!(r.token_source, TokenSource::IdentityProvider);
+    }
+    assert_eq!(idp.token_requests("refresh_token").await, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_silent_calls_make_exactly_one_refresh() {
+    let idp = Idp::start(&[]);
+    let cache = Arc::new(TokenCache::new());
+    let clock = Arc::new(ManualClock::new(SystemClock.now()));
+    let app = public_with(&idp, &cache, clock.clone());
+    let account = device_sign_in(&idp, &app, "alice").await.account.unwrap();
+    clock.advance(3400); // 200 s left: inside the 5-minute buffer
+    let calls: Vec<_> = (0..24)
+        .map(|_| {
+            let app = app.clone();
+            let account = account.clone();
+            tokio::spawn(async move { app.acquire_token_silent(&[API], &account).await })
+        })
+        .collect();
+    let mut tokens = Vec::new();
+    for c in calls {
+        tokens.push(c.await.unwrap().unwrap().access_token.expose().to_owned());
+    }
+    tokens.dedup();
+    assert_eq!(tokens.len(), 1, "every call got the one refreshed token");
+    assert_eq!(idp.token_requests("refresh_token").await, 1);
+    assert_eq!(cache.len(Section::RefreshToken), 1);
+}
+
+#[tokio::test]
+async fn client_credentials_are_cached_and_bad_secrets_are_clear_errors() {
+    let idp = Idp::start(&[]);
+    let cache = Arc::new(TokenCache::new());
+    let app = ConfidentialClientApplication::builder("confidential-app")
+        .authority(&idp.authority())
+        .unwrap()
+        .credential(ClientCredential::secret("confidential-secret"))
+        .cache(cache.clone())
+        .build()
+        .unwrap();
+    let scopes = ["api://test-api/.default"];
+    let first = app.acquire_token_for_client(&scopes).await.unwrap();
+    assert_eq!(first.token_source, TokenSource::IdentityProvider);
+    assert!(first.account.is_none());
+    let second = app.acquire_token_for_client(&scopes).await.unwrap();
+    assert_eq!(second.token_source, TokenSource::Cache);
+    assert_eq!(idp.token_requests("client_credentials").await, 1);
+    let at = &cache.all_access_tokens()[0];
+    assert_eq!(at.home_account_id(), None);
+    assert_eq!(
+        at.partition_key().unwrap().as_str(),
+        format!("confidential-app_{}_AppTokenCache", idp.tenant)
+    );
+    assert_eq!(cache.len(Section::Account), 0);
+
+    let bad = ConfidentialClientApplication::builder("confidential-app")
+        .authority(&idp.authority())
+        .unwrap()
+        .credential(ClientCredential::secret("wrong"))
+        .build()
+        .unwrap();
+    let e = bad.acquire_token_for_client(&scopes).await.unwrap_err();
+    let o = e.oauth().expect("an OAuth error");
+    assert_eq!((o.error.as_str(), o.status), ("invalid_client", 401));
+    assert!(!e.is_interaction_required() && !e.is_network());
+    assert!(!e.to_string().contains("wrong"), "{e}");
+    assert!(!format!("{bad:?}").contains("confidential-secret"));
+}
+
+#[tokio::test]
+async fn on_behalf_of_exchanges_a_user_token_and_caches_the_result() {
+    let idp = Idp::start(&[]);
+    let user_app = public(&idp, &Arc::new(TokenCache::new()));
+    let flow = user_app
+        .start_auth_code_flow(
+            &["api://confidential-app/access_as_user"],
+            "http://127.0.0.1:53682/callback",
+            &AuthCodeOptions::default(),
+        )
+        .await
+        .unwrap();
+    let params = idp.browse(&flow.auth_uri, "alice").await;
+    let user_token = user_app.finish_auth_code_flow(&flow, &params).await.unwrap();
+
+    let cache = Arc::new(TokenCache::new());
+    let api = ConfidentialClientApplication::builder("confidential-app")
+        .authority(&idp.authority())
+        .unwrap()
+        .credential(ClientCredential::secret("confidential-secret"))
+        .cache(cache.clone())
+        .build()
+        .unwrap();
+    let assertion = user_token.access_token.expose();
+    let obo = api
+        .acquire_token_on_behalf_of(assertion, &["api://downstream/.default"])
+        .await
+        .unwrap();
+    assert_eq!(obo.token_source, TokenSource::IdentityProvider);
+    assert_eq!(
+        obo.account.as_ref().unwrap().home_account_id,
+        format!("a11ce000-0000-4000-8000-00000000a11c.{}", idp.tenant)
+    );
+    let again = api
+        .acquire_token_on_behalf_of(assertion, &["api://downstream/.default"])
+        .await
+        .unwrap();
+    assert_eq!(again.token_source, TokenSource::Cache);
+    assert_eq!(
+        idp.token_requests("urn:ietf:params:oauth:grant-type:jwt-bearer")
+            .await,
+        1
+    );
+    // An app-only token is not a user assertion.
+    let app_token = api
+        .acquire_token_for_client(&["api://confidential-app/.default"])
+        .await
+        .unwrap();
+    let e = api
+        .acquire_token_on_behalf_of(app_token.access_token.expose(), &["api://other/.default"])
+        .await
+        .unwrap_err();
+    assert_eq!(e.oauth().unwrap().error, "invalid_grant");
+}
+
+#[tokio::test]
+async fn refresh_token_migration_invalid_grant_and_network_errors() {
+    let idp = Idp::start(&[]);
+    let source = Arc::new(TokenCache::new());
+    let app = public(&idp, &source);
+    device_sign_in(&idp, &app, "alice").await;
+    let rt = rt_secrets(&source).remove(0);
+
+    // Migration into another cache: account, tokens and a new refresh token.
+    let target = Arc::new(TokenCache::new());
+    let migrated = public(&idp, &target)
+        .acquire_token_by_refresh_token(&rt, &[API])
+        .await
+        .unwrap();
+    assert_eq!(migrated.account.unwrap().username, "alice@example.test");
+    assert_eq!(target.len(Section::RefreshToken), 1);
+    assert_eq!(target.len(Section::Account), 1);
+
+    // The old token was rotated away: invalid_grant, which needs interaction.
+    let e = public(&idp, &Arc::new(TokenCache::new()))
+        .acquire_token_by_refresh_token(&rt, &[API])
+        .await
+        .unwrap_err();
+    assert_eq!(e.oauth().unwrap().error, "invalid_grant");
+    assert!(e.is_interaction_required());
+
+    // No provider at all: a network error, not a protocol error.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let offline = PublicClientApplication::builder("public-app")
+        .authority(&format!("http://127.0.0.1:{port}/common"))
+        .unwrap()
+        .retry_policy(tokencache_client::http::RetryPolicy {
+            max_retries: 1,
+            base_delay: Duration::from_millis(10),
+            max_delay: Duration::from_secs(1),
+        })
+        .build()
+        .unwrap();
+    let e = offline.initiate_device_flow(&[API]).await.unwrap_err();
+    assert!(e.is_network(), "{e}");
+}
+
+#[tokio::test]
+async fn remove_account_signs_out_and_silent_then_needs_interaction() {
+    let idp = Idp::start(&[]);
+    let cache = Arc::new(TokenCache::new());
+    let app = public(&idp, &cache);
+    let account = device_sign_in(&idp, &app, "alice").await.account.unwrap();
+    app.remove_account(&account).await.unwrap();
+    assert!(app.accounts().await.unwrap().is_empty());
+    assert_eq!(cache.len(Section::RefreshToken), 0);
+    let e = app.acquire_token_silent(&[API], &account).await.unwrap_err();
+    assert!(matches!(e, ClientError::NoTokenInCache));
+    assert!(e.is_interaction_required());
+}
+
+#[tokio::test]
+async fn any_openid_provider_by_issuer_url() {
+    // No Entra extras, issuer at the root: accounts are keyed by `sub`.
+    let idp = Idp::start_raw(&[], None);
+    let cache = Arc::new(TokenCache::new());
+    let app = PublicClientApplication::builder("public-app")
+        .oidc_authority(&idp.issuer)
+        .unwrap()
+        .cache(cache.clone())
+        .build()
+        .unwrap();
+    let first = device_sign_in(&idp, &app, "bob").await;
+    let account = first.account.unwrap();
+    assert_eq!(account.home_account_id, "b0b00000-0000-4000-8000-000000000b0b");
+    let hit = app.acquire_token_silent(&[API], &account).await.unwrap();
+    assert_eq!(hit.token_source, TokenSource::Cache);
+    let refreshed = app
+        .acquire_token_silent_with(&[API], &account, &SilentOptions::default().force_refresh())
+        .await
+        .unwrap();
+    assert_eq!(refreshed.token_source, TokenSource::IdentityProvider);
+}
+
+#[tokio::test]
+async fn a_file_store_makes_the_second_run_silent() {
+    let idp = Idp::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cache.json");
+    let run = || {
+        let file = tokencache_file::FileStore::open(&path, Default::default()).unwrap();
+        PublicClientApplication::builder("public-app")
+            .authority(&idp.authority())
+            .unwrap()
+            .cache_store(Arc::new(tokencache_client::FileCacheStore::new(Arc::new(file))))
+            .build()
+            .unwrap()
+    };
+    let first_run = run();
+    device_sign_in(&idp, &first_run, "alice").await;
+    drop(first_run);
+    let second_run = run();
+    let accounts = second_run.accounts().await.unwrap();
+    assert_eq!(accounts.len(), 1);
+    let hit = second_run.acquire_token_silent(&[API], &accounts[0]).await.unwrap();
+    assert_eq!(hit.token_source, TokenSource::Cache);
+    // A refresh through the store rewrites the file with the rotated token.
+    let before = std::fs::read_to_string(&path).unwrap();
+    second_run
+        .acquire_token_silent_with(&[API], &accounts[0], &SilentOptions::default().force_refresh())
+        .await
+        .unwrap();
+    let after = std::fs::read_to_string(&path).unwrap();
+    assert_ne!(before, after);
+    let reread = TokenCache::from_json(&after).unwrap();
+    assert_eq!(reread.len(Section::RefreshToken), 1);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+}
