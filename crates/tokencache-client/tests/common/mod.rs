@@ -55,6 +55,10 @@ impl Idp {
         for (k, v) in env {
             cmd.env(k, v);
         }
+        if let Some(ca) = ca {
+            // The provider's own browser helpers call its HTTPS origin.
+            cmd.env("NODE_EXTRA_CA_CERTS", ca);
+        }
         let mut child = cmd.spawn().expect("start node tests/idp/server.mjs");
         let stdout = child.stdout.take().expect("stdout");
         let mut line = String::new();
@@ -72,7 +76,7 @@ impl Idp {
         let mut browser = reqwest::Client::builder();
         if let Some(ca) = ca {
             let pem = std::fs::read(ca).expect("CA");
-            browser = browser.tls_certs_merge([reqwest::Certificate::from_pem(&pem).expect("CA PEM")]);
+            browser = browser.tls_certs_only([reqwest::Certificate::from_pem(&pem).expect("CA PEM")]);
         }
         Idp {
             child,
@@ -171,6 +175,7 @@ impl Drop for Idp {
 /// One exchange with the token endpoint, as the recording client saw it.
 #[derive(Clone, Debug)]
 pub struct Exchange {
+    pub url: String,
     pub form: Vec<(String, String)>,
     pub status: u16,
     pub body: String,
@@ -187,8 +192,12 @@ pub struct Recording {
 
 impl Recording {
     pub fn new() -> Arc<Recording> {
+        Recording::with(tokencache_client::http::ReqwestClient::new().expect("client"))
+    }
+
+    pub fn with(inner: tokencache_client::http::ReqwestClient) -> Arc<Recording> {
         Arc::new(Recording {
-            inner: tokencache_client::http::ReqwestClient::new().expect("client"),
+            inner,
             exchanges: Mutex::new(Vec::new()),
             offline: std::sync::atomic::AtomicBool::new(false),
         })
@@ -202,10 +211,12 @@ impl HttpClient for Recording {
                 return Err(TransportError::Connect("injected: offline".into()));
             }
             let form = request.form.clone();
+            let url = request.url.clone();
             let is_token = request.url.ends_with("/token");
             let response = self.inner.send(request).await?;
             if is_token {
                 self.exchanges.lock().unwrap().push(Exchange {
+                    url,
                     form,
                     status: response.status,
                     body: String::from_utf8_lossy(&response.body).into_owned(),
@@ -214,4 +225,63 @@ impl HttpClient for Recording {
             Ok(response)
         })
     }
+}
+
+/// The Python interpreter with msal 1.39: `$TOKENCACHE_PYTHON`, else the repository's `.venv`.
+pub fn python() -> Option<PathBuf> {
+    if std::env::var_os("TOKENCACHE_SKIP_PYTHON").is_some() {
+        return None;
+    }
+    let p = std::env::var_os("TOKENCACHE_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join(".venv/bin/python"));
+    assert!(
+        p.exists(),
+        "no Python with msal 1.39 at {}: run `bash .ci/setup-python` or set TOKENCACHE_PYTHON (or TOKENCACHE_SKIP_PYTHON=1)",
+        p.display()
+    );
+    Some(p)
+}
+
+/// A test CA and a server certificate for 127.0.0.1 signed by it (PEM files in `dir`):
+/// returns (ca.pem, server.pem, server.key).
+pub fn test_ca(dir: &std::path::Path) -> (PathBuf, PathBuf, PathBuf) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl");
+        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    run(&[
+        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
+        "-days", "2", "-subj", "/CN=tokencache test CA",
+        "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+    ]);
+    run(&[
+        "req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
+        "-subj", "/CN=127.0.0.1",
+    ]);
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
+    )
+    .expect("ext file");
+    run(&[
+        "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+        "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "server.ext",
+    ]);
+    (dir.join("ca.pem"), dir.join("server.pem"), dir.join("server.key"))
+}
+
+/// A reqwest-based HTTP client that trusts the test CA (and no other root).
+pub fn client_trusting(ca: &std::path::Path) -> tokencache_client::http::ReqwestClient {
+    let pem = std::fs::read(ca).expect("CA");
+    let cert = reqwest::Certificate::from_pem(&pem).expect("CA PEM");
+    tokencache_client::http::ReqwestClient::builder(std::time::Duration::from_secs(30))
+        .tls_certs_only([cert])
+        .build()
+        .expect("client")
+        .into()
 }
