@@ -57,7 +57,9 @@ impl ClientCredential {
             ]
         };
         Ok(match self {
-            ClientCredential::Secret(s) => vec![("client_secret".to_owned(), s.expose().to_owned())],
+            ClientCredential::Secret(s) => {
+                vec![("client_secret".to_owned(), s.expose().to_owned())]
+            }
             ClientCredential::Assertion(a) => assertion(a),
             ClientCredential::AssertionProvider(f) => assertion(&f()?),
         })
@@ -360,7 +362,10 @@ impl Core {
         let id_token = response.get_str("id_token").filter(|t| !t.is_empty());
         Ok(AuthenticationResult {
             access_token: Secret::new(response.get_str("access_token").unwrap_or_default()),
-            token_type: response.get_str("token_type").unwrap_or("Bearer").to_owned(),
+            token_type: response
+                .get_str("token_type")
+                .unwrap_or("Bearer")
+                .to_owned(),
             expires_on: now + expires_in,
             refresh_on: int_member(&response, "refresh_in").map(|r| now + r),
             scopes,
@@ -382,9 +387,10 @@ impl Core {
                 home_account_id: None,
             });
             let mut out: Vec<AccountInfo> = Vec::new();
-            for a in found.iter().filter(|a| {
-                matches!(a.authority_type(), Some("MSSTS" | "ADFS"))
-            }) {
+            for a in found
+                .iter()
+                .filter(|a| matches!(a.authority_type(), Some("MSSTS" | "ADFS")))
+            {
                 let Some(info) = AccountInfo::from_entry(a) else {
                     continue;
                 };

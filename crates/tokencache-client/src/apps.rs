@@ -68,8 +68,13 @@ macro_rules! shared_methods {
             scopes: &[&str],
             account: &AccountInfo,
         ) -> Result<AuthenticationResult> {
-            silent::acquire_silent(&self.core, &owned(scopes), account, &SilentOptions::default())
-                .await
+            silent::acquire_silent(
+                &self.core,
+                &owned(scopes),
+                account,
+                &SilentOptions::default(),
+            )
+            .await
         }
 
         /// [`Self::acquire_token_silent`] with options (force refresh, claims challenge).
@@ -197,8 +202,8 @@ impl PublicClientApplication {
         open_browser: impl FnOnce(&str) -> Result<()>,
     ) -> Result<AuthenticationResult> {
         let listener = LoopbackListener::bind(redirect_uri).await?;
-        let flow = auth_code::start(&self.core, &owned(scopes), &listener.redirect_uri, options)
-            .await?;
+        let flow =
+            auth_code::start(&self.core, &owned(scopes), &listener.redirect_uri, options).await?;
         open_browser(&flow.auth_uri)?;
         let params = listener.wait(timeout).await?;
         auth_code::finish(&self.core, &flow, &params).await
@@ -269,12 +274,12 @@ impl ConfidentialClientApplication {
         let realm = core.cache_realm().await?;
         // The user's home account, as the response's client_info will name it.
         let claims = decode_jwt_claims(user_assertion).ok();
-        let home = claims.as_ref().and_then(|c| {
-            match (c.get_str("oid"), c.get_str("tid")) {
+        let home = claims
+            .as_ref()
+            .and_then(|c| match (c.get_str("oid"), c.get_str("tid")) {
                 (Some(oid), Some(tid)) => Some(format!("{oid}.{tid}")),
                 _ => c.get_str("sub").map(str::to_owned),
-            }
-        });
+            });
         let account = home.as_ref().map(|h| AccountInfo {
             home_account_id: h.clone(),
             environment: core.authority.environment().to_owned(),
@@ -284,9 +289,10 @@ impl ConfidentialClientApplication {
             authority_type: None,
         });
         let assertion_hash = URL_SAFE_NO_PAD.encode(Sha256::digest(user_assertion.as_bytes()));
-        let partition = home
-            .as_deref()
-            .map_or_else(|| PartitionKey::for_assertion_hash(&assertion_hash), PartitionKey::for_account);
+        let partition = home.as_deref().map_or_else(
+            || PartitionKey::for_assertion_hash(&assertion_hash),
+            PartitionKey::for_account,
+        );
         let lookup = |cache: &tokencache::TokenCache| match &account {
             Some(a) => cached_access_token(core, cache, Some(a), &realm, &refs),
             None => Cached::Missing,
@@ -295,7 +301,10 @@ impl ConfidentialClientApplication {
             return Ok(r);
         }
         let _flight = core
-            .single_flight(format!("obo\u{1f}{assertion_hash}\u{1f}{}", wanted.join(" ")))
+            .single_flight(format!(
+                "obo\u{1f}{assertion_hash}\u{1f}{}",
+                wanted.join(" ")
+            ))
             .await;
         if let Cached::Fresh(r) = lookup(&*core.load(Some(partition.clone())).await?) {
             return Ok(r);

@@ -83,7 +83,10 @@ impl AuthCodeFlow {
         o.insert("redirect_uri", JsonValue::string(&self.redirect_uri));
         o.insert("state", JsonValue::string(&self.state));
         o.insert("nonce", JsonValue::string(&self.nonce));
-        o.insert("code_verifier", JsonValue::string(self.code_verifier.expose()));
+        o.insert(
+            "code_verifier",
+            JsonValue::string(self.code_verifier.expose()),
+        );
         o.insert("scope", JsonValue::string(&self.scopes.join(" ")));
         o.to_python_json(false)
     }
@@ -102,7 +105,10 @@ impl AuthCodeFlow {
             state: get("state")?,
             nonce: get("nonce")?,
             code_verifier: Secret::new(get("code_verifier")?),
-            scopes: get("scope")?.split_whitespace().map(str::to_owned).collect(),
+            scopes: get("scope")?
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect(),
         })
     }
 }
@@ -120,12 +126,11 @@ pub(crate) async fn start(
     let state = random_token(16)?;
     let nonce = random_token(16)?;
     let verifier = random_token(32)?;
-    let mut url = Url::parse(&meta.authorization_endpoint).map_err(|e| {
-        ClientError::InvalidResponse {
+    let mut url =
+        Url::parse(&meta.authorization_endpoint).map_err(|e| ClientError::InvalidResponse {
             url: meta.authorization_endpoint.clone(),
             reason: format!("authorization endpoint: {e}"),
-        }
-    })?;
+        })?;
     {
         let mut q = url.query_pairs_mut();
         q.append_pair("client_id", &core.client_id)
@@ -260,7 +265,10 @@ impl LoopbackListener {
         let path = url.path().to_owned();
         Ok(LoopbackListener {
             listener,
-            redirect_uri: format!("http://{host}:{actual}{}", if path == "/" { "" } else { &path }),
+            redirect_uri: format!(
+                "http://{host}:{actual}{}",
+                if path == "/" { "" } else { &path }
+            ),
             path,
         })
     }
@@ -302,10 +310,7 @@ impl LoopbackListener {
                     .as_ref()
                     .map(|u| u.query_pairs().into_owned().collect())
                     .unwrap_or_default();
-                let done = matches_path
-                    && params
-                        .iter()
-                        .any(|(k, _)| k == "code" || k == "error");
+                let done = matches_path && params.iter().any(|(k, _)| k == "code" || k == "error");
                 let (status, body) = if done {
                     (
                         "200 OK",

@@ -220,7 +220,9 @@ impl Authority {
         let mut out = vec![self.environment.clone()];
         if instance_discovery
             && self.kind == AuthorityKind::Entra
-            && let Some(cloud) = ENTRA_CLOUDS.iter().find(|c| c.contains(&&*self.environment))
+            && let Some(cloud) = ENTRA_CLOUDS
+                .iter()
+                .find(|c| c.contains(&&*self.environment))
         {
             out.extend(
                 cloud
@@ -311,19 +313,44 @@ pub(crate) async fn discover(http: &Http, authority: &Authority) -> Result<Arc<P
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "in tests a panic is the failure report")]
 mod tests {
     use super::*;
 
     #[test]
     fn kinds_and_tenants() {
         let cases = [
-            ("https://login.microsoftonline.com/common", AuthorityKind::Entra, "common"),
-            ("https://login.microsoftonline.us/contoso.onmicrosoft.us/", AuthorityKind::Entra, "contoso.onmicrosoft.us"),
+            (
+                "https://login.microsoftonline.com/common",
+                AuthorityKind::Entra,
+                "common",
+            ),
+            (
+                "https://login.microsoftonline.us/contoso.onmicrosoft.us/",
+                AuthorityKind::Entra,
+                "contoso.onmicrosoft.us",
+            ),
             ("https://fs.contoso.com/adfs", AuthorityKind::Adfs, "adfs"),
-            ("https://contoso.b2clogin.com/contoso.onmicrosoft.com/B2C_1_SignIn", AuthorityKind::B2c, "contoso.onmicrosoft.com"),
-            ("https://login.microsoftonline.com/tfp/contoso.onmicrosoft.com/B2C_1_SignIn", AuthorityKind::B2c, "contoso.onmicrosoft.com"),
-            ("https://contoso.ciamlogin.com", AuthorityKind::Ciam, "contoso.onmicrosoft.com"),
-            ("http://127.0.0.1:8080/7e57a000", AuthorityKind::Entra, "7e57a000"),
+            (
+                "https://contoso.b2clogin.com/contoso.onmicrosoft.com/B2C_1_SignIn",
+                AuthorityKind::B2c,
+                "contoso.onmicrosoft.com",
+            ),
+            (
+                "https://login.microsoftonline.com/tfp/contoso.onmicrosoft.com/B2C_1_SignIn",
+                AuthorityKind::B2c,
+                "contoso.onmicrosoft.com",
+            ),
+            (
+                "https://contoso.ciamlogin.com",
+                AuthorityKind::Ciam,
+                "contoso.onmicrosoft.com",
+            ),
+            (
+                "http://127.0.0.1:8080/7e57a000",
+                AuthorityKind::Entra,
+                "7e57a000",
+            ),
         ];
         for (url, kind, tenant) in cases {
             let a = Authority::parse(url).unwrap();
@@ -350,7 +377,10 @@ mod tests {
             "https://login.microsoftonline.com/common?x=1",
         ] {
             let e = Authority::parse(bad).unwrap_err();
-            assert!(matches!(e, ClientError::InvalidAuthority { .. }), "{bad}: {e}");
+            assert!(
+                matches!(e, ClientError::InvalidAuthority { .. }),
+                "{bad}: {e}"
+            );
         }
         assert!(Authority::oidc("http://localhost:3000").is_ok());
         assert!(Authority::oidc("http://example.com").is_err());

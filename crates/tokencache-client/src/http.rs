@@ -279,6 +279,7 @@ impl Http {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "in tests a panic is the failure report")]
 mod tests {
     use super::*;
     use std::sync::Mutex;
@@ -383,6 +384,9 @@ mod tests {
     #[test]
     fn debug_of_a_request_hides_form_values() {
         let text = format!("{:?}", request());
-        assert!(text.contains("refresh_token") && !text.contains("SECRET-RT"), "{text}");
+        assert!(
+            text.contains("refresh_token") && !text.contains("SECRET-RT"),
+            "{text}"
+        );
     }
 }

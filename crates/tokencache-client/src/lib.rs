@@ -42,8 +42,8 @@ pub use auth_code::{AuthCodeFlow, AuthCodeOptions};
 pub use authority::{Authority, AuthorityKind, ProviderMetadata};
 pub use device_code::DeviceCodeFlow;
 pub use error::{ClientError, OAuthError, Result};
+pub use result::{AccountInfo, AuthenticationResult, TokenSource};
+pub use silent::{EXPIRY_BUFFER_SECONDS, SilentOptions};
 #[cfg(feature = "file")]
 pub use store::FileCacheStore;
 pub use store::{CacheAccess, CacheChange, CacheStore, InMemoryStore};
-pub use result::{AccountInfo, AuthenticationResult, TokenSource};
-pub use silent::{EXPIRY_BUFFER_SECONDS, SilentOptions};

@@ -147,10 +147,9 @@ fn oauth_error(obj: &JsonObject, response: &HttpResponse) -> OAuthError {
         description: s("error_description"),
         suberror: s("suberror"),
         error_codes: match obj.get("error_codes") {
-            Some(JsonValue::Array(items)) => items
-                .iter()
-                .filter_map(JsonValue::as_int_lenient)
-                .collect(),
+            Some(JsonValue::Array(items)) => {
+                items.iter().filter_map(JsonValue::as_int_lenient).collect()
+            }
             _ => Vec::new(),
         },
         correlation_id: s("correlation_id").or_else(|| correlation_header(response)),
@@ -165,6 +164,7 @@ pub(crate) fn int_member(obj: &JsonObject, key: &str) -> Option<i64> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "in tests a panic is the failure report")]
 mod tests {
     use super::*;
 
@@ -188,7 +188,10 @@ mod tests {
         assert!(e.is_interaction_required());
         assert!(!e.is_network());
         let text = e.to_string();
-        assert!(text.contains("AADSTS50173") && !text.contains("Trace ID"), "{text}");
+        assert!(
+            text.contains("AADSTS50173") && !text.contains("Trace ID"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -198,11 +201,17 @@ mod tests {
         assert_eq!(e.oauth().unwrap().correlation_id.as_deref(), Some("corr-1"));
         let e = parse_response(
             "u",
-            &response(400, r#"{"error":"interaction_required","suberror":"consent_required"}"#),
+            &response(
+                400,
+                r#"{"error":"interaction_required","suberror":"consent_required"}"#,
+            ),
         )
         .unwrap_err();
         assert!(e.is_interaction_required());
-        assert_eq!(e.oauth().unwrap().classification(), Some("consent_required"));
+        assert_eq!(
+            e.oauth().unwrap().classification(),
+            Some("consent_required")
+        );
         let e = parse_response("u", &response(502, "<html>bad gateway</html>")).unwrap_err();
         assert!(e.is_network(), "{e}");
         let e = parse_response("u", &response(200, "[1]")).unwrap_err();

@@ -20,6 +20,7 @@ pub(crate) fn s256_challenge(verifier: &str) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "in tests a panic is the failure report")]
 mod tests {
     use super::*;
 

@@ -116,7 +116,12 @@ pub(crate) async fn acquire_silent(
         }
     }
     let _flight = core
-        .single_flight(flight_key("user", &account.home_account_id, &realm, &wanted))
+        .single_flight(flight_key(
+            "user",
+            &account.home_account_id,
+            &realm,
+            &wanted,
+        ))
         .await;
     let cache = core.load(Some(partition.clone())).await?;
     if !forced {

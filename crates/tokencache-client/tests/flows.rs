@@ -1,12 +1,14 @@
 //! Every flow end to end against a real OpenID provider (oidc-provider on loopback).
 
+#![allow(clippy::unwrap_used, reason = "in tests a panic is the failure report")]
+
 mod common;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use common::{Idp, Recording};
-use tokencache::{ManualClock, Section, SystemClock, Clock, TokenCache};
+use tokencache::{Clock, ManualClock, Section, SystemClock, TokenCache};
 use tokencache_client::{
     AuthCodeOptions, ClientCredential, ClientError, ConfidentialClientApplication,
     PublicClientApplication, SilentOptions, TokenSource,
@@ -23,7 +25,11 @@ fn public(idp: &Idp, cache: &Arc<TokenCache>) -> PublicClientApplication {
         .unwrap()
 }
 
-fn public_with(idp: &Idp, cache: &Arc<TokenCache>, clock: Arc<dyn Clock>) -> PublicClientApplication {
+fn public_with(
+    idp: &Idp,
+    cache: &Arc<TokenCache>,
+    clock: Arc<dyn Clock>,
+) -> PublicClientApplication {
     PublicClientApplication::builder("public-app")
         .authority(&idp.authority())
         .unwrap()
@@ -77,7 +83,10 @@ async fn device_code_then_cache_hit_then_refresh_with_rotation() {
     assert_eq!(rts.len(), 1);
     assert_eq!(rts[0].family_id(), Some("1"));
     let acct = &cache.all_accounts()[0];
-    assert_eq!(acct.account_source(), Some("urn:ietf:params:oauth:grant-type:device_code"));
+    assert_eq!(
+        acct.account_source(),
+        Some("urn:ietf:params:oauth:grant-type:device_code")
+    );
 
     let hit = app.acquire_token_silent(&[API], &account).await.unwrap();
     assert_eq!(hit.token_source, TokenSource::Cache);
@@ -92,11 +101,19 @@ async fn device_code_then_cache_hit_then_refresh_with_rotation() {
     assert_eq!(refreshed.token_source, TokenSource::IdentityProvider);
     assert_ne!(refreshed.access_token.expose(), first.access_token.expose());
     let after = rt_secrets(&cache);
-    assert_eq!(after.len(), 1, "the rotated refresh token replaces the old one in place");
+    assert_eq!(
+        after.len(),
+        1,
+        "the rotated refresh token replaces the old one in place"
+    );
     assert_ne!(after, before);
     assert_eq!(cache.len(Section::Account), 1);
     assert_eq!(idp.token_requests("refresh_token").await, 1);
-    assert_eq!(idp.token_requests("urn:ietf:params:oauth:grant-type:device_code").await, 1);
+    assert_eq!(
+        idp.token_requests("urn:ietf:params:oauth:grant-type:device_code")
+            .await,
+        1
+    );
 
     // The rotated token keeps working: a second forced refresh succeeds.
     app.acquire_token_silent_with(&[API], &account, &SilentOptions::default().force_refresh())
@@ -244,13 +261,17 @@ async fn proactive_refresh_at_refresh_on_and_fallback_to_the_cached_token_when_i
     assert_eq!(idp.token_requests("refresh_token").await, 1);
 
     clock.advance(3601); // past the new refresh_on; the provider is unreachable
-    http.offline.store(true, std::sync::atomic::Ordering::SeqCst);
+    http.offline
+        .store(true, std::sync::atomic::Ordering::SeqCst);
     let aging = app.acquire_token_silent(&[API], &account).await.unwrap();
     assert_eq!(aging.token_source, TokenSource::Cache);
     assert_eq!(aging.access_token.expose(), refreshed.access_token.expose());
 
     clock.advance(3400); // within 5 minutes of expiry: not served, and refresh fails
-    let e = app.acquire_token_silent(&[API], &account).await.unwrap_err();
+    let e = app
+        .acquire_token_silent(&[API], &account)
+        .await
+        .unwrap_err();
     assert!(e.is_network(), "{e}");
     assert!(matches!(e, ClientError::Network { .. }));
     // Nothing was removed on failure.
@@ -348,7 +369,10 @@ async fn on_behalf_of_exchanges_a_user_token_and_caches_the_result() {
         .await
         .unwrap();
     let params = idp.browse(&flow.auth_uri, "alice").await;
-    let user_token = user_app.finish_auth_code_flow(&flow, &params).await.unwrap();
+    let user_token = user_app
+        .finish_auth_code_flow(&flow, &params)
+        .await
+        .unwrap();
 
     let cache = Arc::new(TokenCache::new());
     let api = ConfidentialClientApplication::builder("confidential-app")
@@ -417,7 +441,11 @@ async fn refresh_token_migration_invalid_grant_and_network_errors() {
     assert!(e.is_interaction_required());
 
     // No provider at all: a network error, not a protocol error.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let offline = PublicClientApplication::builder("public-app")
         .authority(&format!("http://127.0.0.1:{port}/common"))
         .unwrap()
@@ -441,7 +469,10 @@ async fn remove_account_signs_out_and_silent_then_needs_interaction() {
     app.remove_account(&account).await.unwrap();
     assert!(app.accounts().await.unwrap().is_empty());
     assert_eq!(cache.len(Section::RefreshToken), 0);
-    let e = app.acquire_token_silent(&[API], &account).await.unwrap_err();
+    let e = app
+        .acquire_token_silent(&[API], &account)
+        .await
+        .unwrap_err();
     assert!(matches!(e, ClientError::NoTokenInCache));
     assert!(e.is_interaction_required());
 }
@@ -459,7 +490,10 @@ async fn any_openid_provider_by_issuer_url() {
         .unwrap();
     let first = device_sign_in(&idp, &app, "bob").await;
     let account = first.account.unwrap();
-    assert_eq!(account.home_account_id, "b0b00000-0000-4000-8000-000000000b0b");
+    assert_eq!(
+        account.home_account_id,
+        "b0b00000-0000-4000-8000-000000000b0b"
+    );
     let hit = app.acquire_token_silent(&[API], &account).await.unwrap();
     assert_eq!(hit.token_source, TokenSource::Cache);
     let refreshed = app
@@ -479,7 +513,9 @@ async fn a_file_store_makes_the_second_run_silent() {
         PublicClientApplication::builder("public-app")
             .authority(&idp.authority())
             .unwrap()
-            .cache_store(Arc::new(tokencache_client::FileCacheStore::new(Arc::new(file))))
+            .cache_store(Arc::new(tokencache_client::FileCacheStore::new(Arc::new(
+                file,
+            ))))
             .build()
             .unwrap()
     };
@@ -489,12 +525,19 @@ async fn a_file_store_makes_the_second_run_silent() {
     let second_run = run();
     let accounts = second_run.accounts().await.unwrap();
     assert_eq!(accounts.len(), 1);
-    let hit = second_run.acquire_token_silent(&[API], &accounts[0]).await.unwrap();
+    let hit = second_run
+        .acquire_token_silent(&[API], &accounts[0])
+        .await
+        .unwrap();
     assert_eq!(hit.token_source, TokenSource::Cache);
     // A refresh through the store rewrites the file with the rotated token.
     let before = std::fs::read_to_string(&path).unwrap();
     second_run
-        .acquire_token_silent_with(&[API], &accounts[0], &SilentOptions::default().force_refresh())
+        .acquire_token_silent_with(
+            &[API],
+            &accounts[0],
+            &SilentOptions::default().force_refresh(),
+        )
         .await
         .unwrap();
     let after = std::fs::read_to_string(&path).unwrap();

@@ -3,6 +3,8 @@
 //! MSAL Python and tokencache take turns on one cache file against a provider served over HTTPS
 //! with a test CA.
 
+#![allow(clippy::unwrap_used, reason = "in tests a panic is the failure report")]
+
 mod common;
 
 use std::process::{Command, Stdio};
@@ -59,14 +61,20 @@ fn msal_step(ex: &common::Exchange, now: i64) -> JsonObject {
     let mut event = JsonObject::new();
     if grant == "refresh_token" {
         let new_rt = response.remove("refresh_token").unwrap();
-        step.insert("old_refresh_token", JsonValue::string(&form("refresh_token").unwrap()));
+        step.insert(
+            "old_refresh_token",
+            JsonValue::string(&form("refresh_token").unwrap()),
+        );
         step.insert("new_refresh_token", new_rt);
         event.insert("skip_account_creation", JsonValue::Bool(true));
     }
     event.insert("client_id", JsonValue::string(&form("client_id").unwrap()));
     event.insert("scope", strings(scopes));
     // MSAL requires https; the host, tenant and everything else are unchanged.
-    event.insert("token_endpoint", JsonValue::string(&ex.url.replacen("http://", "https://", 1)));
+    event.insert(
+        "token_endpoint",
+        JsonValue::string(&ex.url.replacen("http://", "https://", 1)),
+    );
     event.insert("grant_type", JsonValue::string(&grant));
     event.insert("response", JsonValue::Object(Box::new(response)));
     event.insert("data", JsonValue::Object(Box::new(data)));
@@ -106,7 +114,12 @@ async fn the_cache_after_every_flow_equals_what_msal_python_writes_for_the_same_
     // Device code (bob), then a refresh that rotates bob's refresh token.
     let flow = public.initiate_device_flow(&[API]).await.unwrap();
     idp.approve_device(&flow.user_code, "bob").await;
-    let bob = public.acquire_token_by_device_flow(&flow).await.unwrap().account.unwrap();
+    let bob = public
+        .acquire_token_by_device_flow(&flow)
+        .await
+        .unwrap()
+        .account
+        .unwrap();
     public
         .acquire_token_silent_with(&[API], &bob, &SilentOptions::default().force_refresh())
         .await
@@ -142,7 +155,14 @@ async fn the_cache_after_every_flow_equals_what_msal_python_writes_for_the_same_
         .collect();
     let grants: Vec<String> = exchanges
         .iter()
-        .map(|e| e.form.iter().find(|(k, _)| k == "grant_type").unwrap().1.clone())
+        .map(|e| {
+            e.form
+                .iter()
+                .find(|(k, _)| k == "grant_type")
+                .unwrap()
+                .1
+                .clone()
+        })
         .collect();
     assert_eq!(
         grants,
@@ -169,10 +189,18 @@ async fn the_cache_after_every_flow_equals_what_msal_python_writes_for_the_same_
         .arg(&steps_file)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let python_cache = String::from_utf8(out.stdout).unwrap();
     let ours = cache.serialize();
-    assert_eq!(cache.len(Section::RefreshToken), 3, "bob, alice and the OBO grant");
+    assert_eq!(
+        cache.len(Section::RefreshToken),
+        3,
+        "bob, alice and the OBO grant"
+    );
     assert!(ours.contains("\"refresh_on\""), "refresh_in was exercised");
     assert!(ours.contains("\"family_id\": \"1\""), "foci was exercised");
     assert_eq!(ours, python_cache, "byte-identical to MSAL Python 1.39");
@@ -213,7 +241,11 @@ fn python_silent(
         cmd.arg("force");
     }
     let out = cmd.output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     JsonObject::parse(String::from_utf8_lossy(&out.stdout).trim()).unwrap()
 }
 
@@ -225,7 +257,10 @@ async fn msal_python_and_tokencache_share_one_cache_file_over_https() {
     let idp = Idp::start_raw(
         &[
             ("IDP_ENTRA_COMPAT", "1"),
-            ("IDP_ISSUER_PATH", "/7e57a000-0000-4000-8000-000000000001/v2.0"),
+            (
+                "IDP_ISSUER_PATH",
+                "/7e57a000-0000-4000-8000-000000000001/v2.0",
+            ),
             ("IDP_TLS_CERT", cert.to_str().unwrap()),
             ("IDP_TLS_KEY", key.to_str().unwrap()),
         ],
@@ -251,29 +286,45 @@ async fn msal_python_and_tokencache_share_one_cache_file_over_https() {
     let mut line = String::new();
     std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
     let flow = JsonObject::parse(line.trim()).unwrap_or_else(|e| panic!("{line:?}: {e}"));
-    idp.approve_device(flow.get_str("user_code").unwrap(), "bob").await;
+    idp.approve_device(flow.get_str("user_code").unwrap(), "bob")
+        .await;
     line.clear();
     std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
     let status = child.wait().unwrap();
     assert!(status.success(), "MSAL Python device flow failed: {line}");
     let result = JsonObject::parse(line.trim()).unwrap();
-    assert_eq!(result.get_str("token_source"), Some("identity_provider"), "{line}");
+    assert_eq!(
+        result.get_str("token_source"),
+        Some("identity_provider"),
+        "{line}"
+    );
 
     // tokencache loads it and acquires silently: from the cache, then by refreshing.
     let app = app_for(&python_file);
     let accounts = app.accounts().await.unwrap();
     assert_eq!(accounts.len(), 1);
     assert_eq!(accounts[0].username, "bob@example.test");
-    let hit = app.acquire_token_silent(&[API], &accounts[0]).await.unwrap();
+    let hit = app
+        .acquire_token_silent(&[API], &accounts[0])
+        .await
+        .unwrap();
     assert_eq!(hit.token_source, TokenSource::Cache);
     let refreshed = app
-        .acquire_token_silent_with(&[API], &accounts[0], &SilentOptions::default().force_refresh())
+        .acquire_token_silent_with(
+            &[API],
+            &accounts[0],
+            &SilentOptions::default().force_refresh(),
+        )
         .await
         .unwrap();
     assert_eq!(refreshed.token_source, TokenSource::IdentityProvider);
     // ... and MSAL Python continues with the refresh token tokencache rotated.
     let r = python_silent(&py, &script, &authority, &python_file, &ca, true);
-    assert_eq!(r.get_str("token_source"), Some("identity_provider"), "{r:?}");
+    assert_eq!(
+        r.get_str("token_source"),
+        Some("identity_provider"),
+        "{r:?}"
+    );
 
     // 2. The reverse: tokencache signs alice in; MSAL Python reads the file.
     let rust_file = dir.path().join("from-rust.json");
@@ -284,7 +335,11 @@ async fn msal_python_and_tokencache_share_one_cache_file_over_https() {
     let r = python_silent(&py, &script, &authority, &rust_file, &ca, false);
     assert_eq!(r.get_str("token_source"), Some("cache"), "{r:?}");
     let r = python_silent(&py, &script, &authority, &rust_file, &ca, true);
-    assert_eq!(r.get_str("token_source"), Some("identity_provider"), "{r:?}");
+    assert_eq!(
+        r.get_str("token_source"),
+        Some("identity_provider"),
+        "{r:?}"
+    );
     // MSAL Python rotated the refresh token; tokencache picks the new one up from the file.
     let account = signed_in.account.unwrap();
     let again = app

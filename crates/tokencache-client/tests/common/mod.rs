@@ -1,6 +1,7 @@
 //! The loopback OpenID provider (`oidc-provider` from npm, `tests/idp/server.mjs`) as a child
 //! process, one per test, plus helpers that play the user's browser.
 #![allow(dead_code)]
+#![allow(clippy::unwrap_used, reason = "in tests a panic is the failure report")]
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -29,7 +30,10 @@ impl Idp {
     pub fn start(extra_env: &[(&str, &str)]) -> Idp {
         let mut env = vec![
             ("IDP_ENTRA_COMPAT", "1"),
-            ("IDP_ISSUER_PATH", "/7e57a000-0000-4000-8000-000000000001/v2.0"),
+            (
+                "IDP_ISSUER_PATH",
+                "/7e57a000-0000-4000-8000-000000000001/v2.0",
+            ),
         ];
         env.extend_from_slice(extra_env);
         Idp::start_raw(&env, None)
@@ -66,17 +70,23 @@ impl Idp {
         reader.read_line(&mut line).expect("the IdP's ready line");
         // Keep draining: a closed pipe would kill the provider at its next write.
         std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
-        let ready = JsonObject::parse(line.trim()).unwrap_or_else(|e| panic!("ready line {line:?}: {e}"));
+        let ready =
+            JsonObject::parse(line.trim()).unwrap_or_else(|e| panic!("ready line {line:?}: {e}"));
         let issuer = ready.get_str("issuer").expect("issuer").to_owned();
         let tenant = ready.get_str("tenant_id").expect("tenant_id").to_owned();
         let origin = issuer
             .find("://")
-            .and_then(|i| issuer[i + 3..].find('/').map(|j| issuer[..i + 3 + j].to_owned()))
+            .and_then(|i| {
+                issuer[i + 3..]
+                    .find('/')
+                    .map(|j| issuer[..i + 3 + j].to_owned())
+            })
             .unwrap_or_else(|| issuer.clone());
         let mut browser = reqwest::Client::builder();
         if let Some(ca) = ca {
             let pem = std::fs::read(ca).expect("CA");
-            browser = browser.tls_certs_only([reqwest::Certificate::from_pem(&pem).expect("CA PEM")]);
+            browser =
+                browser.tls_certs_only([reqwest::Certificate::from_pem(&pem).expect("CA PEM")]);
         }
         Idp {
             child,
@@ -115,7 +125,11 @@ impl Idp {
         let r = self
             .browser
             .get(url)
-            .query(&[("url", auth_uri), ("login_hint", login_hint), ("redirect", "1")])
+            .query(&[
+                ("url", auth_uri),
+                ("login_hint", login_hint),
+                ("redirect", "1"),
+            ])
             .send()
             .await
             .expect("browse helper");
@@ -157,9 +171,10 @@ impl Idp {
             .expect("body");
         let o = JsonObject::parse(&body).expect("stats JSON");
         match o.get("token_requests") {
-            Some(tokencache::json::JsonValue::Object(t)) => {
-                t.get(grant_type).and_then(|v| v.as_int_lenient()).unwrap_or(0)
-            }
+            Some(tokencache::json::JsonValue::Object(t)) => t
+                .get(grant_type)
+                .and_then(|v| v.as_int_lenient())
+                .unwrap_or(0),
             _ => 0,
         }
     }
@@ -252,16 +267,42 @@ pub fn test_ca(dir: &std::path::Path) -> (PathBuf, PathBuf, PathBuf) {
             .current_dir(dir)
             .output()
             .expect("openssl");
-        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     };
     run(&[
-        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
-        "-days", "2", "-subj", "/CN=tokencache test CA",
-        "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=tokencache test CA",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
     ]);
     run(&[
-        "req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
-        "-subj", "/CN=127.0.0.1",
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
     ]);
     std::fs::write(
         dir.join("server.ext"),
@@ -269,10 +310,27 @@ pub fn test_ca(dir: &std::path::Path) -> (PathBuf, PathBuf, PathBuf) {
     )
     .expect("ext file");
     run(&[
-        "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-        "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "server.ext",
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "server.ext",
     ]);
-    (dir.join("ca.pem"), dir.join("server.pem"), dir.join("server.key"))
+    (
+        dir.join("ca.pem"),
+        dir.join("server.pem"),
+        dir.join("server.key"),
+    )
 }
 
 /// A reqwest-based HTTP client that trusts the test CA (and no other root).
