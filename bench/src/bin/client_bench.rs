@@ -78,13 +78,35 @@ fn run(cmd: &mut Command) -> Result<(), String> {
 fn make_certs(dir: &Path) -> Result<(), String> {
     let openssl = |args: &[&str]| run(Command::new("openssl").args(args).current_dir(dir));
     openssl(&[
-        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
-        "-days", "2", "-subj", "/CN=bench CA", "-addext", "basicConstraints=critical,CA:TRUE",
-        "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=bench CA",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
     ])?;
     openssl(&[
-        "req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
-        "-subj", "/CN=127.0.0.1",
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
     ])?;
     std::fs::write(
         dir.join("server.ext"),
@@ -92,8 +114,21 @@ fn make_certs(dir: &Path) -> Result<(), String> {
     )
     .map_err(|e| e.to_string())?;
     openssl(&[
-        "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-        "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "server.ext",
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "server.ext",
     ])
 }
 
@@ -158,11 +193,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
     make_certs(dir.path())?;
     let idp = start_idp(dir.path())?;
-    let origin = idp.issuer.trim_end_matches(&format!("/{TENANT}/v2.0")).to_owned();
+    let origin = idp
+        .issuer
+        .trim_end_matches(&format!("/{TENANT}/v2.0"))
+        .to_owned();
     let authority = format!("{origin}/{TENANT}");
     let ca = std::fs::read(dir.path().join("ca.pem"))?;
     let cert = reqwest::Certificate::from_pem(&ca)?;
-    let browser = reqwest::Client::builder().tls_certs_only([cert.clone()]).build()?;
+    let browser = reqwest::Client::builder()
+        .tls_certs_only([cert.clone()])
+        .build()?;
 
     // The same cache for both sides: N other users, then one signed-in user.
     let now = SystemClock.now();
@@ -181,7 +221,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let flow = app.initiate_device_flow(&[API]).await?;
     browser
         .get(format!("{}/__test/device", idp.issuer))
-        .query(&[("user_code", flow.user_code.as_str()), ("login_hint", "alice")])
+        .query(&[
+            ("user_code", flow.user_code.as_str()),
+            ("login_hint", "alice"),
+        ])
         .send()
         .await?;
     let account = app
@@ -259,7 +302,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .arg(root().join("bench/client_bench.py"))
         .args([&authority, "public-app", API])
         .arg(&cache_file)
-        .args([o.hits.to_string(), o.refreshes.to_string(), o.rounds.to_string()])
+        .args([
+            o.hits.to_string(),
+            o.refreshes.to_string(),
+            o.rounds.to_string(),
+        ])
         .arg(&account.home_account_id)
         .env("REQUESTS_CA_BUNDLE", dir.path().join("ca.pem"))
         .output()?;

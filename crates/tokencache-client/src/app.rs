@@ -30,6 +30,9 @@ pub enum ClientCredential {
     Assertion(Secret),
     /// A function returning a fresh assertion for each request (assertions expire).
     AssertionProvider(Arc<dyn Fn() -> Result<Secret> + Send + Sync>),
+    /// A certificate: each request carries a fresh RS256 assertion signed with its key.
+    #[cfg(feature = "certificate")]
+    Certificate(crate::certificate::ClientCertificate),
 }
 
 impl fmt::Debug for ClientCredential {
@@ -38,6 +41,8 @@ impl fmt::Debug for ClientCredential {
             ClientCredential::Secret(_) => "Secret(<redacted>)",
             ClientCredential::Assertion(_) => "Assertion(<redacted>)",
             ClientCredential::AssertionProvider(_) => "AssertionProvider(..)",
+            #[cfg(feature = "certificate")]
+            ClientCredential::Certificate(_) => "Certificate(..)",
         })
     }
 }
@@ -48,7 +53,13 @@ impl ClientCredential {
         ClientCredential::Secret(Secret::new(secret))
     }
 
-    fn form_fields(&self) -> Result<Vec<(String, String)>> {
+    fn form_fields(
+        &self,
+        client_id: &str,
+        audience: &str,
+        now: i64,
+    ) -> Result<Vec<(String, String)>> {
+        let _ = (client_id, audience, now);
         const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
         let assertion = |a: &Secret| {
             vec![
@@ -62,6 +73,8 @@ impl ClientCredential {
             }
             ClientCredential::Assertion(a) => assertion(a),
             ClientCredential::AssertionProvider(f) => assertion(&f()?),
+            #[cfg(feature = "certificate")]
+            ClientCredential::Certificate(c) => assertion(&c.assertion(client_id, audience, now)?),
         })
     }
 }
@@ -304,7 +317,8 @@ impl Core {
             post = post.field("client_info", "1");
         }
         if let Some(c) = &self.credential {
-            post = post.fields(&c.form_fields()?);
+            post =
+                post.fields(&c.form_fields(&self.client_id, &meta.token_endpoint, self.now())?);
         }
         Ok(post)
     }

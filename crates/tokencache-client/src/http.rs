@@ -123,10 +123,15 @@ impl ReqwestClient {
             .map_err(|e| ClientError::Configuration(format!("HTTP client: {e}")))
     }
 
-    /// A reqwest builder with this crate's settings (timeout, no redirects), to add root
-    /// certificates or a proxy before building.
+    /// A reqwest builder with this crate's settings (timeout, no redirects, idle connections
+    /// dropped after 4 s), to add root certificates or a proxy before building.
+    ///
+    /// Idle connections are dropped before the common 5-second keep-alive timeout of servers
+    /// (Node's default among them): reusing a connection the server is closing fails a request
+    /// that cannot safely be retried (a device-code poll after `slow_down` waits 6 s).
     pub fn builder(timeout: Duration) -> reqwest::ClientBuilder {
         reqwest::Client::builder()
+            .pool_idle_timeout(Duration::from_secs(4))
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))
             .redirect(reqwest::redirect::Policy::none())

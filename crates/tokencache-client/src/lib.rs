@@ -27,6 +27,8 @@ mod app;
 mod apps;
 mod auth_code;
 mod authority;
+#[cfg(feature = "certificate")]
+mod certificate;
 mod device_code;
 mod error;
 pub mod http;
@@ -40,6 +42,8 @@ pub use app::{AppBuilder, ClientCredential};
 pub use apps::{Confidential, ConfidentialClientApplication, Public, PublicClientApplication};
 pub use auth_code::{AuthCodeFlow, AuthCodeOptions};
 pub use authority::{Authority, AuthorityKind, ProviderMetadata};
+#[cfg(feature = "certificate")]
+pub use certificate::ClientCertificate;
 pub use device_code::DeviceCodeFlow;
 pub use error::{ClientError, OAuthError, Result};
 pub use result::{AccountInfo, AuthenticationResult, TokenSource};

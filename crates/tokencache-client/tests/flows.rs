@@ -551,3 +551,149 @@ async fn a_file_store_makes_the_second_run_silent() {
         assert_eq!(mode, 0o600);
     }
 }
+
+/// An RSA key and a self-signed certificate (PEM), and the key's modulus as base64url.
+fn certificate(dir: &std::path::Path, name: &str) -> (Vec<u8>, Vec<u8>, String) {
+    use base64::Engine;
+    let key = dir.join(format!("{name}.key"));
+    let cert = dir.join(format!("{name}.pem"));
+    let ok = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+        ])
+        .arg(format!("/CN={name}"))
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(ok.status.success());
+    let out = std::process::Command::new("openssl")
+        .args(["rsa", "-noout", "-modulus", "-in"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    let hex = String::from_utf8(out.stdout).unwrap();
+    let hex = hex.trim().trim_start_matches("Modulus=");
+    let bytes: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect();
+    let n = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    (std::fs::read(cert).unwrap(), std::fs::read(key).unwrap(), n)
+}
+
+#[tokio::test]
+async fn client_credentials_with_a_certificate_assertion() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key, n) = certificate(dir.path(), "daemon");
+    let clients = format!(
+        r#"[{{"client_id":"cert-app","token_endpoint_auth_method":"private_key_jwt","token_endpoint_auth_signing_alg":"RS256","grant_types":["client_credentials"],"response_types":[],"redirect_uris":[],"jwks":{{"keys":[{{"kty":"RSA","e":"AQAB","n":"{n}","alg":"RS256","use":"sig"}}]}}}}]"#
+    );
+    let clients_file = dir.path().join("clients.json");
+    std::fs::write(&clients_file, clients).unwrap();
+    let idp = Idp::start(&[("IDP_CLIENTS_FILE", clients_file.to_str().unwrap())]);
+    let credential = tokencache_client::ClientCertificate::from_pem(&cert, &key, false).unwrap();
+    assert_eq!(credential.thumbprint_s256().len(), 43);
+    assert!(!format!("{credential:?}").contains("PRIVATE"));
+    let app = ConfidentialClientApplication::builder("cert-app")
+        .authority(&idp.authority())
+        .unwrap()
+        .credential(ClientCredential::Certificate(credential))
+        .build()
+        .unwrap();
+    let first = app
+        .acquire_token_for_client(&["api://test-api/.default"])
+        .await
+        .unwrap();
+    assert_eq!(first.token_source, TokenSource::IdentityProvider);
+    // Each request signs a fresh assertion (a replayed jti would be refused).
+    let forced = app
+        .acquire_token_for_client_force_refresh(&["api://test-api/.default"])
+        .await
+        .unwrap();
+    assert_eq!(forced.token_source, TokenSource::IdentityProvider);
+
+    // A certificate the provider does not know is refused as invalid_client.
+    let (other_cert, other_key, _) = certificate(dir.path(), "stranger");
+    let stranger = ConfidentialClientApplication::builder("cert-app")
+        .authority(&idp.authority())
+        .unwrap()
+        .credential(ClientCredential::Certificate(
+            tokencache_client::ClientCertificate::from_pem(&other_cert, &other_key, true).unwrap(),
+        ))
+        .build()
+        .unwrap();
+    let e = stranger
+        .acquire_token_for_client(&["api://test-api/.default"])
+        .await
+        .unwrap_err();
+    assert_eq!(e.oauth().unwrap().error, "invalid_client");
+    // Bad PEM is a configuration error, not a panic.
+    assert!(matches!(
+        tokencache_client::ClientCertificate::from_pem(b"nope", &key, false),
+        Err(ClientError::Configuration(_))
+    ));
+}
+
+/// Turns the first `authorization_pending` answer into `slow_down` (the loopback provider never
+/// sends it) and timestamps every device-code poll: a fault injector around the real client.
+#[derive(Debug)]
+struct SlowDownOnce {
+    inner: tokencache_client::http::ReqwestClient,
+    polls: std::sync::Mutex<Vec<std::time::Instant>>,
+}
+
+impl tokencache_client::http::HttpClient for SlowDownOnce {
+    fn send(
+        &self,
+        request: tokencache_client::http::HttpRequest,
+    ) -> tokencache_client::http::BoxFuture<
+        '_,
+        Result<tokencache_client::http::HttpResponse, tokencache_client::http::TransportError>,
+    > {
+        Box::pin(async move {
+            let polling = request.form.iter().any(|(k, _)| k == "device_code");
+            let mut response = self.inner.send(request).await?;
+            if polling {
+                let mut polls = self.polls.lock().unwrap();
+                polls.push(std::time::Instant::now());
+                let body = String::from_utf8_lossy(&response.body).into_owned();
+                if polls.len() == 1 && body.contains("authorization_pending") {
+                    response.body = br#"{"error":"slow_down"}"#.to_vec();
+                }
+            }
+            Ok(response)
+        })
+    }
+}
+
+#[tokio::test]
+async fn device_code_polling_honours_slow_down() {
+    let idp = Idp::start(&[]);
+    let http = Arc::new(SlowDownOnce {
+        inner: tokencache_client::http::ReqwestClient::new().unwrap(),
+        polls: Default::default(),
+    });
+    let app = PublicClientApplication::builder("public-app")
+        .authority(&idp.authority())
+        .unwrap()
+        .http_client(http.clone())
+        .build()
+        .unwrap();
+    let flow = app.initiate_device_flow(&[API]).await.unwrap();
+    let approve = async {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        idp.approve_device(&flow.user_code, "alice").await;
+    };
+    let (result, ()) = tokio::join!(app.acquire_token_by_device_flow(&flow), approve);
+    assert_eq!(result.unwrap().token_source, TokenSource::IdentityProvider);
+    let polls = http.polls.lock().unwrap().clone();
+    assert_eq!(polls.len(), 2, "one slowed-down poll, then success");
+    let gap = polls[1] - polls[0];
+    assert!(
+        gap >= Duration::from_millis(5900),
+        "interval 1 s + 5 s after slow_down, got {gap:?}"
+    );
+}
