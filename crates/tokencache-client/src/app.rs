@@ -279,33 +279,33 @@ impl Core {
 
     /// The realm tokens are cached under: the authority's tenant, or for a generic OpenID
     /// provider the first path segment of its token endpoint (what MSAL records).
-    pub async fn cache_realm(&self) -> Result<String> {
+    pub async fn cache_realm(&self) -> Result<&str> {
         if self.authority.kind() != AuthorityKind::Oidc {
-            return Ok(self.authority.tenant().to_owned());
+            return Ok(self.authority.tenant());
         }
         if let Some(realm) = self.oidc_realm.get() {
-            return Ok(realm.clone());
+            return Ok(realm);
         }
         let meta = self.metadata().await?;
         let realm = tokencache::canonicalize(&meta.token_endpoint)
             .map(|a| a.realm)
             .unwrap_or_default();
-        Ok(self.oidc_realm.get_or_init(|| realm).clone())
+        Ok(self.oidc_realm.get_or_init(|| realm))
     }
 
     pub fn now(&self) -> i64 {
         self.clock.now()
     }
 
-    pub fn access(&self, partition: Option<PartitionKey>) -> CacheAccess {
+    pub fn access<'a>(&'a self, partition: Option<&'a PartitionKey>) -> CacheAccess<'a> {
         CacheAccess {
-            client_id: self.client_id.clone(),
+            client_id: &self.client_id,
             partition_key: partition,
         }
     }
 
-    pub async fn load(&self, partition: Option<PartitionKey>) -> Result<Arc<TokenCache>> {
-        self.store.load(&self.access(partition)).await
+    pub async fn load(&self, partition: Option<&PartitionKey>) -> Result<Arc<TokenCache>> {
+        self.store.load(self.access(partition)).await
     }
 
     /// A token-endpoint POST with the client's authentication and `client_info=1`.
@@ -369,7 +369,9 @@ impl Core {
             }
             Ok(())
         });
-        self.store.save(&self.access(partition), change).await?;
+        self.store
+            .save(self.access(partition.as_ref()), change)
+            .await?;
         let expires_in = int_member(&response, "expires_in")
             .or_else(|| int_member(&response, "expires_on").map(|on| on - now))
             .unwrap_or(600);
@@ -435,7 +437,9 @@ impl Core {
             Ok(())
         });
         let partition = Some(PartitionKey::for_account(&account.home_account_id));
-        self.store.save(&self.access(partition), change).await
+        self.store
+            .save(self.access(partition.as_ref()), change)
+            .await
     }
 
     /// A per-key lock so that concurrent calls for the same tokens make one request.

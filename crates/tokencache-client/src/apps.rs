@@ -68,13 +68,7 @@ macro_rules! shared_methods {
             scopes: &[&str],
             account: &AccountInfo,
         ) -> Result<AuthenticationResult> {
-            silent::acquire_silent(
-                &self.core,
-                &owned(scopes),
-                account,
-                &SilentOptions::default(),
-            )
-            .await
+            silent::acquire_silent(&self.core, scopes, account, &SilentOptions::default()).await
         }
 
         /// [`Self::acquire_token_silent`] with options (force refresh, claims challenge).
@@ -84,7 +78,7 @@ macro_rules! shared_methods {
             account: &AccountInfo,
             options: &SilentOptions,
         ) -> Result<AuthenticationResult> {
-            silent::acquire_silent(&self.core, &owned(scopes), account, options).await
+            silent::acquire_silent(&self.core, scopes, account, options).await
         }
 
         /// Starts an authorization code flow with PKCE: send the user to the flow's
@@ -297,7 +291,7 @@ impl ConfidentialClientApplication {
             Some(a) => cached_access_token(core, cache, Some(a), &realm, &refs),
             None => Cached::Missing,
         };
-        if let Cached::Fresh(r) = lookup(&*core.load(Some(partition.clone())).await?) {
+        if let Cached::Fresh(r) = lookup(&*core.load(Some(&partition)).await?) {
             return Ok(r);
         }
         let _flight = core
@@ -306,7 +300,7 @@ impl ConfidentialClientApplication {
                 wanted.join(" ")
             ))
             .await;
-        if let Cached::Fresh(r) = lookup(&*core.load(Some(partition.clone())).await?) {
+        if let Cached::Fresh(r) = lookup(&*core.load(Some(&partition)).await?) {
             return Ok(r);
         }
         let meta = core.metadata().await?;

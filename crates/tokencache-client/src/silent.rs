@@ -7,7 +7,7 @@ use tokencache::{AccessTokenQuery, PartitionKey, RefreshToken, RefreshTokenQuery
 
 use crate::app::{Core, Recorded};
 use crate::error::{ClientError, Result};
-use crate::oauth::{decorate_scopes, undecorated};
+use crate::oauth::{RESERVED_SCOPES, decorate_scopes, undecorated};
 use crate::result::{AccountInfo, AuthenticationResult, TokenSource};
 
 /// An access token closer than this to its expiry is not served from the cache.
@@ -57,8 +57,15 @@ pub(crate) fn cached_access_token(
     scopes: &[&str],
 ) -> Cached {
     let now = core.now();
-    let envs: Vec<&str> = core.envs.iter().map(String::as_str).collect();
-    let mut query = AccessTokenQuery::new(&core.client_id, realm, scopes).environments(&envs);
+    let first = core.envs.first().map_or("", String::as_str);
+    let many: Vec<&str>;
+    let envs: &[&str] = if core.envs.len() == 1 {
+        std::slice::from_ref(&first)
+    } else {
+        many = core.envs.iter().map(String::as_str).collect();
+        &many
+    };
+    let mut query = AccessTokenQuery::new(&core.client_id, realm, scopes).environments(envs);
     if let Some(a) = account {
         query = query.account(&a.home_account_id);
     }
@@ -97,42 +104,43 @@ fn flight_key(kind: &str, who: &str, realm: &str, scopes: &[String]) -> String {
 /// A user's token, silently.
 pub(crate) async fn acquire_silent(
     core: &Core,
-    scopes: &[String],
+    scopes: &[&str],
     account: &AccountInfo,
     options: &SilentOptions,
 ) -> Result<AuthenticationResult> {
     let realm = core.cache_realm().await?;
     let partition = PartitionKey::for_account(&account.home_account_id);
-    let wanted = undecorated(scopes);
-    let wanted_refs: Vec<&str> = wanted.iter().map(String::as_str).collect();
+    // The hit path allocates nothing it does not return.
+    let wanted_refs: Vec<&str> = scopes
+        .iter()
+        .copied()
+        .filter(|s| !RESERVED_SCOPES.contains(s))
+        .collect();
     let forced = options.force_refresh || options.claims_challenge.is_some();
     let mut fallback = None;
     if !forced {
-        let cache = core.load(Some(partition.clone())).await?;
-        match cached_access_token(core, &cache, Some(account), &realm, &wanted_refs) {
+        let cache = core.load(Some(&partition)).await?;
+        match cached_access_token(core, &cache, Some(account), realm, &wanted_refs) {
             Cached::Fresh(r) => return Ok(r),
             Cached::Aging(r) => fallback = Some(r),
             Cached::Missing => {}
         }
     }
+    let scopes: Vec<String> = scopes.iter().map(|s| (*s).to_owned()).collect();
+    let wanted = undecorated(&scopes);
     let _flight = core
-        .single_flight(flight_key(
-            "user",
-            &account.home_account_id,
-            &realm,
-            &wanted,
-        ))
+        .single_flight(flight_key("user", &account.home_account_id, realm, &wanted))
         .await;
-    let cache = core.load(Some(partition.clone())).await?;
+    let cache = core.load(Some(&partition)).await?;
     if !forced {
         // Another call may have refreshed while this one waited.
-        match cached_access_token(core, &cache, Some(account), &realm, &wanted_refs) {
+        match cached_access_token(core, &cache, Some(account), realm, &wanted_refs) {
             Cached::Fresh(r) => return Ok(r),
             Cached::Aging(r) => fallback = Some(r),
             Cached::Missing => {}
         }
     }
-    let outcome = refresh_from_cache(core, &cache, account, scopes, options, partition).await;
+    let outcome = refresh_from_cache(core, &cache, account, &scopes, options, partition).await;
     match (outcome, fallback) {
         (Ok(r), _) => Ok(r),
         (Err(e), Some(aging)) if matches!(e, ClientError::OAuth(_)) || e.is_network() => {
@@ -258,7 +266,7 @@ pub(crate) async fn acquire_for_client(
     let mut fallback = None;
     let check = |cache: &TokenCache| cached_access_token(core, cache, None, &realm, &refs);
     if !force_refresh {
-        match check(&*core.load(Some(partition.clone())).await?) {
+        match check(&*core.load(Some(&partition)).await?) {
             Cached::Fresh(r) => return Ok(r),
             Cached::Aging(r) => fallback = Some(r),
             Cached::Missing => {}
@@ -268,7 +276,7 @@ pub(crate) async fn acquire_for_client(
         .single_flight(flight_key("app", "", &realm, scopes))
         .await;
     if !force_refresh {
-        match check(&*core.load(Some(partition.clone())).await?) {
+        match check(&*core.load(Some(&partition)).await?) {
             Cached::Fresh(r) => return Ok(r),
             Cached::Aging(r) => fallback = Some(r),
             Cached::Missing => {}

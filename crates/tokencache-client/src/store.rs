@@ -20,15 +20,15 @@ use crate::http::BoxFuture;
 pub type CacheChange = Arc<dyn Fn(&TokenCache) -> Result<(), tokencache::Error> + Send + Sync>;
 
 /// What a cache access is about.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CacheAccess {
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CacheAccess<'a> {
     /// The client id of the application.
-    pub client_id: String,
+    pub client_id: &'a str,
     /// The partition the access is about: the account's `home_account_id`, the app partition
     /// `{client_id}_{tenant}_AppTokenCache`, or the OBO assertion hash. `None` when the access
     /// spans accounts (listing accounts) or the account is not known yet (a sign-in response
     /// whose account is computed by the store).
-    pub partition_key: Option<PartitionKey>,
+    pub partition_key: Option<&'a PartitionKey>,
 }
 
 /// Where an application's token cache lives. Implemented by [`InMemoryStore`] (the default),
@@ -36,12 +36,12 @@ pub struct CacheAccess {
 pub trait CacheStore: Send + Sync + fmt::Debug {
     /// Before access: the cache to read, brought up to date (e.g. re-read from a file, or the
     /// partition loaded from a database).
-    fn load<'a>(&'a self, access: &'a CacheAccess) -> BoxFuture<'a, Result<Arc<TokenCache>>>;
+    fn load<'a>(&'a self, access: CacheAccess<'a>) -> BoxFuture<'a, Result<Arc<TokenCache>>>;
 
     /// After access, when the cache changes: apply `change` and persist the result.
     fn save<'a>(
         &'a self,
-        access: &'a CacheAccess,
+        access: CacheAccess<'a>,
         change: CacheChange,
     ) -> BoxFuture<'a, Result<()>>;
 }
@@ -72,11 +72,11 @@ impl InMemoryStore {
 }
 
 impl CacheStore for InMemoryStore {
-    fn load<'a>(&'a self, _: &'a CacheAccess) -> BoxFuture<'a, Result<Arc<TokenCache>>> {
+    fn load<'a>(&'a self, _: CacheAccess<'a>) -> BoxFuture<'a, Result<Arc<TokenCache>>> {
         Box::pin(async move { Ok(self.cache.clone()) })
     }
 
-    fn save<'a>(&'a self, _: &'a CacheAccess, change: CacheChange) -> BoxFuture<'a, Result<()>> {
+    fn save<'a>(&'a self, _: CacheAccess<'a>, change: CacheChange) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move { Ok(change(&self.cache)?) })
     }
 }
@@ -124,7 +124,7 @@ fn store_error(e: impl fmt::Display) -> crate::ClientError {
 
 #[cfg(feature = "file")]
 impl CacheStore for FileCacheStore {
-    fn load<'a>(&'a self, _: &'a CacheAccess) -> BoxFuture<'a, Result<Arc<TokenCache>>> {
+    fn load<'a>(&'a self, _: CacheAccess<'a>) -> BoxFuture<'a, Result<Arc<TokenCache>>> {
         Box::pin(async move {
             let file = self.file.clone();
             tokio::task::spawn_blocking(move || file.reload())
@@ -135,7 +135,7 @@ impl CacheStore for FileCacheStore {
         })
     }
 
-    fn save<'a>(&'a self, _: &'a CacheAccess, change: CacheChange) -> BoxFuture<'a, Result<()>> {
+    fn save<'a>(&'a self, _: CacheAccess<'a>, change: CacheChange) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             let file = self.file.clone();
             tokio::task::spawn_blocking(move || file.update(|cache| change(cache)))
