@@ -288,7 +288,7 @@ impl ConfidentialClientApplication {
             PartitionKey::for_account,
         );
         let lookup = |cache: &tokencache::TokenCache| match &account {
-            Some(a) => cached_access_token(core, cache, Some(a), &realm, &refs),
+            Some(a) => cached_access_token(core, cache, Some(a), realm, &refs),
             None => Cached::Missing,
         };
         if let Cached::Fresh(r) = lookup(&*core.load(Some(&partition)).await?) {

@@ -261,10 +261,10 @@ pub(crate) async fn acquire_for_client(
     force_refresh: bool,
 ) -> Result<AuthenticationResult> {
     let realm = core.cache_realm().await?;
-    let partition = PartitionKey::for_app(&core.client_id, &realm);
+    let partition = PartitionKey::for_app(&core.client_id, realm);
     let refs: Vec<&str> = scopes.iter().map(String::as_str).collect();
     let mut fallback = None;
-    let check = |cache: &TokenCache| cached_access_token(core, cache, None, &realm, &refs);
+    let check = |cache: &TokenCache| cached_access_token(core, cache, None, realm, &refs);
     if !force_refresh {
         match check(&*core.load(Some(&partition)).await?) {
             Cached::Fresh(r) => return Ok(r),
@@ -273,7 +273,7 @@ pub(crate) async fn acquire_for_client(
         }
     }
     let _flight = core
-        .single_flight(flight_key("app", "", &realm, scopes))
+        .single_flight(flight_key("app", "", realm, scopes))
         .await;
     if !force_refresh {
         match check(&*core.load(Some(&partition)).await?) {
