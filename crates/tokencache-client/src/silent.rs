@@ -131,16 +131,31 @@ pub(crate) async fn acquire_silent(
     let _flight = core
         .single_flight(flight_key("user", &account.home_account_id, realm, &wanted))
         .await;
-    let cache = core.load(Some(&partition)).await?;
-    if !forced {
-        // Another call may have refreshed while this one waited.
-        match cached_access_token(core, &cache, Some(account), realm, &wanted_refs) {
-            Cached::Fresh(r) => return Ok(r),
-            Cached::Aging(r) => fallback = Some(r),
-            Cached::Missing => {}
+    let access = core.access(Some(&partition));
+    let leased = core.store.begin_refresh(access).await?;
+    let outcome = async {
+        let cache = core.load(Some(&partition)).await?;
+        if !forced {
+            // Another call (or process) may have refreshed while this one waited.
+            match cached_access_token(core, &cache, Some(account), realm, &wanted_refs) {
+                Cached::Fresh(r) => return Ok(Some(r)),
+                Cached::Aging(r) => fallback = Some(r),
+                Cached::Missing => {}
+            }
         }
+        refresh_from_cache(core, &cache, account, &scopes, options, partition.clone())
+            .await
+            .map(Some)
     }
-    let outcome = refresh_from_cache(core, &cache, account, &scopes, options, partition).await;
+    .await;
+    if leased && let Err(e) = core.store.end_refresh(access).await {
+        tracing::warn!(error = %e, "could not release the refresh lease; it expires on its own");
+    }
+    let outcome = match outcome {
+        Ok(Some(r)) if r.token_source == TokenSource::Cache => return Ok(r),
+        Ok(r) => r.ok_or(ClientError::NoTokenInCache),
+        Err(e) => Err(e),
+    };
     match (outcome, fallback) {
         (Ok(r), _) => Ok(r),
         (Err(e), Some(aging)) if matches!(e, ClientError::OAuth(_)) || e.is_network() => {

@@ -44,6 +44,22 @@ pub trait CacheStore: Send + Sync + fmt::Debug {
         access: CacheAccess<'a>,
         change: CacheChange,
     ) -> BoxFuture<'a, Result<()>>;
+
+    /// Called before a refresh of the partition's tokens: a store shared by several processes
+    /// waits here until no other process is refreshing the same partition (a short lease), so
+    /// a rotating refresh token is never used twice. Returns whether a lease was taken (then
+    /// [`CacheStore::end_refresh`] follows). The default takes none: within one process the
+    /// application already makes one refresh at a time.
+    fn begin_refresh<'a>(&'a self, access: CacheAccess<'a>) -> BoxFuture<'a, Result<bool>> {
+        let _ = access;
+        Box::pin(async { Ok(false) })
+    }
+
+    /// Releases the lease [`CacheStore::begin_refresh`] took.
+    fn end_refresh<'a>(&'a self, access: CacheAccess<'a>) -> BoxFuture<'a, Result<()>> {
+        let _ = access;
+        Box::pin(async { Ok(()) })
+    }
 }
 
 /// An in-memory cache for the life of the application: what every application gets when it is

@@ -1,0 +1,138 @@
+//! The backend interface: a versioned key-value store of partition documents with
+//! compare-and-set, expiry and leases; and opening a backend by URL.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokencache_client::http::BoxFuture;
+
+use crate::error::{Result, StoreError, redact_url};
+
+/// A stored partition: its document (the serialized cache partition, possibly encrypted) and
+/// its version.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Versioned {
+    /// The document's bytes.
+    pub document: Vec<u8>,
+    /// The version: random and non-zero, new on every save, so a deleted and re-created
+    /// partition never repeats a version another process remembers.
+    pub version: u64,
+}
+
+impl fmt::Debug for Versioned {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Versioned")
+            .field("version", &self.version)
+            .field("bytes", &self.document.len())
+            .finish()
+    }
+}
+
+/// The outcome of a compare-and-set save.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SaveOutcome {
+    /// Saved under this new version.
+    Saved(u64),
+    /// The stored version was not the expected one: reload, merge, retry.
+    Conflict,
+}
+
+/// A new random, non-zero version.
+pub fn new_version() -> u64 {
+    let mut b = [0u8; 8];
+    if getrandom::fill(&mut b).is_err() {
+        // No system randomness: fall back to the clock (still unique per save in practice).
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64);
+        return nanos | 1;
+    }
+    // Keep it within i64 for SQL columns, and non-zero.
+    (u64::from_le_bytes(b) >> 1).max(1)
+}
+
+/// A versioned key-value store of partitions. Every backend passes the same behaviour suite
+/// (`tests/behaviour.rs`).
+pub trait PartitionStore: Send + Sync + fmt::Debug {
+    /// The backend's name (`sqlite`, `postgres`, `redis`, `redis-cluster`, `memory`).
+    fn backend(&self) -> &'static str;
+
+    /// The partition's document and version, or `None` (absent or expired).
+    fn load<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Versioned>>>;
+
+    /// Only the version (cheap; used to validate an L1 copy).
+    fn version<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<u64>>>;
+
+    /// Saves `document` if the stored version is `expected` (`None`: only if absent or
+    /// expired), with an absolute expiry (Unix seconds; `None` for none).
+    fn save<'a>(
+        &'a self,
+        key: &'a str,
+        document: &'a [u8],
+        expected: Option<u64>,
+        expires_at: Option<i64>,
+    ) -> BoxFuture<'a, Result<SaveOutcome>>;
+
+    /// Deletes the partition if its version is `expected` (`None`: whatever it is). Returns
+    /// whether something was deleted.
+    fn delete<'a>(&'a self, key: &'a str, expected: Option<u64>) -> BoxFuture<'a, Result<bool>>;
+
+    /// Takes the lease `key` for `holder` for `ttl` if nobody else holds it. Returns whether
+    /// it was taken.
+    fn try_lease<'a>(
+        &'a self,
+        key: &'a str,
+        holder: &'a str,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool>>;
+
+    /// Releases the lease if `holder` still holds it.
+    fn release_lease<'a>(&'a self, key: &'a str, holder: &'a str) -> BoxFuture<'a, Result<()>>;
+
+    /// Every stored partition key (for migration and inspection; not for request paths).
+    fn keys(&self) -> BoxFuture<'_, Result<Vec<String>>>;
+}
+
+/// Opens a backend by URL: `sqlite://PATH` (or a bare path ending in `.db`/`.sqlite`),
+/// `postgres://…`, `redis://HOST:PORT/[DB]`, `redis+cluster://HOST:PORT[,HOST:PORT…]`,
+/// `memory://`.
+///
+/// ```
+/// # async fn f() -> Result<(), tokencache_store::StoreError> {
+/// let store = tokencache_store::open("memory://").await?;
+/// assert_eq!(store.backend(), "memory");
+/// # Ok(()) }
+/// ```
+pub async fn open(url: &str) -> Result<Arc<dyn PartitionStore>> {
+    let invalid = |reason: &str| StoreError::InvalidUrl {
+        url: redact_url(url),
+        reason: reason.to_owned(),
+    };
+    let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+    match scheme.as_deref() {
+        Some("memory") => Ok(Arc::new(crate::memory::MemoryStore::new())),
+        #[cfg(feature = "sqlite")]
+        Some("sqlite") => {
+            let path = url.split_once("://").map(|(_, p)| p).unwrap_or_default();
+            if path.is_empty() {
+                return Err(invalid("no path; use sqlite://PATH"));
+            }
+            Ok(Arc::new(crate::sqlite::SqliteStore::open(path).await?))
+        }
+        #[cfg(feature = "postgres")]
+        Some("postgres" | "postgresql") => Ok(Arc::new(
+            crate::postgres::PostgresStore::connect(url).await?,
+        )),
+        #[cfg(feature = "redis")]
+        Some("redis" | "rediss") => Ok(Arc::new(crate::redis::RedisStore::connect(url).await?)),
+        #[cfg(feature = "redis")]
+        Some("redis+cluster") => Ok(Arc::new(
+            crate::redis::RedisClusterStore::connect(url).await?,
+        )),
+        Some(other) => Err(invalid(&format!(
+            "unknown scheme {other:?} (or its feature is off); expected sqlite, postgres, redis, redis+cluster or memory"
+        ))),
+        None => Err(invalid("no scheme; expected e.g. sqlite://tokens.db")),
+    }
+}

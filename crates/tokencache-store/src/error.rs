@@ -1,0 +1,78 @@
+//! The crate's one error type.
+
+/// Everything that can go wrong in a partitioned store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The backend (database, Redis) could not be reached or failed; transient.
+    #[error("{backend} unavailable: {reason}")]
+    Unavailable {
+        /// `sqlite`, `postgres`, `redis`, ...
+        backend: &'static str,
+        /// What failed (never a token).
+        reason: String,
+    },
+    /// The store URL is not understood.
+    #[error("invalid store URL {url:?}: {reason}")]
+    InvalidUrl {
+        /// The URL, with any password removed.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// A stored partition could not be read: not a cache document, or encrypted with a key this
+    /// store does not have. The partition is left as it is.
+    #[error("partition {partition:?} is unreadable: {reason}")]
+    Unreadable {
+        /// The partition key.
+        partition: String,
+        /// Why.
+        reason: String,
+    },
+    /// A change would have put another partition's entries into this one.
+    #[error("refused: a change to partition {partition:?} touches entries of {other:?}")]
+    Isolation {
+        /// The partition being saved.
+        partition: String,
+        /// The foreign partition.
+        other: String,
+    },
+    /// Saves kept conflicting with concurrent writers.
+    #[error("partition {partition:?}: still conflicting after {attempts} attempts")]
+    Contention {
+        /// The partition key.
+        partition: String,
+        /// Attempts made.
+        attempts: u32,
+    },
+    /// The cache rejected the change.
+    #[error("token cache: {0}")]
+    Cache(#[from] tokencache::Error),
+}
+
+impl StoreError {
+    /// True for transient backend failures (retrying later may succeed).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Unavailable { .. })
+    }
+}
+
+impl From<StoreError> for tokencache_client::ClientError {
+    fn from(e: StoreError) -> Self {
+        tokencache_client::ClientError::Store(e.to_string())
+    }
+}
+
+/// The crate's result type.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Removes the password from a URL for messages.
+pub(crate) fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}

@@ -1,0 +1,50 @@
+//! Partitioned token cache stores for web apps, web APIs and daemons: one MSAL cache partition
+//! per user (by `home_account_id`), per app (`{client_id}_{tenant}_AppTokenCache`) or per
+//! on-behalf-of assertion, in SQLite (the embedded default), PostgreSQL, Redis or Redis Cluster.
+//! This crate owns the backend interface ([`PartitionStore`]: versioned documents,
+//! compare-and-set, expiry, leases), the backends, opening one by URL ([`open`]), and
+//! [`PartitionedCache`], the [`tokencache_client::CacheStore`] that a client application uses:
+//! it loads only the requesting user's partition, saves with compare-and-set and retries so
+//! concurrent requests never lose a token, takes a short lease so one process at a time
+//! refreshes a partition, expires and deletes partitions, optionally keeps an L1 validated by
+//! version, and optionally encrypts partitions with rotating keys.
+//!
+//! ```
+//! # async fn f() -> Result<(), Box<dyn std::error::Error>> {
+//! use tokencache_store::{PartitionOptions, PartitionedCache};
+//! let store = tokencache_store::open("sqlite:///var/lib/myapp/tokens.db").await?;
+//! let cache = PartitionedCache::new(store, PartitionOptions::default());
+//! # Ok(()) }
+//! ```
+
+mod backend;
+mod crypto;
+mod error;
+mod l1;
+mod memory;
+mod partitioned;
+#[cfg(feature = "postgres")]
+mod postgres;
+#[cfg(feature = "redis")]
+mod redis;
+#[cfg(feature = "sqlite")]
+mod sqlite;
+
+pub use backend::{PartitionStore, SaveOutcome, Versioned, new_version, open};
+pub use crypto::PartitionKeys;
+pub use error::{Result, StoreError};
+pub use memory::MemoryStore;
+pub use partitioned::{FailurePolicy, PartitionOptions, PartitionedCache, StoreMetrics};
+#[cfg(feature = "postgres")]
+pub use postgres::PostgresStore;
+#[cfg(feature = "redis")]
+pub use redis::{RedisClusterStore, RedisStore};
+#[cfg(feature = "sqlite")]
+pub use sqlite::SqliteStore;
+
+/// Now, in Unix seconds.
+pub(crate) fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}

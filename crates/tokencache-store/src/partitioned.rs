@@ -1,0 +1,457 @@
+//! [`PartitionedCache`]: the [`CacheStore`] a web app gives its client application. Each
+//! request loads only its user's partition; a save re-reads the partition, applies the change
+//! and compares-and-sets, retrying on conflict, so concurrent requests never lose a token.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokencache::{PartitionKey, Section, TokenCache};
+use tokencache_client::http::BoxFuture;
+use tokencache_client::{CacheAccess, CacheChange, CacheStore, ClientError};
+
+use crate::backend::{PartitionStore, SaveOutcome, Versioned};
+use crate::crypto::{PartitionKeys, is_encrypted};
+use crate::error::{Result, StoreError};
+use crate::l1::L1;
+use crate::unix_now;
+
+/// What to do when the store (L2) cannot be reached while loading a partition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FailurePolicy {
+    /// Answer as if the partition were empty: silent calls then ask for a sign-in.
+    TreatAsMiss,
+    /// Fail the request with the store's error.
+    Fail,
+    /// Retry for up to this long, then fail.
+    RetryFor(Duration),
+}
+
+/// How a [`PartitionedCache`] behaves.
+#[derive(Clone, Debug)]
+pub struct PartitionOptions {
+    /// Expiry of user partitions, renewed on every save (sliding). `None`: never. App-token
+    /// partitions always expire with their last access token; empty partitions are deleted.
+    pub user_expiry: Option<Duration>,
+    /// The in-process L1: its size in bytes of cache documents (0 turns it off) and how long an
+    /// entry lives. Every L1 hit is validated against the store's version first.
+    pub l1_bytes: usize,
+    /// L1 entry lifetime.
+    pub l1_ttl: Duration,
+    /// When the store cannot be reached on load.
+    pub failure_policy: FailurePolicy,
+    /// Encrypt stored partitions.
+    pub encryption: Option<PartitionKeys>,
+    /// How long a refresh lease lasts (a crashed holder frees it after this).
+    pub lease_ttl: Duration,
+    /// Compare-and-set attempts before giving up.
+    pub max_attempts: u32,
+}
+
+impl Default for PartitionOptions {
+    fn default() -> Self {
+        PartitionOptions {
+            user_expiry: Some(Duration::from_secs(90 * 24 * 3600)),
+            l1_bytes: 0,
+            l1_ttl: Duration::from_secs(300),
+            failure_policy: FailurePolicy::Fail,
+            encryption: None,
+            lease_ttl: Duration::from_secs(10),
+            max_attempts: 32,
+        }
+    }
+}
+
+/// Counters, for dashboards and tests ([`PartitionedCache::metrics`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StoreMetrics {
+    /// Loads answered from the L1 (after a version check).
+    pub l1_hits: u64,
+    /// Loads that read the partition from the store.
+    pub l2_loads: u64,
+    /// Successful saves (including deletes of emptied partitions).
+    pub saves: u64,
+    /// Compare-and-set conflicts (each was retried).
+    pub conflicts: u64,
+    /// Store failures, whatever the policy did with them.
+    pub l2_failures: u64,
+    /// Loads answered as empty because of [`FailurePolicy::TreatAsMiss`].
+    pub treated_as_miss: u64,
+    /// Refresh leases that had to wait for another holder.
+    pub lease_waits: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    l1_hits: AtomicU64,
+    l2_loads: AtomicU64,
+    saves: AtomicU64,
+    conflicts: AtomicU64,
+    l2_failures: AtomicU64,
+    treated_as_miss: AtomicU64,
+    lease_waits: AtomicU64,
+}
+
+fn bump(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
+/// A token cache kept as one partition per user (and per app, per OBO assertion) in a
+/// [`PartitionStore`]: give it to a client application with `cache_store`.
+///
+/// ```
+/// # async fn f() -> Result<(), Box<dyn std::error::Error>> {
+/// use std::sync::Arc;
+/// use tokencache_client::{ClientCredential, ConfidentialClientApplication};
+/// use tokencache_store::{PartitionOptions, PartitionedCache};
+/// let store = tokencache_store::open("memory://").await?;
+/// let cache = PartitionedCache::new(store, PartitionOptions::default());
+/// let app = ConfidentialClientApplication::builder("my-web-app")
+///     .authority("https://login.microsoftonline.com/contoso.onmicrosoft.com")?
+///     .credential(ClientCredential::secret("from-a-vault"))
+///     .cache_store(Arc::new(cache))
+///     .build()?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct PartitionedCache {
+    store: Arc<dyn PartitionStore>,
+    options: PartitionOptions,
+    l1: Option<L1>,
+    counters: Counters,
+    instance: String,
+    next_holder: AtomicU64,
+    holders: Mutex<HashMap<String, String>>,
+}
+
+impl PartitionedCache {
+    /// A cache over `store`.
+    pub fn new(store: Arc<dyn PartitionStore>, options: PartitionOptions) -> PartitionedCache {
+        let l1 = (options.l1_bytes > 0).then(|| L1::new(options.l1_bytes, options.l1_ttl));
+        PartitionedCache {
+            store,
+            options,
+            l1,
+            counters: Counters::default(),
+            instance: format!("{:016x}", crate::backend::new_version()),
+            next_holder: AtomicU64::new(0),
+            holders: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The store underneath.
+    pub fn store(&self) -> &Arc<dyn PartitionStore> {
+        &self.store
+    }
+
+    /// A snapshot of the counters.
+    pub fn metrics(&self) -> StoreMetrics {
+        let c = &self.counters;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        StoreMetrics {
+            l1_hits: get(&c.l1_hits),
+            l2_loads: get(&c.l2_loads),
+            saves: get(&c.saves),
+            conflicts: get(&c.conflicts),
+            l2_failures: get(&c.l2_failures),
+            treated_as_miss: get(&c.treated_as_miss),
+            lease_waits: get(&c.lease_waits),
+        }
+    }
+
+    /// The cache of one partition (empty when absent), through the L1 and the failure policy.
+    pub async fn load_partition(&self, key: &PartitionKey) -> Result<Arc<TokenCache>> {
+        let started = Instant::now();
+        loop {
+            match self.try_load(key.as_str()).await {
+                Ok(cache) => return Ok(cache),
+                Err(e) if e.is_unavailable() => {
+                    bump(&self.counters.l2_failures);
+                    match self.options.failure_policy {
+                        FailurePolicy::TreatAsMiss => {
+                            bump(&self.counters.treated_as_miss);
+                            tracing::warn!(error = %e, partition = key.as_str(), "token store unavailable; treating the partition as empty");
+                            return Ok(Arc::new(TokenCache::new()));
+                        }
+                        FailurePolicy::RetryFor(budget) if started.elapsed() < budget => {
+                            tracing::warn!(error = %e, "token store unavailable; retrying");
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                        _ => {
+                            tracing::error!(error = %e, partition = key.as_str(), "token store unavailable");
+                            return Err(e);
+                        }
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    async fn try_load(&self, key: &str) -> Result<Arc<TokenCache>> {
+        if let Some(l1) = &self.l1
+            && let Some((version, cache)) = l1.get(key)
+        {
+            // Coherent by version: a sign-out elsewhere (deleted partition) or a newer save
+            // elsewhere invalidates the copy.
+            if self.store.version(key).await? == Some(version) {
+                bump(&self.counters.l1_hits);
+                return Ok(cache);
+            }
+            l1.remove(key);
+        }
+        bump(&self.counters.l2_loads);
+        let Some(stored) = self.store.load(key).await? else {
+            return Ok(Arc::new(TokenCache::new()));
+        };
+        let cache = Arc::new(self.decode(key, &stored)?);
+        if let Some(l1) = &self.l1 {
+            l1.put(key, stored.version, cache.clone(), stored.document.len());
+        }
+        Ok(cache)
+    }
+
+    fn decode(&self, key: &str, stored: &Versioned) -> Result<TokenCache> {
+        let unreadable = |reason: String| StoreError::Unreadable {
+            partition: key.to_owned(),
+            reason,
+        };
+        let plain;
+        let bytes: &[u8] = if is_encrypted(&stored.document) {
+            let keys = self.options.encryption.as_ref().ok_or_else(|| {
+                unreadable("the partition is encrypted and no keys are configured".into())
+            })?;
+            plain = keys.decrypt(key, &stored.document)?;
+            &plain
+        } else {
+            &stored.document
+        };
+        let text = std::str::from_utf8(bytes).map_err(|_| unreadable("not UTF-8 text".into()))?;
+        let cache = TokenCache::from_json(text).map_err(|e| unreadable(e.to_string()))?;
+        // Only this partition's entries ever reach a request.
+        let own = PartitionKey::new(key);
+        if cache.partition_keys().iter().any(|k| *k != own) {
+            tracing::warn!(
+                partition = key,
+                "a stored partition held other partitions' entries; ignoring them"
+            );
+            return TokenCache::from_json(&cache.serialize_partition(&own))
+                .map_err(|e| unreadable(e.to_string()));
+        }
+        Ok(cache)
+    }
+
+    fn encode(&self, key: &str, cache: &TokenCache) -> Result<Vec<u8>> {
+        let text = cache.serialize();
+        match &self.options.encryption {
+            Some(keys) => keys.encrypt(key, text.as_bytes()),
+            None => Ok(text.into_bytes()),
+        }
+    }
+
+    fn expires_at(&self, key: &str, cache: &TokenCache) -> Option<i64> {
+        if key.ends_with("_AppTokenCache") {
+            return cache
+                .all_access_tokens()
+                .iter()
+                .filter_map(|at| at.expires_on())
+                .max();
+        }
+        self.options
+            .user_expiry
+            .map(|d| unix_now() + d.as_secs() as i64)
+    }
+
+    /// Applies `change` to the partition `key` with compare-and-set, retrying on conflict;
+    /// deletes the partition when it ends up empty.
+    pub async fn update_partition(
+        &self,
+        key: &PartitionKey,
+        change: &(dyn Fn(&TokenCache) -> Result<(), tokencache::Error> + Send + Sync),
+    ) -> Result<()> {
+        let key_str = key.as_str();
+        for attempt in 0..self.options.max_attempts {
+            let current = self.store.load(key_str).await?;
+            let cache = match &current {
+                Some(stored) => self.decode(key_str, stored)?,
+                None => TokenCache::new(),
+            };
+            change(&cache)?;
+            if let Some(other) = cache.partition_keys().into_iter().find(|k| k != key) {
+                return Err(StoreError::Isolation {
+                    partition: key_str.to_owned(),
+                    other: other.as_str().to_owned(),
+                });
+            }
+            let expected = current.as_ref().map(|c| c.version);
+            let empty = [
+                Section::AccessToken,
+                Section::RefreshToken,
+                Section::IdToken,
+                Section::Account,
+            ]
+            .iter()
+            .all(|s| cache.len(*s) == 0);
+            let outcome = if empty {
+                match expected {
+                    None => Some(None),
+                    Some(v) => self.store.delete(key_str, Some(v)).await?.then_some(None),
+                }
+            } else {
+                let doc = self.encode(key_str, &cache)?;
+                match self
+                    .store
+                    .save(key_str, &doc, expected, self.expires_at(key_str, &cache))
+                    .await?
+                {
+                    SaveOutcome::Saved(v) => Some(Some((v, doc.len()))),
+                    SaveOutcome::Conflict => None,
+                }
+            };
+            match outcome {
+                Some(saved) => {
+                    bump(&self.counters.saves);
+                    if let Some(l1) = &self.l1 {
+                        match saved {
+                            Some((v, len)) => l1.put(key_str, v, Arc::new(cache), len),
+                            None => l1.remove(key_str),
+                        }
+                    }
+                    return Ok(());
+                }
+                None => {
+                    bump(&self.counters.conflicts);
+                    tracing::debug!(partition = key_str, attempt, "save conflicted; reloading");
+                    // Spread the retries of concurrent writers.
+                    let jitter = crate::backend::new_version() % (2 + u64::from(attempt) * 3);
+                    tokio::time::sleep(Duration::from_millis(jitter)).await;
+                }
+            }
+        }
+        Err(StoreError::Contention {
+            partition: key_str.to_owned(),
+            attempts: self.options.max_attempts,
+        })
+    }
+
+    /// Deletes a partition (sign-out).
+    pub async fn delete_partition(&self, key: &PartitionKey) -> Result<bool> {
+        let deleted = self.store.delete(key.as_str(), None).await?;
+        if let Some(l1) = &self.l1 {
+            l1.remove(key.as_str());
+        }
+        Ok(deleted)
+    }
+
+    async fn acquire_lease(&self, key: &str) -> Result<()> {
+        let holder = format!(
+            "{}-{}",
+            self.instance,
+            self.next_holder.fetch_add(1, Ordering::Relaxed)
+        );
+        let deadline = Instant::now() + self.options.lease_ttl * 2;
+        let mut waited = false;
+        loop {
+            if self
+                .store
+                .try_lease(key, &holder, self.options.lease_ttl)
+                .await?
+            {
+                self.holders
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .insert(key.to_owned(), holder);
+                return Ok(());
+            }
+            if !waited {
+                waited = true;
+                bump(&self.counters.lease_waits);
+            }
+            if Instant::now() > deadline {
+                return Err(StoreError::Contention {
+                    partition: key.to_owned(),
+                    attempts: 0,
+                });
+            }
+            let jitter = crate::backend::new_version() % 20;
+            tokio::time::sleep(Duration::from_millis(10 + jitter)).await;
+        }
+    }
+}
+
+fn missing_partition() -> ClientError {
+    ClientError::Store(
+        "a partitioned store needs a partition key (sign the user in first; listing accounts across partitions is not supported)".into(),
+    )
+}
+
+impl CacheStore for PartitionedCache {
+    fn load<'a>(
+        &'a self,
+        access: CacheAccess<'a>,
+    ) -> BoxFuture<'a, tokencache_client::Result<Arc<TokenCache>>> {
+        Box::pin(async move {
+            match access.partition_key {
+                Some(key) => Ok(self.load_partition(key).await?),
+                // Listing accounts across users is not a per-request operation.
+                None => Ok(Arc::new(TokenCache::new())),
+            }
+        })
+    }
+
+    fn save<'a>(
+        &'a self,
+        access: CacheAccess<'a>,
+        change: CacheChange,
+    ) -> BoxFuture<'a, tokencache_client::Result<()>> {
+        Box::pin(async move {
+            let key = access.partition_key.ok_or_else(missing_partition)?;
+            Ok(self.update_partition(key, &*change).await?)
+        })
+    }
+
+    fn begin_refresh<'a>(
+        &'a self,
+        access: CacheAccess<'a>,
+    ) -> BoxFuture<'a, tokencache_client::Result<bool>> {
+        Box::pin(async move {
+            let Some(key) = access.partition_key else {
+                return Ok(false);
+            };
+            match self.acquire_lease(key.as_str()).await {
+                Ok(()) => Ok(true),
+                Err(e)
+                    if e.is_unavailable()
+                        && self.options.failure_policy == FailurePolicy::TreatAsMiss =>
+                {
+                    bump(&self.counters.l2_failures);
+                    tracing::warn!(error = %e, "no refresh lease (store unavailable); refreshing without one");
+                    Ok(false)
+                }
+                Err(e) => Err(e.into()),
+            }
+        })
+    }
+
+    fn end_refresh<'a>(
+        &'a self,
+        access: CacheAccess<'a>,
+    ) -> BoxFuture<'a, tokencache_client::Result<()>> {
+        Box::pin(async move {
+            let Some(key) = access.partition_key else {
+                return Ok(());
+            };
+            let holder = self
+                .holders
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .remove(key.as_str());
+            if let Some(holder) = holder {
+                self.store.release_lease(key.as_str(), &holder).await?;
+            }
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,267 @@
+//! PostgreSQL: one table with a version column (created or migrated on start), compare-and-set
+//! saves by `UPDATE … WHERE version = $expected`, leases in a second table.
+
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokencache_client::http::BoxFuture;
+use tokio_postgres::NoTls;
+
+use crate::backend::{PartitionStore, SaveOutcome, Versioned, new_version};
+use crate::error::{Result, StoreError, redact_url};
+use crate::memory::unix_now_ms;
+use crate::unix_now;
+
+/// The schema version this code writes; older schemas are migrated on start.
+const SCHEMA_VERSION: i32 = 1;
+
+const MIGRATIONS: &[&str] = &["
+CREATE TABLE IF NOT EXISTS tokencache_partitions (
+    key        TEXT PRIMARY KEY,
+    document   BYTEA NOT NULL,
+    version    BIGINT NOT NULL,
+    expires_at BIGINT
+);
+CREATE INDEX IF NOT EXISTS tokencache_partitions_expiry ON tokencache_partitions (expires_at);
+CREATE TABLE IF NOT EXISTS tokencache_leases (
+    key      TEXT PRIMARY KEY,
+    holder   TEXT NOT NULL,
+    until_ms BIGINT NOT NULL
+);"];
+
+/// Partitions in a PostgreSQL table, through a connection pool.
+#[derive(Clone)]
+pub struct PostgresStore {
+    pool: Pool,
+    url: String,
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("url", &self.url)
+            .finish()
+    }
+}
+
+fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable {
+        backend: "postgres",
+        reason: e.to_string(),
+    }
+}
+
+impl PostgresStore {
+    /// Connects (`postgres://user:password@host:port/db`) and creates or migrates the schema.
+    pub async fn connect(url: &str) -> Result<PostgresStore> {
+        let config: tokio_postgres::Config = url.parse().map_err(|e| StoreError::InvalidUrl {
+            url: redact_url(url),
+            reason: format!("{e}"),
+        })?;
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(16)
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .wait_timeout(Some(Duration::from_secs(10)))
+            .create_timeout(Some(Duration::from_secs(10)))
+            .build()
+            .map_err(unavailable)?;
+        let store = PostgresStore {
+            pool,
+            url: redact_url(url),
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object> {
+        self.pool.get().await.map_err(unavailable)
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(unavailable)?;
+        // One migrator at a time, across processes.
+        tx.execute("SELECT pg_advisory_xact_lock(7463616368)", &[])
+            .await
+            .map_err(unavailable)?;
+        tx.batch_execute("CREATE TABLE IF NOT EXISTS tokencache_schema (version INT NOT NULL)")
+            .await
+            .map_err(unavailable)?;
+        let current: i32 = tx
+            .query_opt("SELECT version FROM tokencache_schema", &[])
+            .await
+            .map_err(unavailable)?
+            .map_or(0, |r| r.get(0));
+        for (i, step) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+            tx.batch_execute(step).await.map_err(unavailable)?;
+            tracing::info!(to = i + 1, "migrated the tokencache schema");
+        }
+        tx.execute("DELETE FROM tokencache_schema", &[])
+            .await
+            .map_err(unavailable)?;
+        tx.execute(
+            "INSERT INTO tokencache_schema (version) VALUES ($1)",
+            &[&SCHEMA_VERSION.max(current)],
+        )
+        .await
+        .map_err(unavailable)?;
+        tx.commit().await.map_err(unavailable)
+    }
+}
+
+impl PartitionStore for PostgresStore {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn load<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Versioned>>> {
+        Box::pin(async move {
+            let c = self.client().await?;
+            let row = c
+                .query_opt(
+                    "SELECT document, version FROM tokencache_partitions
+                     WHERE key = $1 AND (expires_at IS NULL OR expires_at > $2)",
+                    &[&key, &unix_now()],
+                )
+                .await
+                .map_err(unavailable)?;
+            Ok(row.map(|r| Versioned {
+                document: r.get(0),
+                version: r.get::<_, i64>(1) as u64,
+            }))
+        })
+    }
+
+    fn version<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<u64>>> {
+        Box::pin(async move {
+            let c = self.client().await?;
+            let row = c
+                .query_opt(
+                    "SELECT version FROM tokencache_partitions
+                     WHERE key = $1 AND (expires_at IS NULL OR expires_at > $2)",
+                    &[&key, &unix_now()],
+                )
+                .await
+                .map_err(unavailable)?;
+            Ok(row.map(|r| r.get::<_, i64>(0) as u64))
+        })
+    }
+
+    fn save<'a>(
+        &'a self,
+        key: &'a str,
+        document: &'a [u8],
+        expected: Option<u64>,
+        expires_at: Option<i64>,
+    ) -> BoxFuture<'a, Result<SaveOutcome>> {
+        Box::pin(async move {
+            let c = self.client().await?;
+            let version = new_version() as i64;
+            let now = unix_now();
+            let n = match expected {
+                Some(old) => c
+                    .execute(
+                        "UPDATE tokencache_partitions SET document = $1, version = $2, expires_at = $3
+                         WHERE key = $4 AND version = $5 AND (expires_at IS NULL OR expires_at > $6)",
+                        &[&document, &version, &expires_at, &key, &(old as i64), &now],
+                    )
+                    .await,
+                None => c
+                    .execute(
+                        "INSERT INTO tokencache_partitions AS p (key, document, version, expires_at)
+                         VALUES ($1, $2, $3, $4)
+                         ON CONFLICT (key) DO UPDATE SET document = excluded.document,
+                             version = excluded.version, expires_at = excluded.expires_at
+                         WHERE p.expires_at IS NOT NULL AND p.expires_at <= $5",
+                        &[&key, &document, &version, &expires_at, &now],
+                    )
+                    .await,
+            }
+            .map_err(unavailable)?;
+            Ok(if n == 1 {
+                SaveOutcome::Saved(version as u64)
+            } else {
+                SaveOutcome::Conflict
+            })
+        })
+    }
+
+    fn delete<'a>(&'a self, key: &'a str, expected: Option<u64>) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(async move {
+            let c = self.client().await?;
+            let n = match expected {
+                Some(v) => {
+                    c.execute(
+                        "DELETE FROM tokencache_partitions WHERE key = $1 AND version = $2",
+                        &[&key, &(v as i64)],
+                    )
+                    .await
+                }
+                None => {
+                    c.execute("DELETE FROM tokencache_partitions WHERE key = $1", &[&key])
+                        .await
+                }
+            }
+            .map_err(unavailable)?;
+            Ok(n > 0)
+        })
+    }
+
+    fn try_lease<'a>(
+        &'a self,
+        key: &'a str,
+        holder: &'a str,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(async move {
+            let c = self.client().await?;
+            let now = unix_now_ms();
+            let until = now + ttl.as_millis() as i64;
+            let n = c
+                .execute(
+                    "INSERT INTO tokencache_leases AS l (key, holder, until_ms) VALUES ($1, $2, $3)
+                     ON CONFLICT (key) DO UPDATE SET holder = excluded.holder, until_ms = excluded.until_ms
+                     WHERE l.until_ms <= $4 OR l.holder = excluded.holder",
+                    &[&key, &holder, &until, &now],
+                )
+                .await
+                .map_err(unavailable)?;
+            Ok(n == 1)
+        })
+    }
+
+    fn release_lease<'a>(&'a self, key: &'a str, holder: &'a str) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let c = self.client().await?;
+            c.execute(
+                "DELETE FROM tokencache_leases WHERE key = $1 AND holder = $2",
+                &[&key, &holder],
+            )
+            .await
+            .map_err(unavailable)?;
+            Ok(())
+        })
+    }
+
+    fn keys(&self) -> BoxFuture<'_, Result<Vec<String>>> {
+        Box::pin(async move {
+            let c = self.client().await?;
+            let rows = c
+                .query(
+                    "SELECT key FROM tokencache_partitions
+                     WHERE expires_at IS NULL OR expires_at > $1 ORDER BY key",
+                    &[&unix_now()],
+                )
+                .await
+                .map_err(unavailable)?;
+            Ok(rows.iter().map(|r| r.get(0)).collect())
+        })
+    }
+}

@@ -1,0 +1,402 @@
+//! Redis, standalone and Cluster: one hash per partition (`v` version, `d` document) with a TTL;
+//! compare-and-set, delete and leases are Lua scripts, atomic on the server and single-key, so
+//! they work on a cluster. Connections reconnect after an outage.
+
+use std::fmt;
+use std::time::Duration;
+
+use redis::Script;
+use redis::aio::{ConnectionLike, ConnectionManager};
+use redis::cluster_async::ClusterConnection;
+use tokencache_client::http::BoxFuture;
+
+use crate::backend::{PartitionStore, SaveOutcome, Versioned, new_version};
+use crate::error::{Result, StoreError, redact_url};
+
+const SAVE: &str = r"
+local cur = redis.call('HGET', KEYS[1], 'v')
+if (ARGV[1] == '' and cur) or (ARGV[1] ~= '' and cur ~= ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[1], 'v', ARGV[2], 'd', ARGV[3])
+if ARGV[4] == '' then redis.call('PERSIST', KEYS[1]) else redis.call('PEXPIREAT', KEYS[1], ARGV[4]) end
+return 1";
+
+const DELETE: &str = r"
+if ARGV[1] ~= '' and redis.call('HGET', KEYS[1], 'v') ~= ARGV[1] then return 0 end
+return redis.call('DEL', KEYS[1])";
+
+const LEASE: &str = r"
+local cur = redis.call('GET', KEYS[1])
+if cur and cur ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1";
+
+const RELEASE: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0";
+
+fn unavailable(backend: &'static str) -> impl Fn(redis::RedisError) -> StoreError {
+    move |e| StoreError::Unavailable {
+        backend,
+        reason: e.to_string(),
+    }
+}
+
+/// What both Redis stores share: key layout and the scripts.
+#[derive(Clone)]
+struct Keys {
+    prefix: String,
+    save: Script,
+    delete: Script,
+    lease: Script,
+    release: Script,
+}
+
+impl Keys {
+    fn new(prefix: &str) -> Keys {
+        Keys {
+            prefix: prefix.to_owned(),
+            save: Script::new(SAVE),
+            delete: Script::new(DELETE),
+            lease: Script::new(LEASE),
+            release: Script::new(RELEASE),
+        }
+    }
+
+    fn partition(&self, key: &str) -> String {
+        format!("{}p:{key}", self.prefix)
+    }
+
+    fn lease_key(&self, key: &str) -> String {
+        format!("{}lease:{key}", self.prefix)
+    }
+
+    fn index(&self) -> String {
+        format!("{}index", self.prefix)
+    }
+}
+
+/// The operations, generic over the connection kind.
+async fn load<C: ConnectionLike + Send>(
+    c: &mut C,
+    k: &Keys,
+    key: &str,
+    backend: &'static str,
+) -> Result<Option<Versioned>> {
+    let (v, d): (Option<String>, Option<Vec<u8>>) = redis::cmd("HMGET")
+        .arg(k.partition(key))
+        .arg("v")
+        .arg("d")
+        .query_async(c)
+        .await
+        .map_err(unavailable(backend))?;
+    Ok(match (v.and_then(|v| v.parse().ok()), d) {
+        (Some(version), Some(document)) => Some(Versioned { document, version }),
+        _ => None,
+    })
+}
+
+async fn version<C: ConnectionLike + Send>(
+    c: &mut C,
+    k: &Keys,
+    key: &str,
+    backend: &'static str,
+) -> Result<Option<u64>> {
+    let v: Option<String> = redis::cmd("HGET")
+        .arg(k.partition(key))
+        .arg("v")
+        .query_async(c)
+        .await
+        .map_err(unavailable(backend))?;
+    Ok(v.and_then(|v| v.parse().ok()))
+}
+
+async fn save<C: ConnectionLike + Send>(
+    c: &mut C,
+    k: &Keys,
+    key: &str,
+    document: &[u8],
+    expected: Option<u64>,
+    expires_at: Option<i64>,
+    backend: &'static str,
+) -> Result<SaveOutcome> {
+    let version = new_version();
+    let saved: i64 = k
+        .save
+        .key(k.partition(key))
+        .arg(expected.map(|v| v.to_string()).unwrap_or_default())
+        .arg(version.to_string())
+        .arg(document)
+        .arg(
+            expires_at
+                .map(|e| (e * 1000).to_string())
+                .unwrap_or_default(),
+        )
+        .invoke_async(c)
+        .await
+        .map_err(unavailable(backend))?;
+    if saved != 1 {
+        return Ok(SaveOutcome::Conflict);
+    }
+    // The index only serves listing (migration, inspection); a stale member is filtered out.
+    let _: i64 = redis::cmd("SADD")
+        .arg(k.index())
+        .arg(key)
+        .query_async(c)
+        .await
+        .map_err(unavailable(backend))?;
+    Ok(SaveOutcome::Saved(version))
+}
+
+async fn delete<C: ConnectionLike + Send>(
+    c: &mut C,
+    k: &Keys,
+    key: &str,
+    expected: Option<u64>,
+    backend: &'static str,
+) -> Result<bool> {
+    let n: i64 = k
+        .delete
+        .key(k.partition(key))
+        .arg(expected.map(|v| v.to_string()).unwrap_or_default())
+        .invoke_async(c)
+        .await
+        .map_err(unavailable(backend))?;
+    if n > 0 {
+        let _: i64 = redis::cmd("SREM")
+            .arg(k.index())
+            .arg(key)
+            .query_async(c)
+            .await
+            .map_err(unavailable(backend))?;
+    }
+    Ok(n > 0)
+}
+
+async fn try_lease<C: ConnectionLike + Send>(
+    c: &mut C,
+    k: &Keys,
+    key: &str,
+    holder: &str,
+    ttl: Duration,
+    backend: &'static str,
+) -> Result<bool> {
+    let n: i64 = k
+        .lease
+        .key(k.lease_key(key))
+        .arg(holder)
+        .arg(ttl.as_millis().max(1) as u64)
+        .invoke_async(c)
+        .await
+        .map_err(unavailable(backend))?;
+    Ok(n == 1)
+}
+
+async fn release<C: ConnectionLike + Send>(
+    c: &mut C,
+    k: &Keys,
+    key: &str,
+    holder: &str,
+    backend: &'static str,
+) -> Result<()> {
+    let _: i64 = k
+        .release
+        .key(k.lease_key(key))
+        .arg(holder)
+        .invoke_async(c)
+        .await
+        .map_err(unavailable(backend))?;
+    Ok(())
+}
+
+async fn keys<C: ConnectionLike + Send>(
+    c: &mut C,
+    k: &Keys,
+    backend: &'static str,
+) -> Result<Vec<String>> {
+    let members: Vec<String> = redis::cmd("SMEMBERS")
+        .arg(k.index())
+        .query_async(c)
+        .await
+        .map_err(unavailable(backend))?;
+    let mut live = Vec::with_capacity(members.len());
+    for m in members {
+        let exists: bool = redis::cmd("EXISTS")
+            .arg(k.partition(&m))
+            .query_async(c)
+            .await
+            .map_err(unavailable(backend))?;
+        if exists {
+            live.push(m);
+        }
+    }
+    live.sort();
+    Ok(live)
+}
+
+macro_rules! impl_store {
+    ($ty:ty, $name:literal) => {
+        impl PartitionStore for $ty {
+            fn backend(&self) -> &'static str {
+                $name
+            }
+
+            fn load<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Versioned>>> {
+                let mut c = self.conn.clone();
+                Box::pin(async move { load(&mut c, &self.keys, key, $name).await })
+            }
+
+            fn version<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<u64>>> {
+                let mut c = self.conn.clone();
+                Box::pin(async move { version(&mut c, &self.keys, key, $name).await })
+            }
+
+            fn save<'a>(
+                &'a self,
+                key: &'a str,
+                document: &'a [u8],
+                expected: Option<u64>,
+                expires_at: Option<i64>,
+            ) -> BoxFuture<'a, Result<SaveOutcome>> {
+                let mut c = self.conn.clone();
+                Box::pin(async move {
+                    save(
+                        &mut c, &self.keys, key, document, expected, expires_at, $name,
+                    )
+                    .await
+                })
+            }
+
+            fn delete<'a>(
+                &'a self,
+                key: &'a str,
+                expected: Option<u64>,
+            ) -> BoxFuture<'a, Result<bool>> {
+                let mut c = self.conn.clone();
+                Box::pin(async move { delete(&mut c, &self.keys, key, expected, $name).await })
+            }
+
+            fn try_lease<'a>(
+                &'a self,
+                key: &'a str,
+                holder: &'a str,
+                ttl: Duration,
+            ) -> BoxFuture<'a, Result<bool>> {
+                let mut c = self.conn.clone();
+                Box::pin(
+                    async move { try_lease(&mut c, &self.keys, key, holder, ttl, $name).await },
+                )
+            }
+
+            fn release_lease<'a>(
+                &'a self,
+                key: &'a str,
+                holder: &'a str,
+            ) -> BoxFuture<'a, Result<()>> {
+                let mut c = self.conn.clone();
+                Box::pin(async move { release(&mut c, &self.keys, key, holder, $name).await })
+            }
+
+            fn keys(&self) -> BoxFuture<'_, Result<Vec<String>>> {
+                let mut c = self.conn.clone();
+                Box::pin(async move { keys(&mut c, &self.keys, $name).await })
+            }
+        }
+    };
+}
+
+/// Partitions in a standalone Redis (`redis://host:port/db`), through a connection manager
+/// that reconnects after an outage.
+#[derive(Clone)]
+pub struct RedisStore {
+    conn: ConnectionManager,
+    keys: Keys,
+    url: String,
+}
+
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("url", &self.url)
+            .finish()
+    }
+}
+
+fn invalid(url: &str) -> impl Fn(redis::RedisError) -> StoreError + '_ {
+    move |e| StoreError::InvalidUrl {
+        url: redact_url(url),
+        reason: e.to_string(),
+    }
+}
+
+impl RedisStore {
+    /// Connects; keys are prefixed `tokencache:`.
+    pub async fn connect(url: &str) -> Result<RedisStore> {
+        let client = redis::Client::open(url).map_err(invalid(url))?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(5)))
+            .set_response_timeout(Some(Duration::from_secs(5)))
+            .set_number_of_retries(2);
+        let conn = ConnectionManager::new_with_config(client, config)
+            .await
+            .map_err(unavailable("redis"))?;
+        Ok(RedisStore {
+            conn,
+            keys: Keys::new("tokencache:"),
+            url: redact_url(url),
+        })
+    }
+}
+
+impl_store!(RedisStore, "redis");
+
+/// Partitions in a Redis Cluster (`redis+cluster://host:port[,host:port…]`). Every operation
+/// touches one key, so it runs on the node that owns it.
+#[derive(Clone)]
+pub struct RedisClusterStore {
+    conn: ClusterConnection,
+    keys: Keys,
+    url: String,
+}
+
+impl fmt::Debug for RedisClusterStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisClusterStore")
+            .field("url", &self.url)
+            .finish()
+    }
+}
+
+impl RedisClusterStore {
+    /// Connects to the cluster through any of its nodes.
+    pub async fn connect(url: &str) -> Result<RedisClusterStore> {
+        let rest = url.split_once("://").map(|(_, r)| r).unwrap_or_default();
+        let nodes: Vec<String> = rest
+            .trim_end_matches('/')
+            .split(',')
+            .filter(|n| !n.is_empty())
+            .map(|n| format!("redis://{n}"))
+            .collect();
+        if nodes.is_empty() {
+            return Err(StoreError::InvalidUrl {
+                url: redact_url(url),
+                reason: "no nodes; expected redis+cluster://host:port[,host:port...]".into(),
+            });
+        }
+        let client = redis::cluster::ClusterClientBuilder::new(nodes)
+            .connection_timeout(Duration::from_secs(5))
+            .response_timeout(Duration::from_secs(5))
+            .build()
+            .map_err(invalid(url))?;
+        let conn = client
+            .get_async_connection()
+            .await
+            .map_err(unavailable("redis-cluster"))?;
+        Ok(RedisClusterStore {
+            conn,
+            keys: Keys::new("tokencache:"),
+            url: redact_url(url),
+        })
+    }
+}
+
+impl_store!(RedisClusterStore, "redis-cluster");

@@ -1,0 +1,248 @@
+//! SQLite, the embedded default: one file in WAL mode, created on first use, shared safely by
+//! the threads and processes of one machine.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rusqlite::{Connection, OptionalExtension, params};
+use tokencache_client::http::BoxFuture;
+
+use crate::backend::{PartitionStore, SaveOutcome, Versioned, new_version};
+use crate::error::{Result, StoreError};
+use crate::memory::unix_now_ms;
+use crate::unix_now;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS tokencache_partitions (
+    key        TEXT PRIMARY KEY,
+    document   BLOB NOT NULL,
+    version    INTEGER NOT NULL,
+    expires_at INTEGER
+);
+CREATE INDEX IF NOT EXISTS tokencache_partitions_expiry ON tokencache_partitions (expires_at);
+CREATE TABLE IF NOT EXISTS tokencache_leases (
+    key      TEXT PRIMARY KEY,
+    holder   TEXT NOT NULL,
+    until_ms INTEGER NOT NULL
+);";
+
+/// Partitions in a SQLite file (WAL mode, 5-second busy timeout). Blocking calls run on tokio's
+/// blocking pool over a small pool of connections.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    path: PathBuf,
+    pool: Arc<Mutex<Vec<Connection>>>,
+}
+
+fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable {
+        backend: "sqlite",
+        reason: e.to_string(),
+    }
+}
+
+fn connect(path: &Path) -> Result<Connection> {
+    let conn = Connection::open(path).map_err(unavailable)?;
+    conn.busy_timeout(Duration::from_secs(5))
+        .map_err(unavailable)?;
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(unavailable)?;
+    conn.pragma_update(None, "synchronous", "NORMAL")
+        .map_err(unavailable)?;
+    Ok(conn)
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file and its tables. New files are 0600.
+    pub async fn open(path: impl AsRef<Path>) -> Result<SqliteStore> {
+        let path = path.as_ref().to_owned();
+        let p = path.clone();
+        let conn = tokio::task::spawn_blocking(move || -> Result<Connection> {
+            #[cfg(unix)]
+            if !p.exists() {
+                use std::os::unix::fs::OpenOptionsExt;
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .mode(0o600)
+                    .open(&p)
+                    .map_err(unavailable)?;
+            }
+            let conn = connect(&p)?;
+            conn.execute_batch(SCHEMA).map_err(unavailable)?;
+            conn.execute(
+                "DELETE FROM tokencache_partitions WHERE expires_at IS NOT NULL AND expires_at <= ?1",
+                params![unix_now()],
+            )
+            .map_err(unavailable)?;
+            Ok(conn)
+        })
+        .await
+        .map_err(unavailable)??;
+        Ok(SqliteStore {
+            path,
+            pool: Arc::new(Mutex::new(vec![conn])),
+        })
+    }
+
+    /// Runs `f` on a pooled connection on the blocking pool.
+    async fn with<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let pool = self.pool.clone();
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || {
+            let taken = pool
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .pop();
+            let conn = match taken {
+                Some(c) => c,
+                None => connect(&path)?,
+            };
+            let out = f(&conn).map_err(unavailable);
+            let mut pool = pool
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if pool.len() < 8 {
+                pool.push(conn);
+            }
+            out
+        })
+        .await
+        .map_err(unavailable)?
+    }
+}
+
+impl PartitionStore for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    fn load<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Versioned>>> {
+        let key = key.to_owned();
+        Box::pin(self.with(move |c| {
+            c.query_row(
+                "SELECT document, version FROM tokencache_partitions
+                 WHERE key = ?1 AND (expires_at IS NULL OR expires_at > ?2)",
+                params![key, unix_now()],
+                |row| {
+                    Ok(Versioned {
+                        document: row.get(0)?,
+                        version: row.get::<_, i64>(1)? as u64,
+                    })
+                },
+            )
+            .optional()
+        }))
+    }
+
+    fn version<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<u64>>> {
+        let key = key.to_owned();
+        Box::pin(self.with(move |c| {
+            c.query_row(
+                "SELECT version FROM tokencache_partitions
+                 WHERE key = ?1 AND (expires_at IS NULL OR expires_at > ?2)",
+                params![key, unix_now()],
+                |row| Ok(row.get::<_, i64>(0)? as u64),
+            )
+            .optional()
+        }))
+    }
+
+    fn save<'a>(
+        &'a self,
+        key: &'a str,
+        document: &'a [u8],
+        expected: Option<u64>,
+        expires_at: Option<i64>,
+    ) -> BoxFuture<'a, Result<SaveOutcome>> {
+        let (key, document) = (key.to_owned(), document.to_vec());
+        Box::pin(self.with(move |c| {
+            let version = new_version();
+            let now = unix_now();
+            let changed = match expected {
+                Some(old) => c.execute(
+                    "UPDATE tokencache_partitions SET document = ?1, version = ?2, expires_at = ?3
+                     WHERE key = ?4 AND version = ?5 AND (expires_at IS NULL OR expires_at > ?6)",
+                    params![document, version as i64, expires_at, key, old as i64, now],
+                )?,
+                None => c.execute(
+                    "INSERT INTO tokencache_partitions (key, document, version, expires_at)
+                     VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (key) DO UPDATE SET document = excluded.document,
+                         version = excluded.version, expires_at = excluded.expires_at
+                     WHERE tokencache_partitions.expires_at IS NOT NULL
+                       AND tokencache_partitions.expires_at <= ?5",
+                    params![key, document, version as i64, expires_at, now],
+                )?,
+            };
+            Ok(if changed == 1 {
+                SaveOutcome::Saved(version)
+            } else {
+                SaveOutcome::Conflict
+            })
+        }))
+    }
+
+    fn delete<'a>(&'a self, key: &'a str, expected: Option<u64>) -> BoxFuture<'a, Result<bool>> {
+        let key = key.to_owned();
+        Box::pin(self.with(move |c| {
+            let n = match expected {
+                Some(v) => c.execute(
+                    "DELETE FROM tokencache_partitions WHERE key = ?1 AND version = ?2",
+                    params![key, v as i64],
+                )?,
+                None => c.execute(
+                    "DELETE FROM tokencache_partitions WHERE key = ?1",
+                    params![key],
+                )?,
+            };
+            Ok(n > 0)
+        }))
+    }
+
+    fn try_lease<'a>(
+        &'a self,
+        key: &'a str,
+        holder: &'a str,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool>> {
+        let (key, holder) = (key.to_owned(), holder.to_owned());
+        Box::pin(self.with(move |c| {
+            let now = unix_now_ms();
+            let n = c.execute(
+                "INSERT INTO tokencache_leases (key, holder, until_ms) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (key) DO UPDATE SET holder = excluded.holder, until_ms = excluded.until_ms
+                 WHERE tokencache_leases.until_ms <= ?4 OR tokencache_leases.holder = excluded.holder",
+                params![key, holder, now + ttl.as_millis() as i64, now],
+            )?;
+            Ok(n == 1)
+        }))
+    }
+
+    fn release_lease<'a>(&'a self, key: &'a str, holder: &'a str) -> BoxFuture<'a, Result<()>> {
+        let (key, holder) = (key.to_owned(), holder.to_owned());
+        Box::pin(self.with(move |c| {
+            c.execute(
+                "DELETE FROM tokencache_leases WHERE key = ?1 AND holder = ?2",
+                params![key, holder],
+            )?;
+            Ok(())
+        }))
+    }
+
+    fn keys(&self) -> BoxFuture<'_, Result<Vec<String>>> {
+        Box::pin(self.with(|c| {
+            let mut stmt = c.prepare(
+                "SELECT key FROM tokencache_partitions
+                 WHERE expires_at IS NULL OR expires_at > ?1 ORDER BY key",
+            )?;
+            let rows = stmt.query_map(params![unix_now()], |r| r.get::<_, String>(0))?;
+            rows.collect()
+        }))
+    }
+}

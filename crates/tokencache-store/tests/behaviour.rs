@@ -1,0 +1,386 @@
+//! One behaviour suite, run against every backend: memory (the session backend), SQLite,
+//! PostgreSQL, Redis and Redis Cluster, all real.
+
+#![allow(clippy::unwrap_used, reason = "in tests a panic is the failure report")]
+
+mod common;
+
+use std::any::Any;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokencache::{PartitionKey, Section, TokenCache, TokenEvent};
+use tokencache_store::{
+    PartitionKeys, PartitionOptions, PartitionStore, PartitionedCache, SaveOutcome, StoreError,
+};
+
+/// A store and whatever keeps its server alive.
+struct Fixture {
+    store: Arc<dyn PartitionStore>,
+    _guard: Box<dyn Any + Send>,
+}
+
+async fn memory() -> Fixture {
+    Fixture {
+        store: tokencache_store::open("memory://").await.unwrap(),
+        _guard: Box::new(()),
+    }
+}
+
+async fn sqlite() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("tokens.db").display());
+    Fixture {
+        store: tokencache_store::open(&url).await.unwrap(),
+        _guard: Box::new(dir),
+    }
+}
+
+async fn postgres() -> Fixture {
+    let db = common::Postgres::create();
+    Fixture {
+        store: tokencache_store::open(&db.url).await.unwrap(),
+        _guard: Box::new(db),
+    }
+}
+
+async fn redis() -> Fixture {
+    let server = common::Redis::start();
+    Fixture {
+        store: tokencache_store::open(&server.url()).await.unwrap(),
+        _guard: Box::new(server),
+    }
+}
+
+async fn redis_cluster() -> Fixture {
+    let cluster = common::RedisCluster::start();
+    Fixture {
+        store: tokencache_store::open(&cluster.url()).await.unwrap(),
+        _guard: Box::new(cluster),
+    }
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+async fn compare_and_set(store: Arc<dyn PartitionStore>) {
+    assert_eq!(store.load("alice").await.unwrap(), None);
+    assert_eq!(store.version("alice").await.unwrap(), None);
+    let SaveOutcome::Saved(v1) = store.save("alice", b"one", None, None).await.unwrap() else {
+        panic!("the first save must succeed")
+    };
+    let loaded = store.load("alice").await.unwrap().unwrap();
+    assert_eq!(
+        (loaded.document.as_slice(), loaded.version),
+        (&b"one"[..], v1)
+    );
+    assert_eq!(store.version("alice").await.unwrap(), Some(v1));
+    // Creating what exists, or updating from a stale version, conflicts.
+    assert_eq!(
+        store.save("alice", b"x", None, None).await.unwrap(),
+        SaveOutcome::Conflict
+    );
+    assert_eq!(
+        store.save("alice", b"x", Some(v1 ^ 1), None).await.unwrap(),
+        SaveOutcome::Conflict
+    );
+    let SaveOutcome::Saved(v2) = store.save("alice", b"two", Some(v1), None).await.unwrap() else {
+        panic!("a save from the current version must succeed")
+    };
+    assert_ne!(v1, v2);
+    assert_eq!(
+        store.save("alice", b"x", Some(v1), None).await.unwrap(),
+        SaveOutcome::Conflict
+    );
+    assert_eq!(store.load("alice").await.unwrap().unwrap().document, b"two");
+    // Another key is another partition.
+    assert_eq!(store.load("bob").await.unwrap(), None);
+}
+
+async fn delete_and_recreate(store: Arc<dyn PartitionStore>) {
+    let SaveOutcome::Saved(v1) = store.save("k", b"a", None, None).await.unwrap() else {
+        panic!()
+    };
+    assert!(
+        !store.delete("k", Some(v1 ^ 1)).await.unwrap(),
+        "wrong version"
+    );
+    assert!(store.delete("k", Some(v1)).await.unwrap());
+    assert!(!store.delete("k", None).await.unwrap(), "already gone");
+    assert_eq!(store.load("k").await.unwrap(), None);
+    let SaveOutcome::Saved(v2) = store.save("k", b"b", None, None).await.unwrap() else {
+        panic!()
+    };
+    assert_ne!(v1, v2, "a re-created partition never repeats a version");
+    assert!(store.delete("k", None).await.unwrap());
+}
+
+async fn expiry(store: Arc<dyn PartitionStore>) {
+    store
+        .save("short", b"a", None, Some(now() + 1))
+        .await
+        .unwrap();
+    store
+        .save("long", b"b", None, Some(now() + 3600))
+        .await
+        .unwrap();
+    assert!(store.load("short").await.unwrap().is_some());
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(store.load("short").await.unwrap(), None);
+    assert_eq!(store.version("short").await.unwrap(), None);
+    assert!(store.load("long").await.unwrap().is_some());
+    // An expired partition counts as absent for a create.
+    assert!(matches!(
+        store.save("short", b"c", None, None).await.unwrap(),
+        SaveOutcome::Saved(_)
+    ));
+    assert_eq!(
+        store.keys().await.unwrap(),
+        vec!["long".to_owned(), "short".to_owned()]
+    );
+}
+
+async fn leases(store: Arc<dyn PartitionStore>) {
+    let ttl = Duration::from_millis(400);
+    assert!(store.try_lease("p", "a", ttl).await.unwrap());
+    assert!(!store.try_lease("p", "b", ttl).await.unwrap());
+    assert!(
+        store.try_lease("p", "a", ttl).await.unwrap(),
+        "the holder may renew"
+    );
+    store.release_lease("p", "b").await.unwrap();
+    assert!(
+        !store.try_lease("p", "b", ttl).await.unwrap(),
+        "only the holder releases"
+    );
+    store.release_lease("p", "a").await.unwrap();
+    assert!(store.try_lease("p", "b", ttl).await.unwrap());
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(
+        store.try_lease("p", "c", ttl).await.unwrap(),
+        "an expired lease is free"
+    );
+    assert!(
+        store.try_lease("q", "a", ttl).await.unwrap(),
+        "leases are per key"
+    );
+}
+
+async fn no_lost_updates(store: Arc<dyn PartitionStore>) {
+    // 16 writers increment one counter by compare-and-set; every increment must land.
+    let tasks: Vec<_> = (0..16)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for _ in 0..20 {
+                    loop {
+                        let current = store.load("counter").await.unwrap();
+                        let (n, expected) = match &current {
+                            Some(v) => (
+                                std::str::from_utf8(&v.document)
+                                    .unwrap()
+                                    .parse::<u64>()
+                                    .unwrap(),
+                                Some(v.version),
+                            ),
+                            None => (0, None),
+                        };
+                        let next = (n + 1).to_string();
+                        if let SaveOutcome::Saved(_) = store
+                            .save("counter", next.as_bytes(), expected, None)
+                            .await
+                            .unwrap()
+                        {
+                            break;
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let doc = store.load("counter").await.unwrap().unwrap().document;
+    assert_eq!(std::str::from_utf8(&doc).unwrap(), "320");
+}
+
+fn user_event(user: &str, secret: &str) -> TokenEvent {
+    use base64::Engine;
+    let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+    let claims = format!(
+        r#"{{"sub":"{user}","oid":"{user}","tid":"t","preferred_username":"{user}@example.test"}}"#
+    );
+    let response = format!(
+        r#"{{"access_token":"AT-{secret}","expires_in":3600,"refresh_token":"RT-{secret}","id_token":"{}.{}.sig","client_info":"{}","token_type":"Bearer"}}"#,
+        b64(r#"{"alg":"none"}"#),
+        b64(&claims),
+        b64(&format!(r#"{{"uid":"{user}","utid":"t"}}"#))
+    );
+    TokenEvent::new("web-app", ["api://x/read"])
+        .token_endpoint("https://login.example.test/t/oauth2/v2.0/token")
+        .grant_type("authorization_code")
+        .response_json(&response)
+        .unwrap()
+}
+
+async fn partitioned_cache(store: Arc<dyn PartitionStore>) {
+    let keys = PartitionKeys::new("k1", [7; 32]).unwrap();
+    let cache = PartitionedCache::new(
+        store.clone(),
+        PartitionOptions {
+            encryption: Some(keys),
+            l1_bytes: 1 << 20,
+            ..PartitionOptions::default()
+        },
+    );
+    let (alice, bob) = (PartitionKey::new("alice.t"), PartitionKey::new("bob.t"));
+    let ev = user_event("alice", "alice-secret");
+    cache
+        .update_partition(&alice, &move |c: &TokenCache| c.add(&ev))
+        .await
+        .unwrap();
+    let ev = user_event("bob", "bob-secret");
+    cache
+        .update_partition(&bob, &move |c: &TokenCache| c.add(&ev))
+        .await
+        .unwrap();
+    // Each partition holds its own user only; stored encrypted.
+    let a = cache.load_partition(&alice).await.unwrap();
+    assert_eq!(a.len(Section::AccessToken), 1);
+    assert_eq!(a.partition_keys(), vec![alice.clone()]);
+    let raw = store.load("alice.t").await.unwrap().unwrap().document;
+    assert!(!String::from_utf8_lossy(&raw).contains("alice-secret"));
+    // A change that would write bob's tokens into alice's partition is refused.
+    let ev = user_event("bob", "sneaky");
+    let e = cache
+        .update_partition(&alice, &move |c: &TokenCache| c.add(&ev))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, StoreError::Isolation { .. }), "{e}");
+    // The L1 answers repeated loads, validated by version.
+    let before = cache.metrics();
+    cache.load_partition(&alice).await.unwrap();
+    assert_eq!(cache.metrics().l1_hits, before.l1_hits + 1);
+    // Sign-out elsewhere (another process deletes the partition): the L1 never serves it.
+    assert!(store.delete("alice.t", None).await.unwrap());
+    assert_eq!(
+        cache
+            .load_partition(&alice)
+            .await
+            .unwrap()
+            .len(Section::AccessToken),
+        0
+    );
+    // Removing everything deletes the partition instead of storing an empty one.
+    cache
+        .update_partition(&bob, &|c: &TokenCache| {
+            c.remove_account_everywhere("bob.t");
+            Ok(())
+        })
+        .await
+        .unwrap();
+    assert_eq!(store.load("bob.t").await.unwrap(), None);
+    // App partitions expire with their last token.
+    let app = PartitionKey::for_app("daemon", "t");
+    let event = TokenEvent::new("daemon", ["api://x/.default"])
+        .token_endpoint("https://login.example.test/t/oauth2/v2.0/token")
+        .grant_type("client_credentials")
+        .response_json(r#"{"access_token":"APP","expires_in":2,"token_type":"Bearer"}"#)
+        .unwrap();
+    cache
+        .update_partition(&app, &move |c: &TokenCache| c.add(&event))
+        .await
+        .unwrap();
+    assert!(store.load(app.as_str()).await.unwrap().is_some());
+    tokio::time::sleep(Duration::from_millis(3100)).await;
+    assert_eq!(store.load(app.as_str()).await.unwrap(), None);
+    // A store without the key cannot read the partition, and says so.
+    let ev = user_event("carol", "carol-secret");
+    let carol = PartitionKey::new("carol.t");
+    cache
+        .update_partition(&carol, &move |c: &TokenCache| c.add(&ev))
+        .await
+        .unwrap();
+    let keyless = PartitionedCache::new(store, PartitionOptions::default());
+    let e = keyless.load_partition(&carol).await.unwrap_err();
+    assert!(matches!(e, StoreError::Unreadable { .. }), "{e}");
+}
+
+async fn concurrent_partition_updates(store: Arc<dyn PartitionStore>) {
+    // 8 concurrent requests for one user, each recording a response for another scope: all
+    // eight access tokens survive.
+    let cache = Arc::new(PartitionedCache::new(store, PartitionOptions::default()));
+    let key = PartitionKey::new("alice.t");
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let cache = cache.clone();
+            let key = key.clone();
+            tokio::spawn(async move {
+                let ev = user_event("alice", &format!("s{i}"));
+                let mut ev = ev;
+                ev.scopes = vec![format!("api://x/scope{i}")];
+                cache
+                    .update_partition(&key, &move |c: &TokenCache| c.add(&ev))
+                    .await
+                    .unwrap();
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let loaded = cache.load_partition(&key).await.unwrap();
+    assert_eq!(loaded.len(Section::AccessToken), 8);
+}
+
+macro_rules! suite {
+    ($backend:ident) => {
+        mod $backend {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn compare_and_set() {
+                super::compare_and_set(super::$backend().await.store).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn delete_and_recreate() {
+                super::delete_and_recreate(super::$backend().await.store).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn expiry() {
+                super::expiry(super::$backend().await.store).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn leases() {
+                super::leases(super::$backend().await.store).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn no_lost_updates() {
+                super::no_lost_updates(super::$backend().await.store).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn partitioned_cache() {
+                super::partitioned_cache(super::$backend().await.store).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn concurrent_partition_updates() {
+                super::concurrent_partition_updates(super::$backend().await.store).await;
+            }
+        }
+    };
+}
+
+suite!(memory);
+suite!(sqlite);
+suite!(postgres);
+suite!(redis);
+suite!(redis_cluster);

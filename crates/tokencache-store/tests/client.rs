@@ -1,0 +1,190 @@
+//! The partitioned stores under a real web-app client: sign-ins by several users against the
+//! loopback OpenID provider, isolation, sign-out, one refresh for 50 concurrent requests in one
+//! process and in three processes sharing Redis, and a Redis outage.
+
+#![allow(clippy::unwrap_used, reason = "in tests a panic is the failure report")]
+
+mod common;
+#[path = "../../tokencache-client/tests/common/mod.rs"]
+mod idp;
+
+use std::sync::Arc;
+
+use idp::Idp;
+use tokencache::json::JsonValue;
+use tokencache::{PartitionKey, Section, TokenCache};
+use tokencache_client::{
+    AccountInfo, AuthCodeOptions, ClientCredential, ConfidentialClientApplication, TokenSource,
+};
+use tokencache_store::{PartitionOptions, PartitionedCache};
+
+const API: &str = "api://test-api/read";
+const REDIRECT: &str = "http://127.0.0.1:8400/callback";
+
+fn web_app(idp: &Idp, cache: Arc<PartitionedCache>) -> ConfidentialClientApplication {
+    ConfidentialClientApplication::builder("confidential-app")
+        .authority(&idp.authority())
+        .unwrap()
+        .credential(ClientCredential::secret("confidential-secret"))
+        .cache_store(cache)
+        .build()
+        .unwrap()
+}
+
+async fn sign_in(idp: &Idp, app: &ConfidentialClientApplication, user: &str) -> AccountInfo {
+    let flow = app
+        .start_auth_code_flow(&[API], REDIRECT, &AuthCodeOptions::default())
+        .await
+        .unwrap();
+    let params = idp.browse(&flow.auth_uri, user).await;
+    app.finish_auth_code_flow(&flow, &params)
+        .await
+        .unwrap()
+        .account
+        .unwrap()
+}
+
+/// Makes the user's cached access tokens expired (as time passing would).
+async fn expire_access_tokens(cache: &PartitionedCache, key: &PartitionKey) {
+    let past = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        - 10)
+        .to_string();
+    cache
+        .update_partition(key, &move |c: &TokenCache| {
+            for at in c.all_access_tokens() {
+                let mut e = at.entry().clone();
+                e.set("expires_on", JsonValue::string(&past));
+                c.put_entry_at(Section::AccessToken, at.key(), e)?;
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_user_gets_a_partition_and_sign_out_deletes_it() {
+    let idp = Idp::start(&[]);
+    let redis = common::Redis::start();
+    let store = tokencache_store::open(&redis.url()).await.unwrap();
+    let cache = Arc::new(PartitionedCache::new(
+        store.clone(),
+        PartitionOptions::default(),
+    ));
+    let app = web_app(&idp, cache.clone());
+    let alice = sign_in(&idp, &app, "alice").await;
+    let bob = sign_in(&idp, &app, "bob").await;
+    let mut keys = store.keys().await.unwrap();
+    keys.sort();
+    let mut expected = vec![alice.home_account_id.clone(), bob.home_account_id.clone()];
+    expected.sort();
+    assert_eq!(keys, expected);
+    for a in [&alice, &bob] {
+        let key = PartitionKey::for_account(&a.home_account_id);
+        let part = cache.load_partition(&key).await.unwrap();
+        assert_eq!(part.partition_keys(), vec![key]);
+        assert_eq!(part.all_accounts()[0].username(), Some(a.username.as_str()));
+        let hit = app.acquire_token_silent(&[API], a).await.unwrap();
+        assert_eq!(hit.token_source, TokenSource::Cache);
+    }
+    app.remove_account(&alice).await.unwrap();
+    assert_eq!(store.load(&alice.home_account_id).await.unwrap(), None);
+    assert!(
+        app.acquire_token_silent(&[API], &alice)
+            .await
+            .unwrap_err()
+            .is_interaction_required()
+    );
+    let hit = app.acquire_token_silent(&[API], &bob).await.unwrap();
+    assert_eq!(hit.token_source, TokenSource::Cache);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_concurrent_requests_with_an_expired_token_make_one_refresh() {
+    let idp = Idp::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("tokens.db").display());
+    let store = tokencache_store::open(&url).await.unwrap();
+    let cache = Arc::new(PartitionedCache::new(store, PartitionOptions::default()));
+    let app = web_app(&idp, cache.clone());
+    let alice = sign_in(&idp, &app, "alice").await;
+    expire_access_tokens(&cache, &PartitionKey::for_account(&alice.home_account_id)).await;
+    let calls: Vec<_> = (0..50)
+        .map(|_| {
+            let (app, alice) = (app.clone(), alice.clone());
+            tokio::spawn(async move { app.acquire_token_silent(&[API], &alice).await })
+        })
+        .collect();
+    let mut from_provider = 0;
+    for c in calls {
+        if c.await.unwrap().unwrap().token_source == TokenSource::IdentityProvider {
+            from_provider += 1;
+        }
+    }
+    assert_eq!(from_provider, 1);
+    assert_eq!(idp.token_requests("refresh_token").await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_processes_sharing_redis_make_one_refresh() {
+    let idp = Idp::start(&[]);
+    let redis = common::Redis::start();
+    let store = tokencache_store::open(&redis.url()).await.unwrap();
+    let cache = Arc::new(PartitionedCache::new(store, PartitionOptions::default()));
+    let app = web_app(&idp, cache.clone());
+    let alice = sign_in(&idp, &app, "alice").await;
+    expire_access_tokens(&cache, &PartitionKey::for_account(&alice.home_account_id)).await;
+    let exe = std::env::current_exe().unwrap();
+    let example = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples/silent_load");
+    assert!(example.exists(), "{} is not built", example.display());
+    let children: Vec<_> = (0..3)
+        .map(|_| {
+            std::process::Command::new(&example)
+                .args([
+                    "--authority",
+                    &idp.authority(),
+                    "--client-id",
+                    "confidential-app",
+                ])
+                .args([
+                    "--store",
+                    &redis.url(),
+                    "--home-account-id",
+                    &alice.home_account_id,
+                ])
+                .args(["--scopes", API, "--concurrency", "50"])
+                .env("TOKENCACHE_CLIENT_SECRET", "confidential-secret")
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let (mut ok, mut from_provider) = (0, 0);
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let line = String::from_utf8_lossy(&out.stdout);
+        let o = tokencache::json::JsonObject::parse(line.trim()).unwrap();
+        ok += o.get("ok").and_then(JsonValue::as_int_lenient).unwrap();
+        from_provider += o
+            .get("identity_provider")
+            .and_then(JsonValue::as_int_lenient)
+            .unwrap();
+    }
+    assert_eq!(ok, 150);
+    assert_eq!(from_provider, 1, "one request in three processes refreshed");
+    assert_eq!(idp.token_requests("refresh_token").await, 1);
+}

@@ -1,0 +1,213 @@
+//! Real servers for the store tests: a Redis (or a 3-node Redis Cluster) per test, started from
+//! the `redis-server` binary on free ports, and a fresh database per test in the PostgreSQL that
+//! `.ci/setup-services` starts.
+#![allow(dead_code)]
+#![allow(clippy::unwrap_used, reason = "in tests a panic is the failure report")]
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_for_port(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nothing listens on {port}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// One redis-server process; stopped on drop.
+pub struct Redis {
+    pub port: u16,
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    cluster: bool,
+    persistent: bool,
+}
+
+impl Redis {
+    pub fn start() -> Redis {
+        Redis::start_on(free_port(), false, false)
+    }
+
+    /// A server that writes every command to its append-only file before answering, so a
+    /// restart loses nothing acknowledged.
+    pub fn start_persistent() -> Redis {
+        Redis::start_on(free_port(), false, true)
+    }
+
+    fn start_on(port: u16, cluster: bool, persistent: bool) -> Redis {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = Redis {
+            port,
+            child: None,
+            dir,
+            cluster,
+            persistent,
+        };
+        r.restart();
+        r
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// Starts the server again on the same port (after `stop`).
+    pub fn restart(&mut self) {
+        let mut cmd = Command::new("redis-server");
+        cmd.args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--protected-mode", "no"])
+            .args(if self.persistent {
+                ["--appendonly", "yes", "--appendfsync", "always"]
+            } else {
+                ["--appendonly", "no", "--appendfsync", "no"]
+            })
+            .arg("--dir")
+            .arg(self.dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if self.cluster {
+            cmd.args([
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+            ]);
+        }
+        self.child = Some(
+            cmd.spawn()
+                .expect("redis-server (apt install redis-server)"),
+        );
+        wait_for_port(self.port);
+    }
+
+    /// Kills the server (an outage); data is lost, as with a crashed cache server.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A 3-node Redis Cluster (masters only) on free ports.
+pub struct RedisCluster {
+    pub nodes: Vec<Redis>,
+}
+
+impl RedisCluster {
+    pub fn start() -> RedisCluster {
+        let nodes: Vec<Redis> = (0..3)
+            .map(|_| Redis::start_on(free_port(), true, false))
+            .collect();
+        let addrs: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
+        let out = Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(&addrs)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let ok = nodes.iter().all(|n| {
+                let out = Command::new("redis-cli")
+                    .args(["-p", &n.port.to_string(), "cluster", "info"])
+                    .output()
+                    .unwrap();
+                String::from_utf8_lossy(&out.stdout).contains("cluster_state:ok")
+            });
+            if ok {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the cluster did not converge");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        RedisCluster { nodes }
+    }
+
+    pub fn url(&self) -> String {
+        let addrs: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
+        format!("redis+cluster://{}", addrs.join(","))
+    }
+}
+
+/// A fresh, empty database in the shared PostgreSQL (`TOKENCACHE_TEST_POSTGRES`, default the
+/// one `.ci/setup-services` starts); dropped on drop.
+pub struct Postgres {
+    pub url: String,
+    name: String,
+    admin: String,
+}
+
+fn psql(admin: &str, sql: &str) {
+    let out = Command::new("psql")
+        .arg(admin)
+        .args(["-q", "-v", "ON_ERROR_STOP=1", "-c", sql])
+        .output()
+        .expect("psql");
+    assert!(
+        out.status.success(),
+        "psql {sql}: {} (is PostgreSQL running? `bash .ci/setup-services`)",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl Postgres {
+    pub fn create() -> Postgres {
+        let base = std::env::var("TOKENCACHE_TEST_POSTGRES")
+            .unwrap_or_else(|_| "postgres://tokencache@127.0.0.1:15432/tokencache".into());
+        let admin = base.clone();
+        let name = format!("tc_{:x}", tokencache_store::new_version());
+        psql(&admin, &format!("CREATE DATABASE {name}"));
+        let url = match base.rsplit_once('/') {
+            Some((head, _)) => format!("{head}/{name}"),
+            None => panic!("bad TOKENCACHE_TEST_POSTGRES {base}"),
+        };
+        Postgres { url, name, admin }
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let _ = Command::new("psql")
+            .arg(&self.admin)
+            .args([
+                "-q",
+                "-c",
+                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+            ])
+            .output();
+    }
+}
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}

@@ -1,0 +1,131 @@
+//! A Redis outage in the middle of work: no panic, each failure policy does what it says and
+//! counts it, service resumes when Redis is back, and nothing saved before the outage is lost.
+
+#![allow(clippy::unwrap_used, reason = "in tests a panic is the failure report")]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokencache::{PartitionKey, Section, TokenCache, TokenEvent};
+use tokencache_store::{FailurePolicy, PartitionOptions, PartitionedCache, StoreError};
+
+fn event(user: &str) -> TokenEvent {
+    use base64::Engine;
+    let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+    let response = format!(
+        r#"{{"access_token":"AT-{user}","expires_in":3600,"refresh_token":"RT-{user}","client_info":"{}","id_token":"{}.{}.s"}}"#,
+        b64(&format!(r#"{{"uid":"{user}","utid":"t"}}"#)),
+        b64(r#"{"alg":"none"}"#),
+        b64(&format!(
+            r#"{{"sub":"{user}","preferred_username":"{user}@x"}}"#
+        )),
+    );
+    TokenEvent::new("web-app", ["api://x/read"])
+        .token_endpoint("https://login.example.test/t/oauth2/v2.0/token")
+        .grant_type("authorization_code")
+        .response_json(&response)
+        .unwrap()
+}
+
+fn key(i: usize) -> PartitionKey {
+    PartitionKey::for_account(&format!("user{i}.t"))
+}
+
+async fn save(cache: &PartitionedCache, i: usize) -> Result<(), StoreError> {
+    let ev = event(&format!("user{i}"));
+    cache
+        .update_partition(&key(i), &move |c: &TokenCache| c.add(&ev))
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_redis_outage_is_survived_by_policy_and_loses_nothing() {
+    let mut redis = common::Redis::start_persistent();
+    let store = tokencache_store::open(&redis.url()).await.unwrap();
+    let with = |policy| {
+        Arc::new(PartitionedCache::new(
+            store.clone(),
+            PartitionOptions {
+                failure_policy: policy,
+                ..PartitionOptions::default()
+            },
+        ))
+    };
+    let strict = with(FailurePolicy::Fail);
+    let lenient = with(FailurePolicy::TreatAsMiss);
+    let patient = with(FailurePolicy::RetryFor(Duration::from_secs(20)));
+    for i in 0..20 {
+        save(&strict, i).await.unwrap();
+    }
+
+    // A load run in the background, before, during and after the outage.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load_run = {
+        let (cache, stop) = (strict.clone(), stop.clone());
+        tokio::spawn(async move {
+            let (mut ok, mut failed) = (0u32, 0u32);
+            let mut i = 0;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                match cache.load_partition(&key(i % 20)).await {
+                    Ok(_) => ok += 1,
+                    Err(e) => {
+                        assert!(e.is_unavailable(), "{e}");
+                        failed += 1;
+                    }
+                }
+                i += 1;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            (ok, failed)
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    redis.stop();
+    let e = strict.load_partition(&key(0)).await.unwrap_err();
+    assert!(
+        e.is_unavailable(),
+        "Fail: the error reaches the caller: {e}"
+    );
+    let empty = lenient.load_partition(&key(0)).await.unwrap();
+    assert_eq!(
+        empty.len(Section::AccessToken),
+        0,
+        "TreatAsMiss: an empty partition"
+    );
+    assert!(lenient.metrics().treated_as_miss >= 1 && lenient.metrics().l2_failures >= 1);
+    assert!(strict.metrics().l2_failures >= 1);
+    // A save during the outage fails loudly; it is never dropped silently.
+    assert!(save(&strict, 99).await.unwrap_err().is_unavailable());
+    // RetryFor: a load that starts during the outage completes once Redis is back.
+    let waiting = {
+        let patient = patient.clone();
+        tokio::spawn(async move { patient.load_partition(&key(3)).await })
+    };
+    tokio::time::sleep(Duration::from_millis(700)).await;
+
+    redis.restart();
+    let recovered = waiting.await.unwrap().unwrap();
+    assert_eq!(recovered.len(Section::AccessToken), 1);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while strict.load_partition(&key(0)).await.is_err() {
+        assert!(Instant::now() < deadline, "service did not resume");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (ok, failed) = load_run.await.unwrap();
+    assert!(
+        ok > 0 && failed > 0,
+        "the load run saw the outage ({ok} ok, {failed} failed)"
+    );
+    // Everything saved before the outage is still there.
+    for i in 0..20 {
+        let part = strict.load_partition(&key(i)).await.unwrap();
+        assert_eq!(part.len(Section::AccessToken), 1, "user{i}");
+        assert_eq!(part.len(Section::RefreshToken), 1, "user{i}");
+    }
+    save(&strict, 99).await.unwrap();
+}
