@@ -1,0 +1,246 @@
+//! A real browser: headless Chromium, driven through chromedriver's WebDriver API, signs two
+//! users in to the sample web app in two separate browser profiles against the loopback OpenID
+//! provider. Each sees only their own data; signing out deletes that user's partition.
+
+#![allow(clippy::unwrap_used, reason = "in tests a panic is the failure report")]
+
+#[path = "../../../crates/tokencache-client/tests/common/mod.rs"]
+mod idp;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tokencache::json::{JsonObject, JsonValue};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A WebDriver session in its own Chromium profile (its own cookies).
+struct Browser {
+    http: reqwest::Client,
+    base: String,
+    session: String,
+    _profile: tempfile::TempDir,
+}
+
+fn parse(body: &str) -> JsonObject {
+    JsonObject::parse(body).unwrap_or_else(|e| panic!("WebDriver answered {body:?}: {e}"))
+}
+
+impl Browser {
+    async fn open(driver: &str) -> Browser {
+        let profile = tempfile::tempdir().unwrap();
+        let args = [
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-quic",
+            "--no-first-run",
+        ]
+        .iter()
+        .map(|a| format!("{a:?}"))
+        .chain([format!("\"--user-data-dir={}\"", profile.path().display())])
+        .collect::<Vec<_>>()
+        .join(",");
+        let caps = format!(
+            r#"{{"capabilities":{{"alwaysMatch":{{"browserName":"chrome","goog:chromeOptions":{{"binary":"/usr/bin/chromium","args":[{args}]}}}}}}}}"#
+        );
+        let http = reqwest::Client::new();
+        let body = http
+            .post(format!("{driver}/session"))
+            .header("content-type", "application/json")
+            .body(caps)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let o = parse(&body);
+        let session = match o.get("value") {
+            Some(JsonValue::Object(v)) => v.get_str("sessionId").map(str::to_owned),
+            _ => None,
+        }
+        .unwrap_or_else(|| panic!("no session: {body}"));
+        Browser {
+            http,
+            base: format!("{driver}/session/{session}"),
+            session,
+            _profile: profile,
+        }
+    }
+
+    async fn go(&self, url: &str) {
+        let body = format!(
+            r#"{{"url":{}}}"#,
+            tokencache::json::to_python_json(&JsonValue::string(url), false)
+        );
+        let r = self
+            .http
+            .post(format!("{}/url", self.base))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            r.status().is_success(),
+            "navigate {url}: {}",
+            r.text().await.unwrap()
+        );
+    }
+
+    async fn page(&self) -> String {
+        let body = self
+            .http
+            .get(format!("{}/source", self.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        parse(&body).get_str("value").unwrap_or_default().to_owned()
+    }
+
+    /// Navigates and waits until the page contains `marker`.
+    async fn go_until(&self, url: &str, marker: &str) -> String {
+        self.go(url).await;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let page = self.page().await;
+            if page.contains(marker) {
+                return page;
+            }
+            assert!(Instant::now() < deadline, "{url}: no {marker:?} in {page}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn close(self) {
+        let _ = self.http.delete(&self.base).send().await;
+        let _ = self.session;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_users_in_two_browsers_see_only_their_own_data() {
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let clients = format!(
+        r#"[{{"client_id":"web-app","client_secret":"web-secret","token_endpoint_auth_method":"client_secret_post","grant_types":["authorization_code","refresh_token"],"response_types":["code"],"redirect_uris":["http://127.0.0.1:{port}/callback"]}}]"#
+    );
+    let clients_file = dir.path().join("clients.json");
+    std::fs::write(&clients_file, clients).unwrap();
+    let idp = idp::Idp::start(&[("IDP_CLIENTS_FILE", clients_file.to_str().unwrap())]);
+    let db = dir.path().join("tokens.db");
+    let store_url = format!("sqlite://{}", db.display());
+
+    let mut webapp = Command::new(env!("CARGO_BIN_EXE_tokencache-webapp"))
+        .args(["--authority", &idp.authority(), "--client-id", "web-app"])
+        .args(["--client-secret", "web-secret", "--store", &store_url])
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--scopes",
+            "openid profile",
+        ])
+        .args(["--api-url", &format!("{}/me", idp.issuer)])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(webapp.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.starts_with("listening on"), "{line}");
+    let _webapp = Killed(webapp);
+
+    let driver_port = free_port();
+    let driver = Killed(
+        Command::new("chromedriver")
+            .arg(format!("--port={driver_port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver (apt install chromium-driver)"),
+    );
+    let driver_url = format!("http://127.0.0.1:{driver_port}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while reqwest::get(format!("{driver_url}/status")).await.is_err() {
+        assert!(Instant::now() < deadline, "chromedriver did not start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let app = format!("http://127.0.0.1:{port}");
+    let alice = Browser::open(&driver_url).await;
+    let bob = Browser::open(&driver_url).await;
+    alice.go_until(&app, "Not signed in").await;
+    let page = alice
+        .go_until(&format!("{app}/login?login_hint=alice"), "Welcome")
+        .await;
+    assert!(page.contains("alice@example.test"), "{page}");
+    let page = bob
+        .go_until(&format!("{app}/login?login_hint=bob"), "Welcome")
+        .await;
+    assert!(page.contains("bob@example.test"), "{page}");
+
+    // Each calls the API with their own token, served from their own partition.
+    let page = alice
+        .go_until(&format!("{app}/call-api"), "API result")
+        .await;
+    assert!(
+        page.contains("Alice Example") && !page.contains("Bob"),
+        "{page}"
+    );
+    let page = bob.go_until(&format!("{app}/call-api"), "API result").await;
+    assert!(
+        page.contains("Bob Example") && !page.contains("Alice"),
+        "{page}"
+    );
+    assert!(page.contains("id=\"token-source\">cache<"), "{page}");
+    let page = alice.go_until(&app, "Welcome").await;
+    assert!(!page.contains("bob@"), "{page}");
+
+    let store = tokencache_store::open(&store_url).await.unwrap();
+    let keys = store.keys().await.unwrap();
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    let alice_key = keys
+        .iter()
+        .find(|k| k.starts_with("a11ce"))
+        .unwrap()
+        .clone();
+
+    // Alice signs out: her partition is gone; Bob is unaffected.
+    alice
+        .go_until(&format!("{app}/logout"), "Not signed in")
+        .await;
+    let keys = store.keys().await.unwrap();
+    assert_eq!(keys.len(), 1);
+    assert!(!keys.contains(&alice_key));
+    let page = bob.go_until(&format!("{app}/call-api"), "API result").await;
+    assert!(page.contains("Bob Example"), "{page}");
+
+    alice.close().await;
+    bob.close().await;
+    drop(driver);
+}
