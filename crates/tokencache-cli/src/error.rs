@@ -20,6 +20,12 @@ pub enum CliError {
     /// The arguments do not make sense together.
     #[error("{0}")]
     Usage(String),
+    /// A partitioned store failed (unreachable, unreadable partition, ...).
+    #[error(transparent)]
+    Store(#[from] tokencache_store::StoreError),
+    /// The cache refused a document.
+    #[error(transparent)]
+    Cache(#[from] tokencache::Error),
 }
 
 impl CliError {

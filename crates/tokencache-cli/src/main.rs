@@ -1,6 +1,7 @@
-//! The `tokencache` command line tool: inspect, validate, repair, encrypt and decrypt MSAL
-//! token cache files (the JSON format shared by MSAL Python, .NET, Node, Java, Go and the Azure
-//! CLI).
+//! The `tokencache` command line tool: inspect, validate, repair, encrypt, decrypt and migrate
+//! MSAL token caches: cache files (the JSON format shared by MSAL Python, .NET, Node, Java, Go
+//! and the Azure CLI) and partitioned stores (`sqlite://`, `postgres://`, `redis://`,
+//! `redis+cluster://`). A plain path is a file.
 //!
 //! Secrets are never printed. Writing verbs go through the desktop store: they take the MSAL
 //! lock (`<cache>.lockfile`, so running MSAL apps wait), keep every unknown field and entry,
@@ -8,6 +9,7 @@
 
 mod error;
 mod inspect;
+mod stores;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -64,8 +66,8 @@ impl KeyArgs {
 enum Command {
     /// Show the accounts and tokens of a cache (secrets are never shown).
     Inspect {
-        /// The cache file.
-        file: PathBuf,
+        /// The cache file, or a store URL (every partition is shown).
+        file: String,
         /// Print one JSON object (accounts, access_tokens, refresh_tokens, id_tokens,
         /// app_metadata) instead of tables.
         #[arg(long)]
@@ -78,15 +80,15 @@ enum Command {
     },
     /// Check a cache: exit 0 if MSAL can use every entry, 1 with a list of problems otherwise.
     Validate {
-        /// The cache file.
-        file: PathBuf,
+        /// The cache file, or a store URL.
+        file: String,
         #[command(flatten)]
         key: KeyArgs,
     },
     /// Remove expired access tokens.
     Prune {
-        /// The cache file.
-        file: PathBuf,
+        /// The cache file, or a store URL.
+        file: String,
         /// The time to prune against, in Unix seconds (default: now).
         #[arg(long)]
         now: Option<i64>,
@@ -96,8 +98,8 @@ enum Command {
     /// Remove every access, refresh and ID token and account entry of a home account, whatever
     /// the client (app metadata stays).
     RemoveAccount {
-        /// The cache file.
-        file: PathBuf,
+        /// The cache file, or a store URL (the account's partition is deleted).
+        file: String,
         /// The home account id (`<uid>.<utid>` for Entra ID).
         home_account_id: String,
         #[command(flatten)]
@@ -113,6 +115,17 @@ enum Command {
         /// The cache file.
         file: PathBuf,
         /// The key to encrypt with (created if a key file or keyring item does not exist yet).
+        #[command(flatten)]
+        key: KeyArgs,
+    },
+    /// Copy every partition from one cache to another: a cache file into a store (split per
+    /// account), a store into a cache file (merged), or store to store; then verify.
+    Migrate {
+        /// Where to read: a cache file or a store URL.
+        from: String,
+        /// Where to write: a cache file or a store URL.
+        to: String,
+        /// The key of an encrypted source or target cache file.
         #[command(flatten)]
         key: KeyArgs,
     },
@@ -155,7 +168,17 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
             now,
             key,
         } => {
-            let cache = load(&file, &key)?;
+            let cache = if stores::is_store_url(&file) {
+                let (whole, unreadable) = stores::block_on(async {
+                    stores::load_all(&stores::open(&file).await?).await
+                })??;
+                for (k, why) in unreadable {
+                    eprintln!("warning: partition {k:?}: {why}");
+                }
+                std::sync::Arc::new(whole)
+            } else {
+                load(&PathBuf::from(&file), &key)?
+            };
             let now = now.unwrap_or_else(|| SystemClock.now());
             let out = if json {
                 inspect::json(&cache)
@@ -165,26 +188,52 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
             println!("{out}");
             Ok(ExitCode::SUCCESS)
         }
-        Command::Validate { file, key } => match load(&file, &key) {
+        Command::Validate { file, key } if stores::is_store_url(&file) => {
+            let (whole, unreadable) =
+                stores::block_on(async { stores::load_all(&stores::open(&file).await?).await })??;
+            let problems = whole.problems();
+            if problems.is_empty() && unreadable.is_empty() {
+                println!("{file}: ok");
+                return Ok(ExitCode::SUCCESS);
+            }
+            println!("{file}: {} problem(s)", problems.len() + unreadable.len());
+            for (k, why) in unreadable {
+                println!("  partition {k:?}: {why}");
+            }
+            for p in problems {
+                println!("  {p}");
+            }
+            let _ = key;
+            Ok(ExitCode::from(1))
+        }
+        Command::Validate { file, key } => match load(&PathBuf::from(&file), &key) {
             Err(CliError::File(tokencache_file::FileError::Corrupt { source, .. })) => {
-                println!("{}: {source}", file.display());
+                println!("{file}: {source}");
                 Ok(ExitCode::from(1))
             }
             Err(e) => Err(e),
             Ok(cache) => {
                 let problems = cache.problems();
                 if problems.is_empty() {
-                    println!("{}: ok", file.display());
+                    println!("{file}: ok");
                     return Ok(ExitCode::SUCCESS);
                 }
-                println!("{}: {} problem(s)", file.display(), problems.len());
+                println!("{file}: {} problem(s)", problems.len());
                 for p in problems {
                     println!("  {p}");
                 }
                 Ok(ExitCode::from(1))
             }
         },
+        Command::Prune { file, now, .. } if stores::is_store_url(&file) => {
+            let now = now.unwrap_or_else(|| SystemClock.now());
+            let removed =
+                stores::block_on(async { stores::prune(&stores::open(&file).await?, now).await })??;
+            println!("removed {removed} expired access token(s)");
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Prune { file, now, key } => {
+            let file = PathBuf::from(file);
             let now = now.unwrap_or_else(|| SystemClock.now());
             let removed = existing(&file).and_then(|()| {
                 Ok(store(&file, &key)?.update(|c| Ok(c.purge_expired_access_tokens(now)))?)
@@ -195,8 +244,27 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::RemoveAccount {
             file,
             home_account_id,
+            ..
+        } if stores::is_store_url(&file) => {
+            let deleted = stores::block_on(async {
+                stores::delete_partition(&stores::open(&file).await?, &home_account_id).await
+            })??;
+            println!(
+                "{}",
+                if deleted {
+                    "deleted the account's partition"
+                } else {
+                    "no partition for that account"
+                }
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::RemoveAccount {
+            file,
+            home_account_id,
             key,
         } => {
+            let file = PathBuf::from(file);
             let removed = existing(&file).and_then(|()| {
                 Ok(store(&file, &key)?
                     .update(|c| Ok(c.remove_account_everywhere(&home_account_id)))?)
@@ -257,6 +325,24 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
             store(&file, &key)?.rewrite(None)?;
             println!("{}: encrypted", file.display());
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Migrate { from, to, key } => {
+            if from == to {
+                return Err(CliError::Usage("FROM and TO are the same".into()));
+            }
+            if !stores::is_store_url(&from) {
+                existing(&PathBuf::from(&from))?;
+            }
+            let ok = stores::block_on(async {
+                let source = stores::endpoint(&from, |p| store(&p, &key)).await?;
+                let target = stores::endpoint(&to, |p| store(&p, &key)).await?;
+                stores::migrate(source, target).await
+            })??;
+            Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
         }
         Command::Decrypt { file, key } => {
             existing(&file)?;

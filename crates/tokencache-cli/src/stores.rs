@@ -1,0 +1,252 @@
+//! The verbs on partitioned stores (`sqlite://`, `postgres://`, `redis://`,
+//! `redis+cluster://`), and `migrate` between stores and cache files.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokencache::{PartitionKey, Section, TokenCache};
+use tokencache_store::{PartitionOptions, PartitionedCache};
+
+use crate::error::CliError;
+
+const SCHEMES: &[&str] = &[
+    "sqlite://",
+    "postgres://",
+    "postgresql://",
+    "redis://",
+    "rediss://",
+    "redis+cluster://",
+    "memory://",
+];
+
+/// True when `location` is a store URL rather than a cache file path.
+pub fn is_store_url(location: &str) -> bool {
+    let lower = location.to_ascii_lowercase();
+    SCHEMES.iter().any(|s| lower.starts_with(s))
+}
+
+/// A runtime for the store verbs (the file verbs need none).
+pub fn block_on<F: std::future::Future>(f: F) -> Result<F::Output, CliError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Usage(format!("cannot start the async runtime: {e}")))?;
+    Ok(rt.block_on(f))
+}
+
+pub async fn open(url: &str) -> Result<PartitionedCache, CliError> {
+    let store = tokencache_store::open(url).await?;
+    Ok(PartitionedCache::new(store, PartitionOptions::default()))
+}
+
+/// Every partition merged into one cache (for display and checks), plus the partitions that
+/// could not be read.
+pub async fn load_all(
+    cache: &PartitionedCache,
+) -> Result<(TokenCache, Vec<(String, String)>), CliError> {
+    let whole = TokenCache::new();
+    let mut unreadable = Vec::new();
+    for key in cache.store().keys().await? {
+        let pk = PartitionKey::new(key.clone());
+        match cache.load_partition(&pk).await {
+            Ok(part) => whole.replace_partition(&pk, &part.serialize())?,
+            Err(e) => unreadable.push((key, e.to_string())),
+        }
+    }
+    Ok((whole, unreadable))
+}
+
+/// Counts of the entries that partitions carry.
+fn counts(cache: &TokenCache) -> [usize; 4] {
+    [
+        cache.len(Section::AccessToken),
+        cache.len(Section::RefreshToken),
+        cache.len(Section::IdToken),
+        cache.len(Section::Account),
+    ]
+}
+
+/// A progress line on stderr, redrawn in place.
+struct Progress {
+    total: usize,
+    done: usize,
+    what: &'static str,
+}
+
+impl Progress {
+    fn new(total: usize, what: &'static str) -> Progress {
+        let p = Progress {
+            total,
+            done: 0,
+            what,
+        };
+        p.draw();
+        p
+    }
+
+    fn tick(&mut self) {
+        self.done += 1;
+        if self.done == self.total || self.done % 64 == 0 {
+            self.draw();
+        }
+    }
+
+    fn draw(&self) {
+        use std::io::IsTerminal;
+        const WIDTH: usize = 30;
+        if !std::io::stderr().is_terminal() && self.done != self.total {
+            return;
+        }
+        let filled = (self.done * WIDTH).checked_div(self.total).unwrap_or(WIDTH);
+        let mut err = std::io::stderr().lock();
+        let _ = write!(
+            err,
+            "\r[{}{}] {}/{} {}",
+            "#".repeat(filled),
+            "-".repeat(WIDTH - filled),
+            self.done,
+            self.total,
+            self.what
+        );
+        if self.done == self.total {
+            let _ = writeln!(err);
+        }
+    }
+}
+
+/// Where a migration reads from or writes to.
+pub enum Endpoint {
+    File(Arc<tokencache_file::FileStore>),
+    Store(PartitionedCache),
+}
+
+/// Copies every partition from `from` to `to`, checks that everything arrived, and prints a
+/// summary. Returns false when the target does not hold what the source held.
+pub async fn migrate(from: Endpoint, to: Endpoint) -> Result<bool, CliError> {
+    // Read the source as partition documents.
+    let (source_whole, parts, unreadable) = match &from {
+        Endpoint::File(file) => {
+            file.reload()?;
+            let whole = file.cache().clone();
+            let parts = whole.split_partitions();
+            let foreign = whole.problems().len();
+            if foreign > 0 {
+                eprintln!(
+                    "note: {foreign} malformed entr(y/ies) belong to no partition and are not migrated"
+                );
+            }
+            (
+                TokenCache::from_json(&whole.serialize())?,
+                parts,
+                Vec::new(),
+            )
+        }
+        Endpoint::Store(cache) => {
+            let (whole, unreadable) = load_all(cache).await?;
+            let parts = whole.split_partitions();
+            (whole, parts, unreadable)
+        }
+    };
+    for (key, why) in &unreadable {
+        eprintln!("warning: partition {key:?} not migrated: {why}");
+    }
+    let mut progress = Progress::new(parts.len(), "partitions");
+    match &to {
+        Endpoint::Store(target) => {
+            for (key, doc) in &parts {
+                let doc = doc.clone();
+                let k = key.clone();
+                target
+                    .update_partition(key, &move |c: &TokenCache| c.replace_partition(&k, &doc))
+                    .await?;
+                progress.tick();
+            }
+        }
+        Endpoint::File(file) => {
+            let copied = parts.clone();
+            let file = file.clone();
+            tokio::task::spawn_blocking(move || {
+                file.update(|c| {
+                    for (key, doc) in &copied {
+                        c.replace_partition(key, doc)?;
+                    }
+                    Ok(())
+                })
+            })
+            .await
+            .map_err(|e| CliError::Usage(e.to_string()))??;
+            for _ in 0..parts.len() {
+                progress.tick();
+            }
+        }
+    }
+    // Verify: every partition of the source is in the target with the same entries.
+    let target_whole = match &to {
+        Endpoint::File(file) => {
+            file.reload()?;
+            TokenCache::from_json(&file.cache().serialize())?
+        }
+        Endpoint::Store(cache) => load_all(cache).await?.0,
+    };
+    let mut ok = unreadable.is_empty();
+    for (key, _) in &parts {
+        let want = TokenCache::from_json(&source_whole.serialize_partition(key))?;
+        let got = TokenCache::from_json(&target_whole.serialize_partition(key))?;
+        if counts(&want) != counts(&got) {
+            eprintln!("error: partition {key} differs after migration");
+            ok = false;
+        }
+    }
+    let [at, rt, idt, acct] = counts(&source_whole);
+    println!(
+        "migrated {} partition(s): {at} access token(s), {rt} refresh token(s), {idt} ID token(s), {acct} account(s){}",
+        parts.len(),
+        if ok {
+            "; verified"
+        } else {
+            "; VERIFICATION FAILED"
+        }
+    );
+    Ok(ok)
+}
+
+/// Opens either end of a migration.
+pub async fn endpoint(
+    location: &str,
+    file_store: impl FnOnce(PathBuf) -> Result<tokencache_file::FileStore, CliError>,
+) -> Result<Endpoint, CliError> {
+    if is_store_url(location) {
+        Ok(Endpoint::Store(open(location).await?))
+    } else {
+        Ok(Endpoint::File(Arc::new(file_store(PathBuf::from(
+            location,
+        ))?)))
+    }
+}
+
+/// The store's partitions, for `remove-account` on a store.
+pub async fn delete_partition(cache: &PartitionedCache, key: &str) -> Result<bool, CliError> {
+    Ok(cache.delete_partition(&PartitionKey::new(key)).await?)
+}
+
+/// Purges expired access tokens in every partition.
+pub async fn prune(cache: &PartitionedCache, now: i64) -> Result<usize, CliError> {
+    let mut removed = 0;
+    let keys = cache.store().keys().await?;
+    let mut progress = Progress::new(keys.len(), "partitions");
+    for key in keys {
+        let pk = PartitionKey::new(key);
+        let before = cache.load_partition(&pk).await?.len(Section::AccessToken);
+        cache
+            .update_partition(&pk, &move |c: &TokenCache| {
+                c.purge_expired_access_tokens(now);
+                Ok(())
+            })
+            .await?;
+        let after = cache.load_partition(&pk).await?.len(Section::AccessToken);
+        removed += before - after.min(before);
+        progress.tick();
+    }
+    Ok(removed)
+}
