@@ -87,7 +87,7 @@ impl Progress {
 
     fn tick(&mut self) {
         self.done += 1;
-        if self.done == self.total || self.done % 64 == 0 {
+        if self.done == self.total || self.done.is_multiple_of(64) {
             self.draw();
         }
     }
@@ -118,7 +118,7 @@ impl Progress {
 /// Where a migration reads from or writes to.
 pub enum Endpoint {
     File(Arc<tokencache_file::FileStore>),
-    Store(PartitionedCache),
+    Store(Box<PartitionedCache>),
 }
 
 /// Copies every partition from `from` to `to`, checks that everything arrived, and prints a
@@ -217,7 +217,7 @@ pub async fn endpoint(
     file_store: impl FnOnce(PathBuf) -> Result<tokencache_file::FileStore, CliError>,
 ) -> Result<Endpoint, CliError> {
     if is_store_url(location) {
-        Ok(Endpoint::Store(open(location).await?))
+        Ok(Endpoint::Store(Box::new(open(location).await?)))
     } else {
         Ok(Endpoint::File(Arc::new(file_store(PathBuf::from(
             location,
