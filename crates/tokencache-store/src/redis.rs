@@ -137,6 +137,10 @@ async fn save<C: ConnectionLike + Send>(
     if saved != 1 {
         return Ok(SaveOutcome::Conflict);
     }
+    if expected.is_some() {
+        // Already indexed when it was created: updates cost one round trip.
+        return Ok(SaveOutcome::Saved(version));
+    }
     // The index only serves listing (migration, inspection); a stale member is filtered out.
     let _: i64 = redis::cmd("SADD")
         .arg(k.index())

@@ -1,0 +1,436 @@
+//! Web-request-shaped silent acquisitions against the partitioned stores, side by side with
+//! MSAL Python (a `SerializableTokenCache` per user in Redis through redis-py), in one run.
+//!
+//! ```text
+//! cargo run --release -p tokencache-bench --bin store-bench -- [--partitions 100000]
+//!     [--seconds 30] [--concurrency 64] [--backends redis,sqlite,postgres] [--l1-mb 0]
+//!     [--skip-python]
+//! ```
+//!
+//! Each request loads one random user's partition, finds the access token a silent call would
+//! return, and every 20th request records a new token response and saves the partition
+//! (compare-and-set). Phase 1 runs closed-loop at the given concurrency (peak throughput);
+//! phase 2 paces requests at half that rate and reports the latency there. Throughput per core
+//! divides by the CPU time the client process used.
+
+#[path = "../workload.rs"]
+#[allow(dead_code)]
+mod workload;
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokencache::json::{JsonObject, JsonValue};
+use tokencache::{AccessTokenQuery, PartitionKey, TokenCache};
+use tokencache_store::{PartitionOptions, PartitionStore, PartitionedCache};
+use workload::{CID, ENV, home_account_id, user_event};
+
+struct Options {
+    partitions: usize,
+    seconds: u64,
+    concurrency: usize,
+    backends: Vec<String>,
+    refresh_every: u64,
+    skip_python: bool,
+    l1_mb: usize,
+}
+
+fn parse_args() -> Result<Options, String> {
+    let mut o = Options {
+        partitions: 100_000,
+        seconds: 30,
+        concurrency: 64,
+        backends: vec!["redis".into(), "sqlite".into(), "postgres".into()],
+        refresh_every: 20,
+        skip_python: false,
+        l1_mb: 0,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut value = || args.next().ok_or(format!("{a} needs a value"));
+        match a.as_str() {
+            "--partitions" => o.partitions = value()?.parse().map_err(|_| "--partitions")?,
+            "--seconds" => o.seconds = value()?.parse().map_err(|_| "--seconds")?,
+            "--concurrency" => o.concurrency = value()?.parse().map_err(|_| "--concurrency")?,
+            "--refresh-every" => {
+                o.refresh_every = value()?.parse().map_err(|_| "--refresh-every")?
+            }
+            "--backends" => o.backends = value()?.split(',').map(str::to_owned).collect(),
+            "--skip-python" => o.skip_python = true,
+            "--l1-mb" => o.l1_mb = value()?.parse().map_err(|_| "--l1-mb")?,
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    Ok(o)
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// CPU seconds (user + system) this process has used, from /proc.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // Fields 14 and 15 of stat (utime, stime) are 12 and 13 after the command name; 100 Hz.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(16379)
+}
+
+fn start_redis() -> Result<(Server, u16), String> {
+    let port = free_port();
+    let child = Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+        ])
+        .args(["--appendonly", "no", "--protected-mode", "no"])
+        .stdout(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("redis-server: {e}"))?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if Instant::now() > deadline {
+            return Err("redis-server did not start".into());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok((Server(child), port))
+}
+
+fn postgres_db() -> Result<String, String> {
+    let base = std::env::var("TOKENCACHE_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://tokencache@127.0.0.1:15432/tokencache".into());
+    let name = format!("tc_bench_{:x}", tokencache_store::new_version());
+    let ok = Command::new("psql")
+        .arg(&base)
+        .args(["-q", "-c", &format!("CREATE DATABASE {name}")])
+        .status()
+        .map_err(|e| format!("psql: {e}"))?
+        .success();
+    if !ok {
+        return Err("could not create the benchmark database (bash .ci/setup-services)".into());
+    }
+    let head = base.rsplit_once('/').map_or(base.as_str(), |(h, _)| h);
+    Ok(format!("{head}/{name}"))
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// The partition document of user `i`, as the client would have saved it (tokens issued now).
+fn document(i: usize) -> Result<String, tokencache::Error> {
+    let cache = TokenCache::new();
+    cache.add_at(&user_event(i, 1500, 800), unix_now())?;
+    Ok(cache.serialize())
+}
+
+async fn populate(
+    store: &Arc<dyn PartitionStore>,
+    partitions: usize,
+) -> Result<usize, Box<dyn std::error::Error>> {
+    let workers = 32;
+    let expires = Some(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_secs() as i64
+            + 86_400,
+    );
+    let mut tasks = Vec::new();
+    for w in 0..workers {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut bytes = 0usize;
+            for i in (w..partitions).step_by(workers) {
+                let doc = document(i).map_err(|e| e.to_string())?;
+                bytes = doc.len();
+                store
+                    .save(&home_account_id(i), doc.as_bytes(), None, expires)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            Ok::<usize, String>(bytes)
+        }));
+    }
+    let mut size = 0;
+    for t in tasks {
+        size = size.max(t.await??);
+    }
+    Ok(size)
+}
+
+struct Outcome {
+    requests: usize,
+    seconds: f64,
+    cpu: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+impl Outcome {
+    fn per_s(&self) -> f64 {
+        self.requests as f64 / self.seconds
+    }
+
+    fn per_cpu_s(&self) -> f64 {
+        self.requests as f64 / self.cpu.max(1e-9)
+    }
+}
+
+fn percentile(sorted: &[u32], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 * p) as usize).min(sorted.len() - 1);
+    f64::from(sorted[i]) / 1000.0
+}
+
+/// One phase: `concurrency` tasks for `seconds`; with `rate`, paced to that total rate.
+async fn drive(
+    cache: Arc<PartitionedCache>,
+    o: &Options,
+    seconds: u64,
+    rate: Option<f64>,
+) -> Result<Outcome, Box<dyn std::error::Error>> {
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs(seconds);
+    let cpu0 = cpu_seconds();
+    let interval = rate.map(|r| Duration::from_secs_f64(o.concurrency as f64 / r));
+    let tasks: Vec<_> = (0..o.concurrency)
+        .map(|n| {
+            let cache = cache.clone();
+            let (partitions, refresh_every, concurrency) =
+                (o.partitions, o.refresh_every, o.concurrency);
+            tokio::spawn(async move {
+                let mut latencies: Vec<u32> = Vec::new();
+                let mut seed = (n as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+                // Stagger the tasks across one interval so paced requests do not arrive in bursts.
+                let mut next = Instant::now()
+                    + interval.map_or(Duration::ZERO, |iv| {
+                        iv.mul_f64(n as f64 / concurrency as f64)
+                    });
+                let mut count = 0u64;
+                loop {
+                    if let Some(iv) = interval {
+                        next += iv;
+                        tokio::time::sleep_until(next.into()).await;
+                    }
+                    let t0 = Instant::now();
+                    if t0 > deadline {
+                        break;
+                    }
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    let i = (seed % partitions as u64) as usize;
+                    let home = home_account_id(i);
+                    let key = PartitionKey::for_account(&home);
+                    let part = cache
+                        .load_partition(&key)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    let scopes = ["User.Read"];
+                    let envs = [ENV];
+                    let q = AccessTokenQuery::new(CID, "organizations", &scopes)
+                        .account(&home)
+                        .environments(&envs);
+                    if part.find_access_token(&q).is_none() {
+                        let ats = part.all_access_tokens();
+                        return Err(format!(
+                            "no access token for user {i}: {} in the partition, first {:?}",
+                            ats.len(),
+                            ats.first().map(|a| (
+                                a.home_account_id().map(str::to_owned),
+                                a.realm().map(str::to_owned),
+                                a.target().map(str::to_owned),
+                                a.environment().map(str::to_owned)
+                            ))
+                        ));
+                    }
+                    count += 1;
+                    if count.is_multiple_of(refresh_every) {
+                        let event = user_event(i, 1500, 800);
+                        cache
+                            .update_partition(&key, &move |c: &TokenCache| {
+                                c.add_at(&event, unix_now())
+                            })
+                            .await
+                            .map_err(|e| e.to_string())?;
+                    }
+                    latencies.push(t0.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
+                }
+                Ok::<Vec<u32>, String>(latencies)
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await??);
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    all.sort_unstable();
+    Ok(Outcome {
+        requests: all.len(),
+        seconds,
+        cpu: cpu_seconds() - cpu0,
+        p50_ms: percentile(&all, 0.50),
+        p99_ms: percentile(&all, 0.99),
+    })
+}
+
+fn python(
+    o: &Options,
+    port: u16,
+    rate: Option<f64>,
+) -> Result<Outcome, Box<dyn std::error::Error>> {
+    let py = std::env::var_os("TOKENCACHE_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join(".venv/bin/python"));
+    let mut cmd = Command::new(py);
+    cmd.arg(root().join("bench/store_bench.py")).args([
+        port.to_string(),
+        o.partitions.to_string(),
+        o.seconds.to_string(),
+        o.concurrency.to_string(),
+        o.refresh_every.to_string(),
+    ]);
+    if let Some(r) = rate {
+        cmd.arg(format!("{r:.1}"));
+    }
+    let out = cmd.output()?;
+    if !out.status.success() {
+        return Err(format!("MSAL Python: {}", String::from_utf8_lossy(&out.stderr)).into());
+    }
+    let j = JsonObject::parse(String::from_utf8_lossy(&out.stdout).trim())?;
+    let num = |k: &str| match j.get(k) {
+        Some(JsonValue::Number(n)) => n.parse::<f64>().unwrap_or(f64::NAN),
+        _ => f64::NAN,
+    };
+    Ok(Outcome {
+        requests: num("requests") as usize,
+        seconds: num("seconds"),
+        cpu: num("cpu_seconds"),
+        p50_ms: num("p50_ms"),
+        p99_ms: num("p99_ms"),
+    })
+}
+
+fn row(name: &str, peak: &Outcome, half: &Outcome) {
+    println!(
+        "  {name:<22} {:>10.0} {:>10.0} {:>8.2} {:>8.2} {:>12.2}",
+        peak.per_s(),
+        peak.per_cpu_s(),
+        peak.p50_ms,
+        peak.p99_ms,
+        half.p99_ms
+    );
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let o = parse_args()?;
+    println!(
+        "store-bench: {} user partitions, concurrency {}, {} s per phase, a save every {} requests",
+        o.partitions, o.concurrency, o.seconds, o.refresh_every
+    );
+    println!(
+        "  {:<22} {:>10} {:>10} {:>8} {:>8} {:>12}",
+        "backend", "req/s", "req/cpu-s", "p50 ms", "p99 ms", "p99 @ half"
+    );
+    let dir = tempfile::tempdir()?;
+    let mut redis_result = None;
+    let mut redis_server = None;
+    for backend in &o.backends {
+        let (url, server) = match backend.as_str() {
+            "redis" => {
+                let (server, port) = start_redis()?;
+                (format!("redis://127.0.0.1:{port}/"), Some((server, port)))
+            }
+            "sqlite" => (
+                format!("sqlite://{}", dir.path().join("bench.db").display()),
+                None,
+            ),
+            "postgres" => (postgres_db()?, None),
+            other => return Err(format!("unknown backend {other}").into()),
+        };
+        let store = tokencache_store::open(&url).await?;
+        let t = Instant::now();
+        let size = populate(&store, o.partitions).await?;
+        eprintln!(
+            "  ({backend}: {} partitions of about {size} bytes written in {:.1} s)",
+            o.partitions,
+            t.elapsed().as_secs_f64()
+        );
+        let cache = Arc::new(PartitionedCache::new(
+            store.clone(),
+            PartitionOptions::default(),
+        ));
+        let peak = drive(cache.clone(), &o, o.seconds, None).await?;
+        let half = drive(cache, &o, o.seconds, Some(peak.per_s() / 2.0)).await?;
+        row(&format!("tokencache {backend}"), &peak, &half);
+        if o.l1_mb > 0 {
+            let cache = Arc::new(PartitionedCache::new(
+                store,
+                PartitionOptions {
+                    l1_bytes: o.l1_mb << 20,
+                    l1_ttl: Duration::from_secs(3600),
+                    ..PartitionOptions::default()
+                },
+            ));
+            // Warm the L1 for a run, then measure.
+            drive(cache.clone(), &o, o.seconds.min(5), None).await?;
+            let peak = drive(cache.clone(), &o, o.seconds, None).await?;
+            let half = drive(cache, &o, o.seconds, Some(peak.per_s() / 2.0)).await?;
+            row(&format!("  + L1 {} MB", o.l1_mb), &peak, &half);
+        }
+        if backend == "redis" {
+            redis_result = Some(peak.per_cpu_s());
+            redis_server = server;
+        }
+    }
+    if !o.skip_python
+        && let (Some((server, port)), Some(ours)) = (redis_server.take(), redis_result)
+    {
+        // Fresh documents for Python (phase 1 saved newer ones; same shape).
+        let py_peak = python(&o, port, None)?;
+        let py_half = python(&o, port, Some(py_peak.per_s() / 2.0))?;
+        row("MSAL Python redis", &py_peak, &py_half);
+        println!(
+            "  per core on Redis: tokencache {:.1}x MSAL Python (target >= 10x)",
+            ours / py_peak.per_cpu_s()
+        );
+        drop(server);
+    }
+    Ok(())
+}
