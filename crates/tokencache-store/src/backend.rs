@@ -18,12 +18,16 @@ pub struct Versioned {
     /// The version: random and non-zero, new on every save, so a deleted and re-created
     /// partition never repeats a version another process remembers.
     pub version: u64,
+    /// When the partition was created (Unix seconds): kept by updates, set again when a
+    /// deleted or expired partition is re-created. Absolute expiry counts from it.
+    pub created_at: Option<i64>,
 }
 
 impl fmt::Debug for Versioned {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Versioned")
             .field("version", &self.version)
+            .field("created_at", &self.created_at)
             .field("bytes", &self.document.len())
             .finish()
     }
@@ -65,7 +69,8 @@ pub trait PartitionStore: Send + Sync + fmt::Debug {
     fn version<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<u64>>>;
 
     /// Saves `document` if the stored version is `expected` (`None`: only if absent or
-    /// expired), with an absolute expiry (Unix seconds; `None` for none).
+    /// expired), with an absolute expiry (Unix seconds; `None` for none). A create records
+    /// the creation time; an update keeps it.
     fn save<'a>(
         &'a self,
         key: &'a str,

@@ -16,6 +16,7 @@ struct Slot {
     document: Vec<u8>,
     version: u64,
     expires_at: Option<i64>,
+    created_at: i64,
 }
 
 /// Partitions in process memory. Nothing survives a restart and nothing is shared between
@@ -57,6 +58,7 @@ impl PartitionStore for MemoryStore {
                 .map(|s| Versioned {
                     document: s.document.clone(),
                     version: s.version,
+                    created_at: Some(s.created_at),
                 }))
         })
     }
@@ -83,10 +85,11 @@ impl PartitionStore for MemoryStore {
             let current = map
                 .get(key)
                 .filter(|s| live(s, unix_now()))
-                .map(|s| s.version);
-            if current != expected {
+                .map(|s| (s.version, s.created_at));
+            if current.map(|c| c.0) != expected {
                 return Ok(SaveOutcome::Conflict);
             }
+            let created_at = current.map_or_else(unix_now, |c| c.1);
             let version = new_version();
             map.insert(
                 key.to_owned(),
@@ -94,6 +97,7 @@ impl PartitionStore for MemoryStore {
                     document: document.to_vec(),
                     version,
                     expires_at,
+                    created_at,
                 },
             );
             Ok(SaveOutcome::Saved(version))

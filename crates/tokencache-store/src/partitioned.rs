@@ -35,6 +35,9 @@ pub struct PartitionOptions {
     /// Expiry of user partitions, renewed on every save (sliding). `None`: never. App-token
     /// partitions always expire with their last access token; empty partitions are deleted.
     pub user_expiry: Option<Duration>,
+    /// A cap on a user partition's life, counted from its creation (absolute): the user signs
+    /// in again after it, however active. `None`: no cap.
+    pub user_absolute_expiry: Option<Duration>,
     /// The in-process L1: its size in bytes of cache documents (0 turns it off) and how long an
     /// entry lives. Every L1 hit is validated against the store's version first.
     pub l1_bytes: usize,
@@ -54,6 +57,7 @@ impl Default for PartitionOptions {
     fn default() -> Self {
         PartitionOptions {
             user_expiry: Some(Duration::from_secs(90 * 24 * 3600)),
+            user_absolute_expiry: None,
             l1_bytes: 0,
             l1_ttl: Duration::from_secs(300),
             failure_policy: FailurePolicy::Fail,
@@ -251,7 +255,7 @@ impl PartitionedCache {
         }
     }
 
-    fn expires_at(&self, key: &str, cache: &TokenCache) -> Option<i64> {
+    fn expires_at(&self, key: &str, cache: &TokenCache, created_at: Option<i64>) -> Option<i64> {
         if key.ends_with("_AppTokenCache") {
             return cache
                 .all_access_tokens()
@@ -259,9 +263,16 @@ impl PartitionedCache {
                 .filter_map(|at| at.expires_on())
                 .max();
         }
-        self.options
-            .user_expiry
-            .map(|d| unix_now() + d.as_secs() as i64)
+        let now = unix_now();
+        let sliding = self.options.user_expiry.map(|d| now + d.as_secs() as i64);
+        let absolute = self
+            .options
+            .user_absolute_expiry
+            .map(|d| created_at.unwrap_or(now) + d.as_secs() as i64);
+        match (sliding, absolute) {
+            (Some(s), Some(a)) => Some(s.min(a)),
+            (s, a) => s.or(a),
+        }
     }
 
     /// Applies `change` to the partition `key` with compare-and-set, retrying on conflict;
@@ -303,7 +314,16 @@ impl PartitionedCache {
                 let doc = self.encode(key_str, &cache)?;
                 match self
                     .store
-                    .save(key_str, &doc, expected, self.expires_at(key_str, &cache))
+                    .save(
+                        key_str,
+                        &doc,
+                        expected,
+                        self.expires_at(
+                            key_str,
+                            &cache,
+                            current.as_ref().and_then(|c| c.created_at),
+                        ),
+                    )
                     .await?
                 {
                     SaveOutcome::Saved(v) => Some(Some((v, doc.len()))),

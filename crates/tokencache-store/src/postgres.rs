@@ -13,9 +13,10 @@ use crate::memory::unix_now_ms;
 use crate::unix_now;
 
 /// The schema version this code writes; older schemas are migrated on start.
-const SCHEMA_VERSION: i32 = 1;
+const SCHEMA_VERSION: i32 = 2;
 
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[&str] = &[
+    "
 CREATE TABLE IF NOT EXISTS tokencache_partitions (
     key        TEXT PRIMARY KEY,
     document   BYTEA NOT NULL,
@@ -27,7 +28,9 @@ CREATE TABLE IF NOT EXISTS tokencache_leases (
     key      TEXT PRIMARY KEY,
     holder   TEXT NOT NULL,
     until_ms BIGINT NOT NULL
-);"];
+);",
+    "ALTER TABLE tokencache_partitions ADD COLUMN IF NOT EXISTS created_at BIGINT;",
+];
 
 /// Partitions in a PostgreSQL table, through a connection pool.
 #[derive(Clone)]
@@ -126,7 +129,7 @@ impl PartitionStore for PostgresStore {
             let c = self.client().await?;
             let row = c
                 .query_opt(
-                    "SELECT document, version FROM tokencache_partitions
+                    "SELECT document, version, created_at FROM tokencache_partitions
                      WHERE key = $1 AND (expires_at IS NULL OR expires_at > $2)",
                     &[&key, &unix_now()],
                 )
@@ -135,6 +138,7 @@ impl PartitionStore for PostgresStore {
             Ok(row.map(|r| Versioned {
                 document: r.get(0),
                 version: r.get::<_, i64>(1) as u64,
+                created_at: r.get(2),
             }))
         })
     }
@@ -175,10 +179,11 @@ impl PartitionStore for PostgresStore {
                     .await,
                 None => c
                     .execute(
-                        "INSERT INTO tokencache_partitions AS p (key, document, version, expires_at)
-                         VALUES ($1, $2, $3, $4)
+                        "INSERT INTO tokencache_partitions AS p (key, document, version, expires_at, created_at)
+                         VALUES ($1, $2, $3, $4, $5)
                          ON CONFLICT (key) DO UPDATE SET document = excluded.document,
-                             version = excluded.version, expires_at = excluded.expires_at
+                             version = excluded.version, expires_at = excluded.expires_at,
+                             created_at = excluded.created_at
                          WHERE p.expires_at IS NOT NULL AND p.expires_at <= $5",
                         &[&key, &document, &version, &expires_at, &now],
                     )

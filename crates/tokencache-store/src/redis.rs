@@ -17,6 +17,7 @@ const SAVE: &str = r"
 local cur = redis.call('HGET', KEYS[1], 'v')
 if (ARGV[1] == '' and cur) or (ARGV[1] ~= '' and cur ~= ARGV[1]) then return 0 end
 redis.call('HSET', KEYS[1], 'v', ARGV[2], 'd', ARGV[3])
+if not cur then redis.call('HSET', KEYS[1], 'c', ARGV[5]) end
 if ARGV[4] == '' then redis.call('PERSIST', KEYS[1]) else redis.call('PEXPIREAT', KEYS[1], ARGV[4]) end
 return 1";
 
@@ -82,15 +83,20 @@ async fn load<C: ConnectionLike + Send>(
     key: &str,
     backend: &'static str,
 ) -> Result<Option<Versioned>> {
-    let (v, d): (Option<String>, Option<Vec<u8>>) = redis::cmd("HMGET")
+    let (v, d, created): (Option<String>, Option<Vec<u8>>, Option<String>) = redis::cmd("HMGET")
         .arg(k.partition(key))
         .arg("v")
         .arg("d")
+        .arg("c")
         .query_async(c)
         .await
         .map_err(unavailable(backend))?;
     Ok(match (v.and_then(|v| v.parse().ok()), d) {
-        (Some(version), Some(document)) => Some(Versioned { document, version }),
+        (Some(version), Some(document)) => Some(Versioned {
+            document,
+            version,
+            created_at: created.and_then(|c| c.parse().ok()),
+        }),
         _ => None,
     })
 }
@@ -131,6 +137,7 @@ async fn save<C: ConnectionLike + Send>(
                 .map(|e| (e * 1000).to_string())
                 .unwrap_or_default(),
         )
+        .arg(crate::unix_now().to_string())
         .invoke_async(c)
         .await
         .map_err(unavailable(backend))?;

@@ -18,7 +18,8 @@ CREATE TABLE IF NOT EXISTS tokencache_partitions (
     key        TEXT PRIMARY KEY,
     document   BLOB NOT NULL,
     version    INTEGER NOT NULL,
-    expires_at INTEGER
+    expires_at INTEGER,
+    created_at INTEGER
 );
 CREATE INDEX IF NOT EXISTS tokencache_partitions_expiry ON tokencache_partitions (expires_at);
 CREATE TABLE IF NOT EXISTS tokencache_leases (
@@ -72,6 +73,15 @@ impl SqliteStore {
             }
             let conn = connect(&p)?;
             conn.execute_batch(SCHEMA).map_err(unavailable)?;
+            // Migrate files from before `created_at`.
+            let has_created: bool = conn
+                .prepare("SELECT 1 FROM pragma_table_info('tokencache_partitions') WHERE name = 'created_at'")
+                .and_then(|mut st| st.exists([]))
+                .map_err(unavailable)?;
+            if !has_created {
+                conn.execute_batch("ALTER TABLE tokencache_partitions ADD COLUMN created_at INTEGER")
+                    .map_err(unavailable)?;
+            }
             conn.execute(
                 "DELETE FROM tokencache_partitions WHERE expires_at IS NOT NULL AND expires_at <= ?1",
                 params![unix_now()],
@@ -126,13 +136,14 @@ impl PartitionStore for SqliteStore {
         let key = key.to_owned();
         Box::pin(self.with(move |c| {
             c.query_row(
-                "SELECT document, version FROM tokencache_partitions
+                "SELECT document, version, created_at FROM tokencache_partitions
                  WHERE key = ?1 AND (expires_at IS NULL OR expires_at > ?2)",
                 params![key, unix_now()],
                 |row| {
                     Ok(Versioned {
                         document: row.get(0)?,
                         version: row.get::<_, i64>(1)? as u64,
+                        created_at: row.get(2)?,
                     })
                 },
             )
@@ -171,10 +182,11 @@ impl PartitionStore for SqliteStore {
                     params![document, version as i64, expires_at, key, old as i64, now],
                 )?,
                 None => c.execute(
-                    "INSERT INTO tokencache_partitions (key, document, version, expires_at)
-                     VALUES (?1, ?2, ?3, ?4)
+                    "INSERT INTO tokencache_partitions (key, document, version, expires_at, created_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5)
                      ON CONFLICT (key) DO UPDATE SET document = excluded.document,
-                         version = excluded.version, expires_at = excluded.expires_at
+                         version = excluded.version, expires_at = excluded.expires_at,
+                         created_at = excluded.created_at
                      WHERE tokencache_partitions.expires_at IS NOT NULL
                        AND tokencache_partitions.expires_at <= ?5",
                     params![key, document, version as i64, expires_at, now],

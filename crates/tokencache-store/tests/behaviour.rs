@@ -78,6 +78,8 @@ async fn compare_and_set(store: Arc<dyn PartitionStore>) {
         (loaded.document.as_slice(), loaded.version),
         (&b"one"[..], v1)
     );
+    let created = loaded.created_at.expect("the creation time is recorded");
+    assert!((created - now()).abs() <= 2, "{created}");
     assert_eq!(store.version("alice").await.unwrap(), Some(v1));
     // Creating what exists, or updating from a stale version, conflicts.
     assert_eq!(
@@ -96,7 +98,13 @@ async fn compare_and_set(store: Arc<dyn PartitionStore>) {
         store.save("alice", b"x", Some(v1), None).await.unwrap(),
         SaveOutcome::Conflict
     );
-    assert_eq!(store.load("alice").await.unwrap().unwrap().document, b"two");
+    let updated = store.load("alice").await.unwrap().unwrap();
+    assert_eq!(updated.document, b"two");
+    assert_eq!(
+        updated.created_at,
+        Some(created),
+        "an update keeps the creation time"
+    );
     // Another key is another partition.
     assert_eq!(store.load("bob").await.unwrap(), None);
 }
@@ -311,6 +319,41 @@ async fn partitioned_cache(store: Arc<dyn PartitionStore>) {
     assert!(matches!(e, StoreError::Unreadable { .. }), "{e}");
 }
 
+async fn absolute_expiry(store: Arc<dyn PartitionStore>) {
+    // Sliding for an hour, but never longer than 2 s after the sign-in.
+    let cache = PartitionedCache::new(
+        store.clone(),
+        PartitionOptions {
+            user_expiry: Some(Duration::from_secs(3600)),
+            user_absolute_expiry: Some(Duration::from_secs(2)),
+            ..PartitionOptions::default()
+        },
+    );
+    let key = PartitionKey::new("alice.t");
+    let ev = user_event("alice", "one");
+    cache
+        .update_partition(&key, &move |c: &TokenCache| c.add(&ev))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    // Activity does not extend it past the cap.
+    let ev = user_event("alice", "two");
+    cache
+        .update_partition(&key, &move |c: &TokenCache| c.add(&ev))
+        .await
+        .unwrap();
+    assert!(store.load("alice.t").await.unwrap().is_some());
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(store.load("alice.t").await.unwrap(), None);
+    // A new sign-in starts a new life.
+    let ev = user_event("alice", "three");
+    cache
+        .update_partition(&key, &move |c: &TokenCache| c.add(&ev))
+        .await
+        .unwrap();
+    assert!(store.load("alice.t").await.unwrap().is_some());
+}
+
 async fn concurrent_partition_updates(store: Arc<dyn PartitionStore>) {
     // 8 concurrent requests for one user, each recording a response for another scope: all
     // eight access tokens survive.
@@ -369,6 +412,11 @@ macro_rules! suite {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn partitioned_cache() {
                 super::partitioned_cache(super::$backend().await.store).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn absolute_expiry() {
+                super::absolute_expiry(super::$backend().await.store).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
