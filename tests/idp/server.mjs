@@ -22,8 +22,10 @@
 //   IDP_READY_FILE (path; the ready JSON line is also written there)
 //   IDP_TLS_CERT, IDP_TLS_KEY (PEM files: serve HTTPS instead of HTTP; tokencache's addition)
 //   DEBUG=oidc-provider:* for library debug output
-// tokencache's additions to the reference configuration: HTTPS (above) and a count of token
-// requests by grant type at GET /__test/stats (so tests can prove single-flight refreshes).
+// tokencache's additions to the reference configuration: HTTPS (above), a count of token
+// requests by grant type at GET /__test/stats (so tests can prove single-flight refreshes), and
+// Entra-shaped instance discovery at /common/discovery/instance (127.0.0.1 and localhost are
+// aliases).
 import { createServer } from 'node:http';
 import { createServer as createTlsServer } from 'node:https';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
@@ -472,7 +474,26 @@ async function main() {
   }
 
   const providerCallback = provider.callback();
+  // Entra-shaped instance discovery for the loopback hosts (tokencache's addition): the two
+  // names of this machine are aliases of each other; any other host is an invalid instance.
+  const instanceDiscovery = (req, res) => {
+    STATS.instance_discovery = (STATS.instance_discovery || 0) + 1;
+    const q = new URL(req.url, ORIGIN).searchParams;
+    let host = '';
+    try { host = new URL(q.get('authorization_endpoint') || '').hostname; } catch { /* empty */ }
+    const aliases = ['127.0.0.1', 'localhost'];
+    if (!aliases.includes(host)) {
+      return sendJson(res, 400, { error: 'invalid_instance', error_description: 'AADSTS50049: Unknown or invalid instance.' });
+    }
+    return sendJson(res, 200, {
+      tenant_discovery_endpoint: `${ISSUER}/.well-known/openid-configuration`,
+      'api-version': '1.1',
+      metadata: [{ preferred_network: '127.0.0.1', preferred_cache: '127.0.0.1', aliases }],
+    });
+  };
+
   handler = (req, res) => {
+    if (req.url.split('?')[0] === '/common/discovery/instance') return instanceDiscovery(req, res);
     if (MOUNT) {
       // mount the provider under the issuer path (what express' app.use(path, ...) would do)
       const path = req.url.split('?')[0];

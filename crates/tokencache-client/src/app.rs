@@ -99,6 +99,7 @@ pub struct AppBuilder<A> {
     pub(crate) timeout: Duration,
     pub(crate) retry: RetryPolicy,
     pub(crate) instance_discovery: bool,
+    pub(crate) instance_discovery_endpoint: String,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) _kind: std::marker::PhantomData<A>,
 }
@@ -124,6 +125,7 @@ impl<A> AppBuilder<A> {
             timeout: Duration::from_secs(30),
             retry: RetryPolicy::default(),
             instance_discovery: true,
+            instance_discovery_endpoint: crate::authority::DEFAULT_INSTANCE_DISCOVERY.to_owned(),
             clock: Arc::new(SystemClock),
             _kind: std::marker::PhantomData,
         }
@@ -172,10 +174,22 @@ impl<A> AppBuilder<A> {
         self
     }
 
-    /// Entra host aliases (login.windows.net for login.microsoftonline.com, ...) in cache
-    /// lookups; on by default. Aliases come from a built-in table, never from the network.
+    /// Entra instance discovery: host aliases (login.windows.net for
+    /// login.microsoftonline.com, ...) in cache lookups, and validation of Entra-shaped
+    /// authorities on other hosts. On by default. The known clouds' aliases come from a
+    /// built-in table; another host is looked up once, on first use, at the instance discovery
+    /// endpoint (an unreachable endpoint only costs the aliases, never the request). Turn it off
+    /// for providers that are not Entra.
     pub fn instance_discovery(mut self, enabled: bool) -> Self {
         self.instance_discovery = enabled;
+        self
+    }
+
+    /// Where instance discovery asks (default Entra's
+    /// `https://login.microsoftonline.com/common/discovery/instance`). Setting it also enables
+    /// the lookup for loopback authorities, which the default skips.
+    pub fn instance_discovery_endpoint(mut self, url: &str) -> Self {
+        self.instance_discovery_endpoint = url.to_owned();
         self
     }
 
@@ -197,8 +211,18 @@ impl<A> AppBuilder<A> {
             Some(c) => c,
             None => default_http_client(self.timeout)?,
         };
+        let host = authority.environment().to_owned();
+        let default_endpoint =
+            self.instance_discovery_endpoint == crate::authority::DEFAULT_INSTANCE_DISCOVERY;
+        let needs_instance_discovery = self.instance_discovery
+            && authority.kind() == AuthorityKind::Entra
+            && !crate::authority::is_known_entra_host(&host)
+            && !(default_endpoint && crate::authority::is_loopback(&host));
         Ok(Core {
             envs: authority.environments(self.instance_discovery),
+            needs_instance_discovery,
+            instance_discovery_endpoint: self.instance_discovery_endpoint,
+            discovered_envs: tokio::sync::OnceCell::new(),
             oidc_realm: std::sync::OnceLock::new(),
             client_id: self.client_id,
             authority,
@@ -241,8 +265,12 @@ pub(crate) struct Core {
     pub http: Http,
     pub clock: Arc<dyn Clock>,
     pub inflight: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-    /// The environment and its aliases, most preferred first.
+    /// The environment and its aliases from the built-in table, most preferred first.
     pub envs: Vec<String>,
+    /// Whether the aliases come from the instance discovery endpoint instead.
+    pub needs_instance_discovery: bool,
+    pub instance_discovery_endpoint: String,
+    pub discovered_envs: tokio::sync::OnceCell<Vec<String>>,
     /// The cache realm of a generic OpenID provider, once discovered.
     pub oidc_realm: std::sync::OnceLock<String>,
 }
@@ -273,7 +301,35 @@ pub(crate) struct Recorded {
 }
 
 impl Core {
+    /// The environment and its aliases, most preferred first (instance discovery on first use
+    /// for hosts outside Entra's known clouds).
+    pub async fn environments(&self) -> Result<&[String]> {
+        if !self.needs_instance_discovery {
+            return Ok(&self.envs);
+        }
+        let discovered = self
+            .discovered_envs
+            .get_or_try_init(|| {
+                crate::authority::instance_aliases(
+                    &self.http,
+                    &self.instance_discovery_endpoint,
+                    &self.authority,
+                )
+            })
+            .await;
+        match discovered {
+            Ok(envs) => Ok(envs),
+            Err(e @ ClientError::InvalidAuthority { .. }) => Err(e),
+            Err(e) => {
+                tracing::warn!(error = %e, "instance discovery failed; using no aliases this time");
+                Ok(&self.envs)
+            }
+        }
+    }
+
     pub async fn metadata(&self) -> Result<Arc<ProviderMetadata>> {
+        // An authority that instance discovery rejects is not used.
+        self.environments().await?;
         discover(&self.http, &self.authority).await
     }
 
@@ -396,7 +452,7 @@ impl Core {
     /// account, as MSAL's `get_accounts`.
     pub async fn accounts(&self, username: Option<&str>) -> Result<Vec<AccountInfo>> {
         let cache = self.load(None).await?;
-        for env in &self.envs {
+        for env in self.environments().await? {
             let found = cache.accounts(&AccountQuery {
                 environments: &[env.as_str()],
                 username,
@@ -427,7 +483,7 @@ impl Core {
 
     /// Signs an account out of this application (MSAL's "forget me").
     pub async fn remove_account(&self, account: &AccountInfo) -> Result<()> {
-        let envs = self.envs.clone();
+        let envs = self.environments().await?.to_vec();
         let home = account.home_account_id.clone();
         let client = self.client_id.clone();
         let change: CacheChange = Arc::new(move |cache: &TokenCache| {

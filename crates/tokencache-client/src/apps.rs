@@ -266,6 +266,7 @@ impl ConfidentialClientApplication {
         let wanted = undecorated(&scopes);
         let refs: Vec<&str> = wanted.iter().map(String::as_str).collect();
         let realm = core.cache_realm().await?;
+        let environments = core.environments().await?;
         // The user's home account, as the response's client_info will name it.
         let claims = decode_jwt_claims(user_assertion).ok();
         let home = claims
@@ -288,7 +289,7 @@ impl ConfidentialClientApplication {
             PartitionKey::for_account,
         );
         let lookup = |cache: &tokencache::TokenCache| match &account {
-            Some(a) => cached_access_token(core, cache, Some(a), realm, &refs),
+            Some(a) => cached_access_token(core, environments, cache, Some(a), realm, &refs),
             None => Cached::Missing,
         };
         if let Cached::Fresh(r) = lookup(&*core.load(Some(&partition)).await?) {

@@ -64,7 +64,16 @@ const ENTRA_CLOUDS: &[&[&str]] = &[
     &["login-us.microsoftonline.com"],
 ];
 
-fn is_loopback(host: &str) -> bool {
+/// Entra's instance discovery endpoint (MSAL's default).
+pub(crate) const DEFAULT_INSTANCE_DISCOVERY: &str =
+    "https://login.microsoftonline.com/common/discovery/instance";
+
+/// True for the hosts of Entra's known clouds (their aliases need no network call).
+pub(crate) fn is_known_entra_host(host: &str) -> bool {
+    ENTRA_CLOUDS.iter().any(|c| c.contains(&host))
+}
+
+pub(crate) fn is_loopback(host: &str) -> bool {
     host == "localhost" || host.starts_with("127.") || host == "[::1]" || host == "::1"
 }
 
@@ -310,6 +319,68 @@ pub(crate) async fn discover(http: &Http, authority: &Authority) -> Result<Arc<P
         cache.insert(url, (Instant::now(), meta.clone()));
     }
     Ok(meta)
+}
+
+/// Asks Entra's instance discovery for the aliases of an authority's host (MSAL's
+/// `instance_discovery`): the host first, then its aliases. An `invalid_instance` answer means
+/// the authority is not an Entra authority and is an error.
+pub(crate) async fn instance_aliases(
+    http: &Http,
+    endpoint: &str,
+    authority: &Authority,
+) -> Result<Vec<String>> {
+    let authorize = format!("{}/oauth2/v2.0/authorize", authority.url());
+    let url = Url::parse_with_params(
+        endpoint,
+        [
+            ("api-version", "1.1"),
+            ("authorization_endpoint", authorize.as_str()),
+        ],
+    )
+    .map_err(|e| ClientError::Configuration(format!("instance discovery endpoint: {e}")))?;
+    let response = http
+        .send(HttpRequest {
+            method: Method::Get,
+            url: url.to_string(),
+            headers: vec![("accept".into(), "application/json".into())],
+            form: vec![],
+        })
+        .await?;
+    let doc = match crate::oauth::parse_response(endpoint, &response) {
+        Ok(doc) => doc,
+        Err(ClientError::OAuth(e)) if e.error == "invalid_instance" => {
+            return Err(ClientError::InvalidAuthority {
+                authority: authority.url().to_owned(),
+                reason: format!(
+                    "Entra instance discovery does not know this host ({}); turn instance discovery off for other providers",
+                    e.description.as_deref().unwrap_or("invalid_instance")
+                ),
+            });
+        }
+        Err(e) => return Err(e),
+    };
+    let host = authority.environment();
+    let mut out = vec![host.to_owned()];
+    if let Some(tokencache::json::JsonValue::Array(metadata)) = doc.get("metadata") {
+        for entry in metadata.iter() {
+            let tokencache::json::JsonValue::Object(entry) = entry else {
+                continue;
+            };
+            let Some(tokencache::json::JsonValue::Array(aliases)) = entry.get("aliases") else {
+                continue;
+            };
+            let aliases: Vec<String> = aliases
+                .iter()
+                .filter_map(|a| a.as_str().map(str::to_ascii_lowercase))
+                .collect();
+            if aliases.iter().any(|a| a == host) {
+                out.extend(aliases.into_iter().filter(|a| a != host));
+                break;
+            }
+        }
+    }
+    tracing::debug!(host, aliases = ?out, "instance discovery");
+    Ok(out)
 }
 
 #[cfg(test)]

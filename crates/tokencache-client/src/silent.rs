@@ -51,18 +51,19 @@ pub(crate) enum Cached {
 /// Looks the access token up (the cache's indexed path).
 pub(crate) fn cached_access_token(
     core: &Core,
+    environments: &[String],
     cache: &TokenCache,
     account: Option<&AccountInfo>,
     realm: &str,
     scopes: &[&str],
 ) -> Cached {
     let now = core.now();
-    let first = core.envs.first().map_or("", String::as_str);
+    let first = environments.first().map_or("", String::as_str);
     let many: Vec<&str>;
-    let envs: &[&str] = if core.envs.len() == 1 {
+    let envs: &[&str] = if environments.len() == 1 {
         std::slice::from_ref(&first)
     } else {
-        many = core.envs.iter().map(String::as_str).collect();
+        many = environments.iter().map(String::as_str).collect();
         &many
     };
     let mut query = AccessTokenQuery::new(&core.client_id, realm, scopes).environments(envs);
@@ -109,6 +110,7 @@ pub(crate) async fn acquire_silent(
     options: &SilentOptions,
 ) -> Result<AuthenticationResult> {
     let realm = core.cache_realm().await?;
+    let environments = core.environments().await?;
     let partition = PartitionKey::for_account(&account.home_account_id);
     // The hit path allocates nothing it does not return.
     let wanted_refs: Vec<&str> = scopes
@@ -120,7 +122,14 @@ pub(crate) async fn acquire_silent(
     let mut fallback = None;
     if !forced {
         let cache = core.load(Some(&partition)).await?;
-        match cached_access_token(core, &cache, Some(account), realm, &wanted_refs) {
+        match cached_access_token(
+            core,
+            environments,
+            &cache,
+            Some(account),
+            realm,
+            &wanted_refs,
+        ) {
             Cached::Fresh(r) => return Ok(r),
             Cached::Aging(r) => fallback = Some(r),
             Cached::Missing => {}
@@ -137,7 +146,14 @@ pub(crate) async fn acquire_silent(
         let cache = core.load(Some(&partition)).await?;
         if !forced {
             // Another call (or process) may have refreshed while this one waited.
-            match cached_access_token(core, &cache, Some(account), realm, &wanted_refs) {
+            match cached_access_token(
+                core,
+                environments,
+                &cache,
+                Some(account),
+                realm,
+                &wanted_refs,
+            ) {
                 Cached::Fresh(r) => return Ok(Some(r)),
                 Cached::Aging(r) => fallback = Some(r),
                 Cached::Missing => {}
@@ -175,7 +191,12 @@ async fn refresh_from_cache(
     options: &SilentOptions,
     partition: PartitionKey,
 ) -> Result<AuthenticationResult> {
-    let envs: Vec<&str> = core.envs.iter().map(String::as_str).collect();
+    let envs: Vec<&str> = core
+        .environments()
+        .await?
+        .iter()
+        .map(String::as_str)
+        .collect();
     let rts = |q: RefreshTokenQuery<'_>| cache.refresh_tokens(&q.environments(&envs));
     let base = || RefreshTokenQuery::new(&account.home_account_id);
     let family = envs
@@ -276,10 +297,12 @@ pub(crate) async fn acquire_for_client(
     force_refresh: bool,
 ) -> Result<AuthenticationResult> {
     let realm = core.cache_realm().await?;
+    let environments = core.environments().await?;
     let partition = PartitionKey::for_app(&core.client_id, realm);
     let refs: Vec<&str> = scopes.iter().map(String::as_str).collect();
     let mut fallback = None;
-    let check = |cache: &TokenCache| cached_access_token(core, cache, None, realm, &refs);
+    let check =
+        |cache: &TokenCache| cached_access_token(core, environments, cache, None, realm, &refs);
     if !force_refresh {
         match check(&*core.load(Some(&partition)).await?) {
             Cached::Fresh(r) => return Ok(r),

@@ -697,3 +697,55 @@ async fn device_code_polling_honours_slow_down() {
         "interval 1 s + 5 s after slow_down, got {gap:?}"
     );
 }
+
+#[tokio::test]
+async fn instance_discovery_finds_aliases_and_rejects_unknown_hosts() {
+    let idp = Idp::start(&[]);
+    let port = idp.origin.rsplit(':').next().unwrap().to_owned();
+    let discovery = format!("http://127.0.0.1:{port}/common/discovery/instance");
+    let cache = Arc::new(TokenCache::new());
+    let app_on = |host: &str, discovery_on: bool| {
+        PublicClientApplication::builder("public-app")
+            .authority(&format!("http://{host}:{port}/{}", idp.tenant))
+            .unwrap()
+            .instance_discovery(discovery_on)
+            .instance_discovery_endpoint(&discovery)
+            .cache(cache.clone())
+            .build()
+            .unwrap()
+    };
+    // Signed in through "localhost": the cache records that environment.
+    let via_localhost = app_on("localhost", true);
+    let account = device_sign_in(&idp, &via_localhost, "alice").await.account.unwrap();
+    assert_eq!(account.environment, "localhost");
+    assert_eq!(cache.all_accounts()[0].environment(), Some("localhost"));
+    // An app on the alias 127.0.0.1 finds the account and the token through instance discovery.
+    let via_ip = app_on("127.0.0.1", true);
+    let accounts = via_ip.accounts().await.unwrap();
+    assert_eq!(accounts.len(), 1);
+    let hit = via_ip.acquire_token_silent(&[API], &accounts[0]).await.unwrap();
+    assert_eq!(hit.token_source, TokenSource::Cache);
+    // Turned off: no aliases, so nothing for 127.0.0.1.
+    assert!(app_on("127.0.0.1", false).accounts().await.unwrap().is_empty());
+    // Looked up once per application, not per call.
+    let before = idp.token_requests("instance_discovery").await;
+    via_ip.acquire_token_silent(&[API], &accounts[0]).await.unwrap();
+    assert_eq!(idp.token_requests("instance_discovery").await, before);
+    // A host instance discovery does not know is an invalid authority.
+    let unknown = app_on("127.0.0.2", true);
+    let e = unknown.initiate_device_flow(&[API]).await.unwrap_err();
+    assert!(matches!(e, ClientError::InvalidAuthority { .. }), "{e}");
+    // An unreachable discovery endpoint costs only the aliases.
+    let dead = PublicClientApplication::builder("public-app")
+        .authority(&idp.authority())
+        .unwrap()
+        .instance_discovery_endpoint("http://127.0.0.1:1/common/discovery/instance")
+        .retry_policy(tokencache_client::http::RetryPolicy {
+            max_retries: 0,
+            base_delay: Duration::from_millis(1),
+            max_delay: Duration::from_millis(1),
+        })
+        .build()
+        .unwrap();
+    assert!(dead.initiate_device_flow(&[API]).await.is_ok());
+}
