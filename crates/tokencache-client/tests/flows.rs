@@ -716,20 +716,35 @@ async fn instance_discovery_finds_aliases_and_rejects_unknown_hosts() {
     };
     // Signed in through "localhost": the cache records that environment.
     let via_localhost = app_on("localhost", true);
-    let account = device_sign_in(&idp, &via_localhost, "alice").await.account.unwrap();
+    let account = device_sign_in(&idp, &via_localhost, "alice")
+        .await
+        .account
+        .unwrap();
     assert_eq!(account.environment, "localhost");
     assert_eq!(cache.all_accounts()[0].environment(), Some("localhost"));
     // An app on the alias 127.0.0.1 finds the account and the token through instance discovery.
     let via_ip = app_on("127.0.0.1", true);
     let accounts = via_ip.accounts().await.unwrap();
     assert_eq!(accounts.len(), 1);
-    let hit = via_ip.acquire_token_silent(&[API], &accounts[0]).await.unwrap();
+    let hit = via_ip
+        .acquire_token_silent(&[API], &accounts[0])
+        .await
+        .unwrap();
     assert_eq!(hit.token_source, TokenSource::Cache);
     // Turned off: no aliases, so nothing for 127.0.0.1.
-    assert!(app_on("127.0.0.1", false).accounts().await.unwrap().is_empty());
+    assert!(
+        app_on("127.0.0.1", false)
+            .accounts()
+            .await
+            .unwrap()
+            .is_empty()
+    );
     // Looked up once per application, not per call.
     let before = idp.token_requests("instance_discovery").await;
-    via_ip.acquire_token_silent(&[API], &accounts[0]).await.unwrap();
+    via_ip
+        .acquire_token_silent(&[API], &accounts[0])
+        .await
+        .unwrap();
     assert_eq!(idp.token_requests("instance_discovery").await, before);
     // A host instance discovery does not know is an invalid authority.
     let unknown = app_on("127.0.0.2", true);
