@@ -16,7 +16,8 @@ cat >"$WORK/clients.json" <<JSON
   "redirect_uris":["http://127.0.0.1:$APP_PORT/callback"]}]
 JSON
 (cd "$ROOT/tests/idp" && IDP_PORT=$IDP_PORT IDP_ENTRA_COMPAT=1 IDP_ISSUER_PATH=/$TENANT/v2.0 \
-    IDP_CLIENTS_FILE="$WORK/clients.json" IDP_READY_FILE="$WORK/ready" exec node server.mjs \
+    IDP_CLIENTS_FILE="$WORK/clients.json" IDP_READY_FILE="$WORK/ready" \
+    IDP_JWKS_FILE="$ROOT/tests/idp/.generated/jwks.json" exec node server.mjs \
     >"$WORK/idp.log" 2>&1) &
 IDP_PID=$!
 trap 'kill $IDP_PID 2>/dev/null; rm -rf "$WORK"' EXIT

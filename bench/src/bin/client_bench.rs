@@ -156,6 +156,7 @@ fn start_idp(dir: &Path) -> Result<Idp, String> {
         .env("IDP_TLS_CERT", dir.join("server.pem"))
         .env("IDP_TLS_KEY", dir.join("server.key"))
         .env("NODE_EXTRA_CA_CERTS", dir.join("ca.pem"))
+        .env("IDP_JWKS_FILE", idp_dir.join(".generated/jwks.json"))
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

@@ -42,34 +42,62 @@ impl Idp {
     /// Starts the provider with exactly this environment (and a CA to trust, for HTTPS).
     pub fn start_raw(env: &[(&str, &str)], ca: Option<&std::path::Path>) -> Idp {
         let dir = repo_root().join("tests/idp");
-        if !dir.join("node_modules/oidc-provider").exists() {
-            let ok = Command::new("bash")
-                .arg(repo_root().join(".ci/setup-idp"))
-                .status()
-                .expect("run .ci/setup-idp")
-                .success();
-            assert!(ok, ".ci/setup-idp failed (npm ci in tests/idp)");
+        let jwks = dir.join(".generated/jwks.json");
+        if !dir.join("node_modules/oidc-provider").exists() || !jwks.exists() {
+            // One thread at a time runs the setup (it is idempotent).
+            static SETUP: std::sync::Mutex<()> = std::sync::Mutex::new(());
+            let _once = SETUP
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if !jwks.exists() || !dir.join("node_modules/oidc-provider").exists() {
+                let ok = Command::new("bash")
+                    .arg(repo_root().join(".ci/setup-idp"))
+                    .status()
+                    .expect("run .ci/setup-idp")
+                    .success();
+                assert!(ok, ".ci/setup-idp failed (npm ci in tests/idp)");
+            }
         }
-        let mut cmd = Command::new("node");
-        cmd.arg(dir.join("server.mjs"))
-            .current_dir(&dir)
-            .env("IDP_PORT", "0")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null());
-        for (k, v) in env {
-            cmd.env(k, v);
+        // A provider that does not come up within 20 s is killed and started again (once).
+        for attempt in 0..2 {
+            let mut cmd = Command::new("node");
+            cmd.arg(dir.join("server.mjs"))
+                .current_dir(&dir)
+                .env("IDP_PORT", "0")
+                .env("IDP_JWKS_FILE", &jwks)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null());
+            for (k, v) in env {
+                cmd.env(k, v);
+            }
+            if let Some(ca) = ca {
+                // The provider's own browser helpers call its HTTPS origin.
+                cmd.env("NODE_EXTRA_CA_CERTS", ca);
+            }
+            let mut child = cmd.spawn().expect("start node tests/idp/server.mjs");
+            let stdout = child.stdout.take().expect("stdout");
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stdout);
+                let mut line = String::new();
+                let _ = reader.read_line(&mut line);
+                let _ = tx.send(line);
+                // Keep draining: a closed pipe would kill the provider at its next write.
+                let _ = std::io::copy(&mut reader, &mut std::io::sink());
+            });
+            match rx.recv_timeout(std::time::Duration::from_secs(20)) {
+                Ok(line) if !line.trim().is_empty() => return Idp::ready(child, &line, ca),
+                _ => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    assert!(attempt == 0, "the provider did not start, twice");
+                }
+            }
         }
-        if let Some(ca) = ca {
-            // The provider's own browser helpers call its HTTPS origin.
-            cmd.env("NODE_EXTRA_CA_CERTS", ca);
-        }
-        let mut child = cmd.spawn().expect("start node tests/idp/server.mjs");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut line = String::new();
-        let mut reader = BufReader::new(stdout);
-        reader.read_line(&mut line).expect("the IdP's ready line");
-        // Keep draining: a closed pipe would kill the provider at its next write.
-        std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
+        unreachable!("the loop returns or panics")
+    }
+
+    fn ready(child: Child, line: &str, ca: Option<&std::path::Path>) -> Idp {
         let ready =
             JsonObject::parse(line.trim()).unwrap_or_else(|e| panic!("ready line {line:?}: {e}"));
         let issuer = ready.get_str("issuer").expect("issuer").to_owned();
