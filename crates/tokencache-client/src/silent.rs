@@ -154,24 +154,17 @@ pub(crate) async fn acquire_silent(
                 realm,
                 &wanted_refs,
             ) {
-                Cached::Fresh(r) => return Ok(Some(r)),
+                Cached::Fresh(r) => return Ok(r),
                 Cached::Aging(r) => fallback = Some(r),
                 Cached::Missing => {}
             }
         }
-        refresh_from_cache(core, &cache, account, &scopes, options, partition.clone())
-            .await
-            .map(Some)
+        refresh_from_cache(core, &cache, account, &scopes, options, partition.clone()).await
     }
     .await;
     if leased && let Err(e) = core.store.end_refresh(access).await {
         tracing::warn!(error = %e, "could not release the refresh lease; it expires on its own");
     }
-    let outcome = match outcome {
-        Ok(Some(r)) if r.token_source == TokenSource::Cache => return Ok(r),
-        Ok(r) => r.ok_or(ClientError::NoTokenInCache),
-        Err(e) => Err(e),
-    };
     match (outcome, fallback) {
         (Ok(r), _) => Ok(r),
         (Err(e), Some(aging)) if matches!(e, ClientError::OAuth(_)) || e.is_network() => {
