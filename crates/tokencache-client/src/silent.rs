@@ -48,6 +48,36 @@ pub(crate) enum Cached {
     Missing,
 }
 
+impl Cached {
+    /// A token to serve now, if any; an aging token is kept in `fallback` instead.
+    fn serve(self, fallback: &mut Option<AuthenticationResult>) -> Option<AuthenticationResult> {
+        match self {
+            Cached::Fresh(r) => Some(r),
+            Cached::Aging(r) => {
+                *fallback = Some(r);
+                None
+            }
+            Cached::Missing => None,
+        }
+    }
+}
+
+/// The refresh's result, or the aging cached token when the refresh failed at the provider or
+/// on the network (MSAL serves the cached token then).
+fn or_aging(
+    outcome: Result<AuthenticationResult>,
+    fallback: Option<AuthenticationResult>,
+) -> Result<AuthenticationResult> {
+    match (outcome, fallback) {
+        (Ok(r), _) => Ok(r),
+        (Err(e), Some(aging)) if matches!(e, ClientError::OAuth(_)) || e.is_network() => {
+            tracing::warn!(error = %e, "proactive refresh failed; serving the cached token");
+            Ok(aging)
+        }
+        (Err(e), _) => Err(e),
+    }
+}
+
 /// Looks the access token up (the cache's indexed path).
 pub(crate) fn cached_access_token(
     core: &Core,
@@ -122,17 +152,17 @@ pub(crate) async fn acquire_silent(
     let mut fallback = None;
     if !forced {
         let cache = core.load(Some(&partition)).await?;
-        match cached_access_token(
+        if let Some(r) = cached_access_token(
             core,
             environments,
             &cache,
             Some(account),
             realm,
             &wanted_refs,
-        ) {
-            Cached::Fresh(r) => return Ok(r),
-            Cached::Aging(r) => fallback = Some(r),
-            Cached::Missing => {}
+        )
+        .serve(&mut fallback)
+        {
+            return Ok(r);
         }
     }
     let scopes: Vec<String> = scopes.iter().map(|s| (*s).to_owned()).collect();
@@ -146,17 +176,17 @@ pub(crate) async fn acquire_silent(
         let cache = core.load(Some(&partition)).await?;
         if !forced {
             // Another call (or process) may have refreshed while this one waited.
-            match cached_access_token(
+            if let Some(r) = cached_access_token(
                 core,
                 environments,
                 &cache,
                 Some(account),
                 realm,
                 &wanted_refs,
-            ) {
-                Cached::Fresh(r) => return Ok(r),
-                Cached::Aging(r) => fallback = Some(r),
-                Cached::Missing => {}
+            )
+            .serve(&mut fallback)
+            {
+                return Ok(r);
             }
         }
         refresh_from_cache(core, &cache, account, &scopes, options, partition.clone()).await
@@ -165,14 +195,7 @@ pub(crate) async fn acquire_silent(
     if leased && let Err(e) = core.store.end_refresh(access).await {
         tracing::warn!(error = %e, "could not release the refresh lease; it expires on its own");
     }
-    match (outcome, fallback) {
-        (Ok(r), _) => Ok(r),
-        (Err(e), Some(aging)) if matches!(e, ClientError::OAuth(_)) || e.is_network() => {
-            tracing::warn!(error = %e, "proactive refresh failed; serving the cached token");
-            Ok(aging)
-        }
-        (Err(e), _) => Err(e),
-    }
+    or_aging(outcome, fallback)
 }
 
 /// Steps 3–5 of MSAL's algorithm: family refresh tokens, then the app's own.
@@ -296,22 +319,18 @@ pub(crate) async fn acquire_for_client(
     let mut fallback = None;
     let check =
         |cache: &TokenCache| cached_access_token(core, environments, cache, None, realm, &refs);
-    if !force_refresh {
-        match check(&*core.load(Some(&partition)).await?) {
-            Cached::Fresh(r) => return Ok(r),
-            Cached::Aging(r) => fallback = Some(r),
-            Cached::Missing => {}
-        }
+    if !force_refresh
+        && let Some(r) = check(&*core.load(Some(&partition)).await?).serve(&mut fallback)
+    {
+        return Ok(r);
     }
     let _flight = core
         .single_flight(flight_key("app", "", realm, scopes))
         .await;
-    if !force_refresh {
-        match check(&*core.load(Some(&partition)).await?) {
-            Cached::Fresh(r) => return Ok(r),
-            Cached::Aging(r) => fallback = Some(r),
-            Cached::Missing => {}
-        }
+    if !force_refresh
+        && let Some(r) = check(&*core.load(Some(&partition)).await?).serve(&mut fallback)
+    {
+        return Ok(r);
     }
     let outcome = async {
         let meta = core.metadata().await?;
@@ -334,12 +353,5 @@ pub(crate) async fn acquire_for_client(
         .await
     }
     .await;
-    match (outcome, fallback) {
-        (Ok(r), _) => Ok(r),
-        (Err(e), Some(aging)) if matches!(e, ClientError::OAuth(_)) || e.is_network() => {
-            tracing::warn!(error = %e, "proactive refresh failed; serving the cached token");
-            Ok(aging)
-        }
-        (Err(e), _) => Err(e),
-    }
+    or_aging(outcome, fallback)
 }
