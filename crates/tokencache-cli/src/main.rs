@@ -37,7 +37,8 @@ struct KeyArgs {
     /// An environment variable holding the key.
     #[arg(long, value_name = "VAR", group = "key")]
     key_env: Option<String>,
-    /// An item in the OS keyring holding the key (Linux Secret Service).
+    /// An item in the OS keyring holding the key (the Secret Service on Linux, the login
+    /// Keychain on macOS, Credential Manager on Windows).
     #[arg(long, value_name = "NAME", group = "key")]
     keyring: Option<String>,
 }
@@ -51,11 +52,11 @@ impl KeyArgs {
             return Ok(Some(KeySource::Env(v.clone())));
         }
         if let Some(name) = &self.keyring {
-            #[cfg(target_os = "linux")]
+            #[cfg(any(target_os = "linux", target_os = "macos", target_os = "windows"))]
             return Ok(Some(KeySource::Keyring { name: name.clone() }));
-            #[cfg(not(target_os = "linux"))]
+            #[cfg(not(any(target_os = "linux", target_os = "macos", target_os = "windows")))]
             return Err(CliError::Usage(format!(
-                "--keyring {name}: the keyring is supported on Linux only"
+                "--keyring {name}: no OS keyring on this platform (Linux, macOS and Windows have one)"
             )));
         }
         Ok(None)

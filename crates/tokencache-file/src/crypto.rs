@@ -96,9 +96,12 @@ pub enum KeySource {
     File(PathBuf),
     /// An environment variable holding the key (64 hex digits or base64).
     Env(String),
-    /// An item in the OS keyring (the Secret Service on Linux), created with a new random key
-    /// if missing. `name` identifies the item (for example the cache file's path).
-    #[cfg(all(target_os = "linux", feature = "keyring"))]
+    /// An item in the OS keyring (the Secret Service on Linux, the login Keychain on macOS,
+    /// Credential Manager on Windows), created with a new random key if missing. `name` identifies the item (for example the cache file's path).
+    #[cfg(all(
+        any(target_os = "linux", target_os = "macos", target_os = "windows"),
+        feature = "keyring"
+    ))]
     Keyring {
         /// The item's name.
         name: String,
@@ -112,7 +115,10 @@ impl KeySource {
             KeySource::Key(_) => "raw",
             KeySource::File(_) => "file",
             KeySource::Env(_) => "env",
-            #[cfg(all(target_os = "linux", feature = "keyring"))]
+            #[cfg(all(
+                any(target_os = "linux", target_os = "macos", target_os = "windows"),
+                feature = "keyring"
+            ))]
             KeySource::Keyring { .. } => "keyring",
         }
     }
@@ -139,7 +145,10 @@ impl KeySource {
                     source,
                 }),
             },
-            #[cfg(all(target_os = "linux", feature = "keyring"))]
+            #[cfg(all(
+                any(target_os = "linux", target_os = "macos", target_os = "windows"),
+                feature = "keyring"
+            ))]
             KeySource::Keyring { name } => crate::keyring::data_key(name, create),
         }
     }
@@ -224,4 +233,13 @@ pub fn decrypt(bytes: &[u8], key: &DataKey) -> Option<Zeroizing<Vec<u8>>> {
         )
         .map(Zeroizing::new)
         .ok()
+}
+
+/// SHA-256 as lower-case hex (how msal-extensions names keyring items after a file location).
+pub fn sha256_hex(text: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }

@@ -10,7 +10,6 @@ use std::collections::HashMap;
 
 use secret_service::EncryptionType;
 use secret_service::blocking::{Collection, SecretService};
-use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use crate::crypto::DataKey;
@@ -51,7 +50,7 @@ impl KeyringItem {
     /// hex of the location string as passed, no other attribute, empty label.
     pub fn msal_extensions(signal_location: &str) -> KeyringItem {
         KeyringItem {
-            schema: sha256_hex(signal_location),
+            schema: crate::crypto::sha256_hex(signal_location),
             attributes: Vec::new(),
             label: String::new(),
         }
@@ -121,14 +120,6 @@ impl KeyringItem {
             Ok(())
         })
     }
-}
-
-/// SHA-256 as lower-case hex.
-pub fn sha256_hex(text: &str) -> String {
-    Sha256::digest(text.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 /// The data key item for `name`.

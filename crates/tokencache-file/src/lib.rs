@@ -3,8 +3,9 @@
 //! Node, Java and Go, the Azure CLI), with the MSAL lock-file protocol (plus stale-lock
 //! recovery), one lock per change, atomic and durable writes, a never-lose-data policy for
 //! unparseable files, encryption at rest (XChaCha20-Poly1305) with keys from the OS keyring,
-//! a key file or the environment, and whole caches in the Secret Service under msal-extensions'
-//! identifiers.
+//! a key file or the environment, and whole caches in the Secret Service (Linux) or the
+//! Keychain (macOS) under msal-extensions' identifiers. Keys in the keyring work on Linux (the
+//! Secret Service), macOS (the login Keychain) and Windows (Credential Manager).
 //!
 //! ```no_run
 //! use tokencache_file::{FileStore, KeySource, StoreOptions};
@@ -20,13 +21,19 @@ mod crypto;
 mod error;
 #[cfg(all(target_os = "linux", feature = "keyring"))]
 mod keyring;
+#[cfg(all(any(target_os = "macos", target_os = "windows"), feature = "keyring"))]
+#[path = "native_keyring.rs"]
+mod keyring;
 mod lock;
 mod store;
 
 pub use atomic::write_atomically;
-pub use crypto::{DataKey, KeySource, decrypt, encrypt, header_key_id, is_encrypted};
+pub use crypto::{DataKey, KeySource, decrypt, encrypt, header_key_id, is_encrypted, sha256_hex};
 pub use error::FileError;
-#[cfg(all(target_os = "linux", feature = "keyring"))]
-pub use keyring::{KeyringItem, sha256_hex};
+#[cfg(all(
+    any(target_os = "linux", target_os = "macos", target_os = "windows"),
+    feature = "keyring"
+))]
+pub use keyring::KeyringItem;
 pub use lock::{CacheLock, LockOptions, LockOwner, LockStatus, lock_path, lock_status};
 pub use store::{CorruptPolicy, FileStore, StoreOptions};

@@ -1,11 +1,13 @@
 //! [`FileStore`]: one cache file (or keyring item) shared by many processes.
 
-use std::hash::BuildHasher;
+use std::fs::File;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokencache::{TokenCache, TokenEvent};
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::atomic::{refuse_symlink, write_atomically};
 use crate::crypto::{self, DataKey, KeySource};
@@ -56,7 +58,7 @@ impl Default for StoreOptions {
 #[derive(Debug)]
 enum Backend {
     File(PathBuf),
-    #[cfg(all(target_os = "linux", feature = "keyring"))]
+    #[cfg(all(any(target_os = "linux", target_os = "macos"), feature = "keyring"))]
     Keyring {
         item: crate::keyring::KeyringItem,
         signal: PathBuf,
@@ -65,8 +67,11 @@ enum Backend {
 
 #[derive(Default)]
 struct Synced {
-    /// Length and hash of the bytes last read or written.
-    fingerprint: Option<(usize, u64)>,
+    /// What the storage holds as far as this store knows (the bytes it last read or wrote).
+    known: Known,
+    /// A buffer for the next read or write, so that a change does not allocate (and fault in)
+    /// megabytes anew. Wiped when the store is dropped.
+    spare: Zeroizing<Vec<u8>>,
     key: Option<DataKey>,
     corrupt_backup: Option<PathBuf>,
 }
@@ -104,12 +109,109 @@ impl std::fmt::Debug for FileStore {
     }
 }
 
-/// Length and a fast 64-bit hash of the content: how a change by another process is detected
-/// (modification times are too coarse, and skew on network file systems).
-fn fingerprint(bytes: &[u8]) -> (usize, u64) {
-    const SEED: foldhash::quality::FixedState =
-        foldhash::quality::FixedState::with_seed(0x746f_6b65_6e66_696c);
-    (bytes.len(), SEED.hash_one(bytes))
+/// The content last read or written. A change by another process is detected by comparing
+/// the content itself (modification times are too coarse, and skew on network file systems).
+#[derive(Default)]
+enum Known {
+    /// Nothing known yet, or a write failed: the next read reloads.
+    #[default]
+    Unknown,
+    /// There is no file (or item).
+    Missing,
+    /// These bytes (zeroized when replaced or dropped).
+    Bytes(Zeroizing<Vec<u8>>),
+}
+
+impl Known {
+    fn matches(&self, raw: Option<&[u8]>) -> bool {
+        match (self, raw) {
+            (Known::Missing, None) => true,
+            (Known::Bytes(known), Some(raw)) => known.as_slice() == raw,
+            _ => false,
+        }
+    }
+}
+
+impl Synced {
+    /// Records `raw` as the known content; the buffer it replaces becomes the spare.
+    fn remember(&mut self, raw: Option<Vec<u8>>) {
+        let previous = std::mem::replace(
+            &mut self.known,
+            match raw {
+                Some(bytes) => Known::Bytes(Zeroizing::new(bytes)),
+                None => Known::Missing,
+            },
+        );
+        if let Known::Bytes(mut bytes) = previous {
+            self.recycle(std::mem::take(&mut *bytes));
+        }
+    }
+
+    /// Keeps a buffer for reuse. It is overwritten by the next use (wiping megabytes on
+    /// every change would cost more than the rest of the change); the larger buffer is kept
+    /// and wiped on drop, the smaller one wiped now.
+    fn recycle(&mut self, mut buffer: Vec<u8>) {
+        if buffer.capacity() > self.spare.capacity() {
+            std::mem::swap(&mut buffer, &mut *self.spare);
+        }
+        buffer.zeroize();
+    }
+
+    fn take_spare(&mut self) -> Vec<u8> {
+        std::mem::take(&mut *self.spare)
+    }
+}
+
+/// Cache text read from storage: borrowed when plain, a wiped copy when decrypted.
+enum Text<'a> {
+    Plain(&'a str),
+    Decrypted(Zeroizing<String>),
+}
+
+impl Text<'_> {
+    fn as_str(&self) -> &str {
+        match self {
+            Text::Plain(text) => text,
+            Text::Decrypted(text) => text,
+        }
+    }
+}
+
+/// A file closed on a helper thread when dropped: the last close of a file our write replaced
+/// frees its blocks (a millisecond for a few megabytes on ext4 with `discard`), which neither
+/// the critical section nor this process's next change should wait for.
+struct ClosedInBackground(File);
+
+impl Drop for ClosedInBackground {
+    fn drop(&mut self) {
+        static CLOSER: Mutex<Option<std::sync::mpsc::Sender<File>>> = Mutex::new(None);
+        let Ok(file) = self.0.try_clone() else {
+            return; // closed here, with `self.0`
+        };
+        let mut closer = CLOSER
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if closer.is_none() {
+            let (send, receive) = std::sync::mpsc::channel::<File>();
+            let spawned = std::thread::Builder::new()
+                .name("tokencache-file-closer".into())
+                .spawn(move || receive.into_iter().for_each(drop));
+            if spawned.is_ok() {
+                *closer = Some(send);
+            }
+        }
+        if let Some(send) = closer.as_ref() {
+            let _ = send.send(file);
+        }
+    }
+}
+
+/// The store's cache: it rewrites the whole document on every change, so it keeps each
+/// entry's serialized form between writes.
+fn new_cache() -> Arc<TokenCache> {
+    let cache = TokenCache::new();
+    cache.retain_serialized_entries(true);
+    Arc::new(cache)
 }
 
 impl FileStore {
@@ -122,15 +224,17 @@ impl FileStore {
             lock_target: path.clone(),
             backend: Backend::File(path),
             options,
-            cache: Arc::new(TokenCache::new()),
+            cache: new_cache(),
             synced: Mutex::new(Synced::default()),
         })
     }
 
-    /// A store whose whole cache lives in a Secret Service item (for small caches), shareable
-    /// with msal-extensions' `LibsecretPersistence` using the same item and signal file (see
-    /// [`crate::KeyringItem::msal_extensions`]). The lock is `<signal>.lockfile`.
-    #[cfg(all(target_os = "linux", feature = "keyring"))]
+    /// A store whose whole cache lives in a keyring item (for small caches): a Secret Service
+    /// item on Linux, shareable with msal-extensions' `LibsecretPersistence`, or a Keychain
+    /// item on macOS, shareable with its `KeychainPersistence`, using the same item and signal
+    /// file (see `KeyringItem::msal_extensions`). The lock is `<signal>.lockfile`. Not on
+    /// Windows, whose Credential Manager holds at most 2,560 bytes per item.
+    #[cfg(all(any(target_os = "linux", target_os = "macos"), feature = "keyring"))]
     pub fn keyring(
         item: crate::keyring::KeyringItem,
         signal_file: impl AsRef<Path>,
@@ -144,7 +248,7 @@ impl FileStore {
                 encryption: None,
                 ..options
             },
-            cache: Arc::new(TokenCache::new()),
+            cache: new_cache(),
             synced: Mutex::new(Synced::default()),
         })
     }
@@ -177,24 +281,45 @@ impl FileStore {
     }
 
     fn read_raw(&self) -> Result<Option<Vec<u8>>, FileError> {
+        Ok(self.read_raw_keeping_handle(Vec::new())?.0)
+    }
+
+    /// Reads the content and, for a file, also returns the open file. Holding it until after
+    /// the lock is released moves the cost of freeing the file's blocks when our write
+    /// replaces it (the last close of an unlinked file, slow on file systems that discard
+    /// freed blocks) out of the critical section.
+    /// Reads into `buffer` (its allocation is reused).
+    fn read_raw_keeping_handle(
+        &self,
+        mut buffer: Vec<u8>,
+    ) -> Result<(Option<Vec<u8>>, Option<File>), FileError> {
+        buffer.clear();
         match &self.backend {
-            Backend::File(path) => match std::fs::read(path) {
-                Ok(bytes) => Ok(Some(bytes)),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-                Err(source) => Err(FileError::Io {
+            Backend::File(path) => {
+                let err = |source| FileError::Io {
                     path: path.clone(),
                     source,
-                }),
-            },
-            #[cfg(all(target_os = "linux", feature = "keyring"))]
-            Backend::Keyring { item, .. } => Ok(item.load()?.map(|s| s.to_vec())),
+                };
+                match File::open(path) {
+                    Ok(mut file) => {
+                        let size = file.metadata().map_or(0, |m| m.len());
+                        buffer.reserve(usize::try_from(size).unwrap_or(0) + 1);
+                        file.read_to_end(&mut buffer).map_err(err)?;
+                        Ok((Some(buffer), Some(file)))
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok((None, None)),
+                    Err(source) => Err(err(source)),
+                }
+            }
+            #[cfg(all(any(target_os = "linux", target_os = "macos"), feature = "keyring"))]
+            Backend::Keyring { item, .. } => Ok((item.load()?.map(|s| s.to_vec()), None)),
         }
     }
 
     fn write_raw(&self, bytes: &[u8]) -> Result<(), FileError> {
         match &self.backend {
             Backend::File(path) => write_atomically(path, bytes),
-            #[cfg(all(target_os = "linux", feature = "keyring"))]
+            #[cfg(all(any(target_os = "linux", target_os = "macos"), feature = "keyring"))]
             Backend::Keyring { item, signal } => {
                 item.store(bytes)?;
                 touch(signal)
@@ -213,11 +338,7 @@ impl FileStore {
     }
 
     /// Turns raw bytes into cache text: decrypts if encrypted.
-    fn decode(
-        &self,
-        synced: &mut Synced,
-        raw: &[u8],
-    ) -> Result<zeroize::Zeroizing<String>, FileError> {
+    fn decode<'a>(&self, synced: &mut Synced, raw: &'a [u8]) -> Result<Text<'a>, FileError> {
         if crypto::is_encrypted(raw) {
             let key_id = crypto::header_key_id(raw).unwrap_or_default();
             let path = self.lock_target.clone();
@@ -230,9 +351,9 @@ impl FileStore {
             })?;
             let text = String::from_utf8(plain.to_vec())
                 .map_err(|_| FileError::Decrypt { path, key_id })?;
-            return Ok(zeroize::Zeroizing::new(text));
+            return Ok(Text::Decrypted(Zeroizing::new(text)));
         }
-        let text = String::from_utf8(raw.to_vec()).map_err(|_| FileError::Corrupt {
+        let text = std::str::from_utf8(raw).map_err(|_| FileError::Corrupt {
             path: self.lock_target.clone(),
             source: tokencache::Error::Json {
                 line: 1,
@@ -240,7 +361,7 @@ impl FileStore {
                 message: "not UTF-8 text".into(),
             },
         })?;
-        Ok(zeroize::Zeroizing::new(text))
+        Ok(Text::Plain(text))
     }
 
     fn encode(&self, synced: &mut Synced, text: String) -> Result<Vec<u8>, FileError> {
@@ -264,20 +385,23 @@ impl FileStore {
     ) -> Result<bool, FileError> {
         let mut attempt = 0;
         loop {
-            let fp = raw.as_deref().map(fingerprint);
-            if fp == synced.fingerprint {
+            if synced.known.matches(raw.as_deref()) {
+                if let Some(buffer) = raw {
+                    synced.recycle(buffer);
+                }
                 return Ok(false);
             }
             let Some(bytes) = raw.as_deref() else {
                 // The file is gone: the cache is empty.
                 self.cache.deserialize("")?;
-                synced.fingerprint = None;
+                synced.remember(None);
                 return Ok(true);
             };
             let text = self.decode(synced, bytes)?;
-            match self.cache.deserialize(&text) {
+            match self.cache.deserialize(text.as_str()) {
                 Ok(()) => {
-                    synced.fingerprint = fp;
+                    drop(text);
+                    synced.remember(raw);
                     return Ok(true);
                 }
                 Err(source) if attempt < retries => {
@@ -315,7 +439,7 @@ impl FileStore {
                 })?;
                 tracing::error!(path = %file.display(), backup = %backup.display(), error = %source, "cache file does not parse; moved it aside and started empty");
                 self.cache.clear();
-                synced.fingerprint = None;
+                synced.remember(None);
                 synced.corrupt_backup = Some(backup);
                 Ok(true)
             }
@@ -340,18 +464,26 @@ impl FileStore {
         change: impl FnOnce(&TokenCache) -> Result<R, tokencache::Error>,
     ) -> Result<R, FileError> {
         let mut synced = self.synced();
+        // Declared before the lock, so dropped after it (see `read_raw_keeping_handle`).
+        let _replaced: Option<ClosedInBackground>;
         let _lock = CacheLock::acquire(&self.lock_target, self.options.lock)?;
-        let raw = self.read_raw()?;
+        let (raw, handle) = self.read_raw_keeping_handle(synced.take_spare())?;
+        _replaced = handle.map(ClosedInBackground);
         self.sync_from(&mut synced, raw, 2, true)?;
         let result = change(&self.cache);
         if self.cache.has_state_changed() {
-            let bytes = self.encode(&mut synced, self.cache.serialize())?;
+            let mut buffer = synced.take_spare();
+            buffer.clear();
+            let mut text = String::from_utf8(buffer).unwrap_or_default();
+            self.cache.serialize_into(&mut text);
+            let bytes = self.encode(&mut synced, text)?;
             if let Err(e) = self.write_raw(&bytes) {
                 // The file keeps its old content; so must our view of it.
-                synced.fingerprint = None;
+                synced.known = Known::Unknown;
+                synced.recycle(bytes);
                 return Err(e);
             }
-            synced.fingerprint = Some(fingerprint(&bytes));
+            synced.remember(Some(bytes));
         }
         Ok(result?)
     }
@@ -398,12 +530,12 @@ impl FileStore {
             })?;
         let bytes = self.encode(&mut synced, self.cache.serialize())?;
         self.write_raw(&bytes)?;
-        synced.fingerprint = Some(fingerprint(&bytes));
+        synced.remember(Some(bytes));
         Ok(())
     }
 }
 
-#[cfg(all(target_os = "linux", feature = "keyring"))]
+#[cfg(all(any(target_os = "linux", target_os = "macos"), feature = "keyring"))]
 fn touch(path: &Path) -> Result<(), FileError> {
     let err = |source| FileError::Io {
         path: path.to_owned(),

@@ -45,6 +45,7 @@ pub struct TokenCache {
     state: RwLock<CacheState>,
     changed: AtomicBool,
     size_hint: AtomicUsize,
+    retain_serialized: AtomicBool,
     clock: Arc<dyn Clock>,
 }
 
@@ -99,6 +100,7 @@ impl TokenCache {
             state: RwLock::new(CacheState::default()),
             changed: AtomicBool::new(false),
             size_hint: AtomicUsize::new(0),
+            retain_serialized: AtomicBool::new(false),
             clock,
         }
     }
@@ -148,7 +150,13 @@ impl TokenCache {
     /// entries under non-canonical keys. A malformed entry is kept verbatim and reported by
     /// [`TokenCache::problems`]; it is not searchable. Resets [`TokenCache::has_state_changed`].
     pub fn deserialize(&self, text: &str) -> Result<(), Error> {
-        let state = crate::load::parse(text)?;
+        let state = if self.retain_serialized.load(Ordering::Relaxed) {
+            // Entries whose kept serialized form reappears unchanged are copied, not parsed.
+            let previous = self.read();
+            crate::load::parse_reusing(text, Some(&previous))?
+        } else {
+            crate::load::parse(text)?
+        };
         *self.write().0 = state;
         self.size_hint
             .store(text.len() + text.len() / 8, Ordering::Relaxed);
@@ -160,12 +168,48 @@ impl TokenCache {
     /// insertion order, ASCII with `\uXXXX` escapes, no trailing newline). Resets
     /// [`TokenCache::has_state_changed`].
     pub fn serialize(&self) -> String {
-        let out = self
-            .read()
-            .serialize(self.size_hint.load(Ordering::Relaxed));
+        let out = self.read().serialize(
+            self.size_hint.load(Ordering::Relaxed),
+            self.retain_serialized.load(Ordering::Relaxed),
+        );
         self.size_hint.store(out.len() + 64, Ordering::Relaxed);
         self.changed.store(false, Ordering::Release);
         out
+    }
+
+    /// [`serialize`](Self::serialize) into a buffer the caller reuses: `out` is cleared and
+    /// receives the document, growing only when the cache does. For callers that write the
+    /// cache out repeatedly.
+    ///
+    /// ```
+    /// let cache = tokencache::TokenCache::new();
+    /// let mut out = String::from("old content");
+    /// cache.serialize_into(&mut out);
+    /// assert_eq!(out, cache.serialize());
+    /// ```
+    pub fn serialize_into(&self, out: &mut String) {
+        out.clear();
+        out.reserve(self.size_hint.load(Ordering::Relaxed));
+        self.read()
+            .serialize_into(out, self.retain_serialized.load(Ordering::Relaxed));
+        self.size_hint.store(out.len() + 64, Ordering::Relaxed);
+        self.changed.store(false, Ordering::Release);
+    }
+
+    /// Makes [`serialize`](Self::serialize) keep each entry's serialized form and reuse it
+    /// next time, until the entry changes. For caches written out often with few changes in
+    /// between (a cache file rewritten on every token response): repeated serializations
+    /// then cost little more than copying the bytes, for about the document's size in extra
+    /// memory. Off by default. Turning it off stops keeping new forms; forms already kept
+    /// are used until their entries change or the cache is deserialized again.
+    ///
+    /// ```
+    /// let cache = tokencache::TokenCache::new();
+    /// cache.retain_serialized_entries(true);
+    /// assert_eq!(cache.serialize(), "{}");
+    /// ```
+    pub fn retain_serialized_entries(&self, retain: bool) {
+        self.retain_serialized.store(retain, Ordering::Relaxed);
     }
 
     /// True when the cache changed since the last [`serialize`](Self::serialize) or

@@ -1,6 +1,7 @@
 //! Cache entries: a lossless, ordered field list with typed accessors per section.
 
 use std::fmt;
+use std::sync::{Arc, OnceLock};
 
 use crate::json::{JsonObject, JsonValue};
 use crate::secret::{Secret, is_sensitive};
@@ -162,10 +163,32 @@ impl FieldName {
 /// One cache entry: every member of the JSON object, in order, with its exact value.
 ///
 /// Unknown members are kept as they are. `Debug` redacts the `secret` member.
-#[derive(Clone, PartialEq, Eq, Default)]
+#[derive(Default)]
 pub struct Entry {
     fields: Vec<(FieldName, JsonValue)>,
+    /// The entry as serialized in a document, kept when its cache retains serialized entries
+    /// (see [`TokenCache::retain_serialized_entries`](crate::TokenCache::retain_serialized_entries)).
+    /// Every mutation clears it.
+    rendered: OnceLock<Arc<str>>,
 }
+
+impl Clone for Entry {
+    /// Clones the members; the kept serialized form stays with the original.
+    fn clone(&self) -> Entry {
+        Entry {
+            fields: self.fields.clone(),
+            rendered: OnceLock::new(),
+        }
+    }
+}
+
+impl PartialEq for Entry {
+    fn eq(&self, other: &Entry) -> bool {
+        self.fields == other.fields
+    }
+}
+
+impl Eq for Entry {}
 
 impl Entry {
     /// An empty entry.
@@ -176,6 +199,7 @@ impl Entry {
     pub(crate) fn with_capacity(n: usize) -> Entry {
         Entry {
             fields: Vec::with_capacity(n),
+            rendered: OnceLock::new(),
         }
     }
 
@@ -225,6 +249,7 @@ impl Entry {
     }
 
     pub(crate) fn set_name(&mut self, name: FieldName, value: JsonValue) {
+        self.rendered.take();
         match self.fields.iter_mut().find(|(k, _)| *k == name) {
             Some(slot) => slot.1 = value,
             None => self.fields.push((name, value)),
@@ -237,6 +262,7 @@ impl Entry {
 
     /// Removes a member.
     pub fn remove(&mut self, name: &str) -> Option<JsonValue> {
+        self.rendered.take();
         let index = self.fields.iter().position(|(k, _)| k.as_str() == name)?;
         Some(self.fields.remove(index).1)
     }
@@ -268,7 +294,10 @@ impl Entry {
     pub(crate) fn from_unique(fields: &mut Vec<(FieldName, JsonValue)>) -> Entry {
         let mut exact = Vec::with_capacity(fields.len());
         exact.append(fields);
-        Entry { fields: exact }
+        Entry {
+            fields: exact,
+            rendered: OnceLock::new(),
+        }
     }
 
     /// Index of a member by name, among `fields`.
@@ -282,8 +311,47 @@ impl Entry {
 
 impl Entry {
     /// Writes the entry as an object at depth 2 of an indented document (a cache entry),
-    /// exactly as `write_python_json` would, with fewer and larger writes.
-    pub(crate) fn write_python(&self, out: &mut String) {
+    /// exactly as `write_python_json` would. Uses the kept serialized form if there is one;
+    /// keeps the new one when `keep` is true.
+    pub(crate) fn write_python(&self, out: &mut String, keep: bool) {
+        if let Some(rendered) = self.rendered.get() {
+            out.push_str(rendered);
+            return;
+        }
+        let start = out.len();
+        self.render(out);
+        if keep {
+            let _ = self.rendered.set(out[start..].into());
+        }
+    }
+
+    /// When the entry holds its serialized form and `text` starts with it, a copy of the entry
+    /// (with that form): exactly what parsing that prefix of `text` would produce, since the
+    /// form is the entry's canonical serialization. Lets a reload skip parsing entries that
+    /// did not change.
+    pub(crate) fn reuse_if_at(&self, text: &str) -> Option<Entry> {
+        let rendered = self.rendered.get()?;
+        text.as_bytes()
+            .starts_with(rendered.as_bytes())
+            .then(|| Entry {
+                fields: self.fields.clone(),
+                rendered: OnceLock::from(rendered.clone()),
+            })
+    }
+
+    /// Length of the kept serialized form.
+    pub(crate) fn rendered_len(&self) -> Option<usize> {
+        self.rendered.get().map(|r| r.len())
+    }
+
+    /// True when the entry holds its serialized form.
+    #[cfg(test)]
+    pub(crate) fn has_rendering(&self) -> bool {
+        self.rendered.get().is_some()
+    }
+
+    /// Serializes the entry with fewer and larger writes than `write_python_json`.
+    fn render(&self, out: &mut String) {
         const SEP: &str = ",\n            ";
         if self.fields.is_empty() {
             out.push_str("{}");
@@ -564,5 +632,39 @@ impl AppMetadata {
         environment => Environment;
         /// `family_id` when the app is a FOCI family member.
         family_id => FamilyId;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "in tests a panic is the failure report")]
+    use super::*;
+
+    fn rendered(e: &Entry, keep: bool) -> String {
+        let mut out = String::new();
+        e.write_python(&mut out, keep);
+        out
+    }
+
+    #[test]
+    fn a_kept_serialized_form_is_reused_and_dropped_by_every_change() {
+        let mut e = Entry::new();
+        e.set("secret", JsonValue::string("s1"));
+        assert_eq!(
+            rendered(&e, false),
+            "{\n            \"secret\": \"s1\"\n        }"
+        );
+        assert!(!e.has_rendering(), "not kept unless asked");
+        let first = rendered(&e, true);
+        assert!(e.has_rendering());
+        assert_eq!(rendered(&e, false), first);
+        assert!(!e.clone().has_rendering(), "a clone starts without it");
+
+        e.set("secret", JsonValue::string("s2"));
+        assert!(!e.has_rendering());
+        assert!(rendered(&e, true).contains("s2"));
+        e.remove("secret");
+        assert!(!e.has_rendering());
+        assert_eq!(rendered(&e, true), "{}");
     }
 }

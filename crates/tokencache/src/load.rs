@@ -30,6 +30,37 @@ enum Run {
 
 /// Parses a whole document (MSAL Python's `deserialize`: `""` is an empty cache).
 pub(crate) fn parse(text: &str) -> Result<CacheState, Error> {
+    parse_reusing(text, None)
+}
+
+/// Entries of a previous state that may be reused instead of parsed: an entry whose kept
+/// serialized form is exactly the text at the parser's position (see `Entry::reuse_if_at`).
+/// The result is the same as a plain parse; only the work differs.
+#[derive(Clone, Copy)]
+struct Reuse<'p>(Option<&'p CacheState>);
+
+impl Reuse<'_> {
+    /// The entry at `text`'s start under `key`, from the same section if known, else from any.
+    fn find(self, section: Option<Section>, key: &str, text: &str) -> Option<Entry> {
+        let previous = self.0?;
+        let found_in = |s: Section| {
+            let map = previous.section(s);
+            let (_, item) = map.get(map.slot_of(key)?)?;
+            item.as_entry()?.reuse_if_at(text)
+        };
+        match section {
+            Some(s) => found_in(s),
+            None => Section::ALL.iter().find_map(|s| found_in(*s)),
+        }
+    }
+}
+
+/// Parses a whole document, reusing unchanged entries of `previous` (see [`Reuse`]).
+pub(crate) fn parse_reusing(
+    text: &str,
+    previous: Option<&CacheState>,
+) -> Result<CacheState, Error> {
+    let reuse = Reuse(previous);
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     if text.trim_matches([' ', '\t', '\n', '\r']).is_empty() {
         return Ok(CacheState::default());
@@ -44,10 +75,10 @@ pub(crate) fn parse(text: &str) -> Result<CacheState, Error> {
         && std::thread::available_parallelism().is_ok_and(|n| n.get() > 1);
     let split = if parallel { find_split(text) } else { None };
     let mut state = match split {
-        Some(at) => parse_split(text, at)?,
+        Some(at) => parse_split(text, at, reuse)?,
         None => {
             let mut state = CacheState::default();
-            run(&mut p, &mut state, &mut Interner::default(), None)?;
+            run(&mut p, &mut state, &mut Interner::default(), None, reuse)?;
             state
         }
     };
@@ -65,17 +96,18 @@ fn find_split(text: &str) -> Option<usize> {
     Some(found + pattern.len() - 1)
 }
 
-fn parse_split(text: &str, at: usize) -> Result<CacheState, Error> {
+fn parse_split(text: &str, at: usize, reuse: Reuse<'_>) -> Result<CacheState, Error> {
     let (first, second) = std::thread::scope(|scope| {
         let second = scope.spawn(|| {
             let mut p = Parser::new(text);
             p.seek(at);
             let mut interner = Interner::default();
             let mut head = SectionMap::default();
-            entries(&mut p, &mut head, &mut interner, None)?;
+            // The section is not known here: entries are looked up in every section.
+            entries(&mut p, &mut head, &mut interner, None, (reuse, None))?;
             let mut rest = CacheState::default();
             if p.eat(b',') {
-                run_members(&mut p, &mut rest, &mut interner, None)?;
+                run_members(&mut p, &mut rest, &mut interner, None, reuse)?;
             } else if !p.eat(b'}') {
                 return Err(p.error("expected ',' or '}'"));
             }
@@ -84,7 +116,14 @@ fn parse_split(text: &str, at: usize) -> Result<CacheState, Error> {
         });
         let mut p = Parser::new(text);
         let mut state = CacheState::default();
-        let first = run(&mut p, &mut state, &mut Interner::default(), Some(at)).map(|r| (r, state));
+        let first = run(
+            &mut p,
+            &mut state,
+            &mut Interner::default(),
+            Some(at),
+            reuse,
+        )
+        .map(|r| (r, state));
         (first, second.join())
     });
     let (ended, mut state) = first?;
@@ -114,13 +153,14 @@ fn run(
     state: &mut CacheState,
     interner: &mut Interner,
     stop: Option<usize>,
+    reuse: Reuse<'_>,
 ) -> Result<Run, Error> {
     p.expect(b'{')?;
     if p.eat(b'}') {
         p.finish()?;
         return Ok(Run::Complete);
     }
-    let ended = run_members(p, state, interner, stop)?;
+    let ended = run_members(p, state, interner, stop, reuse)?;
     if matches!(ended, Run::Complete) {
         p.finish()?;
     }
@@ -133,6 +173,7 @@ fn run_members(
     state: &mut CacheState,
     interner: &mut Interner,
     stop: Option<usize>,
+    reuse: Reuse<'_>,
 ) -> Result<Run, Error> {
     loop {
         if p.peek() != Some(b'"') {
@@ -147,7 +188,7 @@ fn run_members(
             Some(s) if p.peek() == Some(b'{') => {
                 p.expect(b'{')?;
                 let mut map = SectionMap::default();
-                if !entries(p, &mut map, interner, stop)? {
+                if !entries(p, &mut map, interner, stop, (reuse, Some(s)))? {
                     return Ok(Run::Stopped(name, s, map));
                 }
                 state.apply_section(&name, s, map);
@@ -175,6 +216,7 @@ fn entries(
     map: &mut SectionMap,
     interner: &mut Interner,
     stop: Option<usize>,
+    (reuse, section): (Reuse<'_>, Option<Section>),
 ) -> Result<bool, Error> {
     if p.eat(b'}') {
         return Ok(true);
@@ -193,7 +235,14 @@ fn entries(
         };
         p.expect(b':')?;
         let item = if p.peek() == Some(b'{') {
-            Item::Entry(entry(p, interner, &mut scratch)?)
+            let at = p.position();
+            match reuse.find(section, &key, p.rest()) {
+                Some(reused) => {
+                    p.seek(at + reused.rendered_len().unwrap_or(0));
+                    Item::Entry(reused)
+                }
+                None => Item::Entry(entry(p, interner, &mut scratch)?),
+            }
         } else {
             Item::Other(p.value(2)?)
         };
@@ -248,4 +297,86 @@ fn entry(
         Ok(())
     })?;
     Ok(Entry::from_unique(scratch))
+}
+
+#[cfg(test)]
+mod reuse_tests {
+    #![allow(clippy::unwrap_used, reason = "in tests a panic is the failure report")]
+    use super::*;
+
+    const DOC: &str = "{\n    \"AccessToken\": {\n        \"k1\": {\n            \"secret\": \"a\"\n        },\n        \"k2\": {\n            \"secret\": \"b\"\n        }\n    }\n}";
+
+    fn rendered_everything(text: &str) -> CacheState {
+        let state = parse(text).unwrap();
+        assert_eq!(state.serialize(0, true), text);
+        state
+    }
+
+    fn entry<'s>(state: &'s CacheState, key: &str) -> &'s Entry {
+        let map = state.section(Section::AccessToken);
+        map.get(map.slot_of(key).unwrap())
+            .unwrap()
+            .1
+            .as_entry()
+            .unwrap()
+    }
+
+    #[test]
+    fn unchanged_entries_are_reused_changed_ones_parsed() {
+        let previous = rendered_everything(DOC);
+        let changed = DOC.replace("\"b\"", "\"c\"");
+        let state = parse_reusing(&changed, Some(&previous)).unwrap();
+        assert!(
+            entry(&state, "k1").has_rendering(),
+            "k1 is unchanged: copied with its form"
+        );
+        assert!(!entry(&state, "k2").has_rendering(), "k2 changed: parsed");
+        assert_eq!(
+            entry(&state, "k2").get("secret").unwrap().as_str(),
+            Some("c")
+        );
+        assert_eq!(state.serialize(0, false), changed);
+    }
+
+    #[test]
+    fn text_that_only_begins_like_a_kept_form_is_parsed() {
+        let previous = rendered_everything(DOC);
+        // The same bytes as k1's form up to its last line, then more members.
+        let longer = DOC.replace("\"a\"\n        }", "\"a\"\n        , \"x\": 1}");
+        let state = parse_reusing(&longer, Some(&previous)).unwrap();
+        assert!(!entry(&state, "k1").has_rendering());
+        assert_eq!(
+            entry(&state, "k1").get("x").unwrap(),
+            &JsonValue::Number("1".into())
+        );
+        assert_eq!(
+            state.serialize(0, false),
+            parse(&longer).unwrap().serialize(0, false)
+        );
+    }
+
+    #[test]
+    fn reuse_across_the_parallel_split_matches_a_plain_parse() {
+        let mut doc = String::from("{\n    \"AccessToken\": {");
+        for i in 0..40_000 {
+            let sep = if i == 0 { "" } else { "," };
+            doc.push_str(&format!(
+                "{sep}\n        \"k{i}\": {{\n            \"secret\": \"s{i}\"\n        }}"
+            ));
+        }
+        doc.push_str("\n    }\n}");
+        assert!(doc.len() > PARALLEL_MIN_BYTES);
+        let previous = rendered_everything(&doc);
+        let changed = doc
+            .replace("\"s39999\"", "\"new\"")
+            .replace("\"s5\"", "\"new5\"");
+        let reused = parse_reusing(&changed, Some(&previous)).unwrap();
+        assert_eq!(
+            reused.serialize(0, false),
+            parse(&changed).unwrap().serialize(0, false)
+        );
+        assert!(entry(&reused, "k39998").has_rendering());
+        assert!(!entry(&reused, "k39999").has_rendering());
+        assert!(!entry(&reused, "k5").has_rendering());
+    }
 }

@@ -139,7 +139,7 @@ fn build_partition(source: &CacheState, entries: &[Member<'_>], meta: &[(&str, &
             }
         }
     }
-    part.serialize(0)
+    part.serialize(0, false)
 }
 
 fn source_section_order(source: &CacheState) -> Vec<Section> {

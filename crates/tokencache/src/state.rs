@@ -231,39 +231,49 @@ impl CacheState {
 
     /// Serializes as MSAL Python's `serialize()` (`json.dumps(cache, indent=4)`). Large caches
     /// are written by two threads, each writing one half of the entries (see `write_range`).
-    pub(crate) fn serialize(&self, capacity_hint: usize) -> String {
+    /// `keep`: entries keep their serialized form for the next call.
+    pub(crate) fn serialize(&self, capacity_hint: usize, keep: bool) -> String {
+        let mut out = String::with_capacity(capacity_hint);
+        self.serialize_into(&mut out, keep);
+        out
+    }
+
+    /// Appends the document to `out`. Large caches are written by two threads, unless entries
+    /// keep their serialized forms: then writing is mostly copying, which a second thread
+    /// does not speed up.
+    pub(crate) fn serialize_into(&self, out: &mut String, keep: bool) {
         let total: usize = Section::ALL.iter().map(|s| self.section(*s).len()).sum();
         let parallel = total >= PARALLEL_MIN_ENTRIES
+            && !keep
             && std::thread::available_parallelism().is_ok_and(|n| n.get() > 1);
         if !parallel {
-            let mut out = String::with_capacity(capacity_hint);
-            self.write_range(&mut out, 0, usize::MAX);
-            return out;
+            self.write_range(out, 0, usize::MAX, keep);
+            return;
         }
+        let start = out.len();
         let mid = total / 2;
+        let tail_capacity = out.capacity().saturating_sub(start) / 2 + 1024;
         std::thread::scope(|scope| {
             let second = scope.spawn(|| {
-                let mut out = String::with_capacity(capacity_hint / 2 + 1024);
-                self.write_range(&mut out, mid, usize::MAX);
-                out
+                let mut tail = String::with_capacity(tail_capacity);
+                self.write_range(&mut tail, mid, usize::MAX, keep);
+                tail
             });
-            let mut out = String::with_capacity(capacity_hint.max(1024));
-            self.write_range(&mut out, 0, mid);
+            self.write_range(out, 0, mid, keep);
             match second.join() {
                 Ok(tail) => out.push_str(&tail),
                 Err(_) => {
-                    out.clear();
-                    self.write_range(&mut out, 0, usize::MAX);
+                    out.truncate(start);
+                    self.write_range(out, 0, usize::MAX, keep);
                 }
             }
-            out
         })
     }
 
     /// Writes the part of the document whose pieces have an ordinal in `lo..hi`. A piece's
     /// ordinal is the number of entries before it, so ordinals never decrease along the
     /// document and the parts for `0..m` and `m..MAX` concatenate to the whole.
-    fn write_range(&self, out: &mut String, lo: usize, hi: usize) {
+    fn write_range(&self, out: &mut String, lo: usize, hi: usize, keep: bool) {
         let mine = |ordinal: usize| (lo..hi).contains(&ordinal);
         let members: Vec<&Top> = self.top.iter().collect();
         if members.is_empty() {
@@ -304,7 +314,7 @@ impl CacheState {
                             write_string(out, key);
                             out.push_str(": ");
                             match item {
-                                Item::Entry(e) => e.write_python(out),
+                                Item::Entry(e) => e.write_python(out, keep),
                                 Item::Other(v) => crate::json::write_python_json(out, v, Some(2)),
                             }
                         }

@@ -509,6 +509,46 @@ proptest! {
             check(&cache, &model, now)?;
         }
     }
+
+    #[test]
+    fn retained_serialized_entries_never_go_stale(ops in prop::collection::vec(arb_op(), 1..60)) {
+        let clock = Arc::new(ManualClock::new(1_000));
+        let plain = TokenCache::with_clock(clock.clone());
+        let retaining = TokenCache::with_clock(clock.clone());
+        retaining.retain_serialized_entries(true);
+        let (mut plain_model, mut retaining_model) = (Model::default(), Model::default());
+        let (mut plain_now, mut retaining_now) = (1_000, 1_000);
+        for op in &ops {
+            clock.set(plain_now);
+            apply(&plain, &mut plain_model, op, &mut plain_now, &clock);
+            clock.set(retaining_now);
+            apply(&retaining, &mut retaining_model, op, &mut retaining_now, &clock);
+            prop_assert_eq!(retaining.serialize(), plain.serialize());
+        }
+    }
+
+    /// A store's pattern: another writer changes the document, this cache reloads it, reusing
+    /// the entries whose kept serialized form reappears. The result must be what a plain load
+    /// gives: the same lookups (checked against the model) and the same document.
+    #[test]
+    fn reloads_that_reuse_entries_equal_plain_loads(ops in prop::collection::vec(arb_op(), 1..60), reload_every in 1usize..4) {
+        let clock = Arc::new(ManualClock::new(1_000));
+        let writer = TokenCache::with_clock(clock.clone());
+        let reader = TokenCache::with_clock(clock.clone());
+        reader.retain_serialized_entries(true);
+        let mut model = Model::default();
+        let mut now = 1_000;
+        for (i, op) in ops.iter().enumerate() {
+            apply(&writer, &mut model, op, &mut now, &clock);
+            if i % reload_every != 0 {
+                continue;
+            }
+            let text = writer.serialize();
+            reader.deserialize(&text).expect("a document the writer serialized");
+            check(&reader, &model, now)?;
+            prop_assert_eq!(reader.serialize(), text);
+        }
+    }
 }
 
 #[test]

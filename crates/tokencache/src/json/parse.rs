@@ -108,6 +108,11 @@ impl<'a> Parser<'a> {
         self.pos
     }
 
+    /// The text from the current position on.
+    pub(crate) fn rest(&self) -> &'a str {
+        self.src.get(self.pos..).unwrap_or_default()
+    }
+
     /// Moves to a byte offset (a token boundary the caller has found).
     pub(crate) fn seek(&mut self, pos: usize) {
         self.pos = pos.min(self.src.len());
