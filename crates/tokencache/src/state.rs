@@ -203,11 +203,6 @@ impl CacheState {
         } = self;
         let [at, rest @ ..] = sections;
         let [at_groups, rest_groups @ ..] = groups;
-        let build_at = |at: &SectionMap| {
-            let mut g = GroupIndex::default();
-            index_section(at, Section::AccessToken, &mut g, &mut GroupIndex::default());
-            g
-        };
         let build_rest = |rest_groups: &mut [GroupIndex], usernames: &mut GroupIndex| {
             for ((map, g), s) in rest
                 .iter()
@@ -217,16 +212,37 @@ impl CacheState {
                 index_section(map, *s, g, usernames);
             }
         };
-        if parallel {
-            std::thread::scope(|scope| {
-                let handle = scope.spawn(|| build_at(at));
-                build_rest(rest_groups, usernames);
-                *at_groups = handle.join().unwrap_or_default();
-            });
-        } else {
-            *at_groups = build_at(at);
+        if !parallel {
+            index_section(
+                at,
+                Section::AccessToken,
+                at_groups,
+                &mut GroupIndex::default(),
+            );
             build_rest(rest_groups, usernames);
+            return;
         }
+        // Access tokens usually outnumber the rest together. A helper thread computes the
+        // groups of a share of them (reading entries is the costly part) while this thread
+        // computes the others' and indexes the other sections; the groups are then inserted
+        // here.
+        let items: Vec<(Slot, &Item)> = at.iter().map(|(slot, _, item)| (slot, item)).collect();
+        let rest_len: usize = rest.iter().map(SectionMap::len).sum();
+        let helper_share = ((items.len() + rest_len) / 2).min(items.len());
+        let (mine, theirs) = items.split_at(items.len() - helper_share);
+        std::thread::scope(|scope| {
+            let helper = scope.spawn(|| access_token_groups(theirs));
+            let my_groups = access_token_groups(mine);
+            build_rest(rest_groups, usernames);
+            let their_groups = helper
+                .join()
+                .unwrap_or_else(|_| access_token_groups(theirs));
+            let mut index = GroupIndex::default();
+            for (group, slot) in my_groups.into_iter().chain(their_groups) {
+                index.insert(group, slot);
+            }
+            *at_groups = index;
+        });
     }
 
     /// Serializes as MSAL Python's `serialize()` (`json.dumps(cache, indent=4)`). Large caches
@@ -335,6 +351,17 @@ impl CacheState {
 
 /// Caches with fewer entries are serialized on one thread.
 const PARALLEL_MIN_ENTRIES: usize = 4_000;
+
+/// The index groups of access tokens (malformed ones have none).
+fn access_token_groups(items: &[(Slot, &Item)]) -> Vec<(u64, Slot)> {
+    items
+        .iter()
+        .filter_map(|(slot, item)| {
+            let Item::Entry(e) = item else { return None };
+            group_of(Section::AccessToken, e).map(|group| (group, *slot))
+        })
+        .collect()
+}
 
 /// Builds one section's index (and, for accounts, the username index) from scratch.
 fn index_section(

@@ -196,6 +196,19 @@ fn invalid_json_is_a_clear_error_with_a_position() {
         TokenCache::from_json("{\"a\": \"tab\there\"}").is_err(),
         "raw control character"
     );
+    // Long strings are scanned in stretches: a control character is caught wherever it is.
+    for at in [0, 31, 63, 64, 65, 95, 96, 200, 299] {
+        let mut value = "x".repeat(300);
+        value.replace_range(at..=at, "\u{1}");
+        let doc = format!("{{\"a\": \"{value}\"}}");
+        let err = TokenCache::from_json(&doc).expect_err("control character");
+        assert!(
+            matches!(&err, Error::Json { column, .. } if *column == 8 + at),
+            "at {at}: {err}"
+        );
+        let clean = format!("{{\"a\": \"{}\"}}", "x".repeat(300));
+        assert!(TokenCache::from_json(&clean).is_ok());
+    }
     let cache = TokenCache::from_json(r#"{"AccessToken": {}}"#).expect("ok");
     assert!(cache.deserialize("{").is_err());
     assert_eq!(

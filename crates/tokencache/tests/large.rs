@@ -119,3 +119,24 @@ fn a_split_inside_a_foreign_member_falls_back_to_one_parse() {
     let cache = TokenCache::from_json(&doc).expect("parse");
     assert_eq!(cache.serialize(), reference(&doc));
 }
+
+#[test]
+fn indexes_built_by_two_threads_find_every_token_and_miss_the_rest() {
+    let text = big_cache(5000);
+    let clock = std::sync::Arc::new(tokencache::ManualClock::new(1_700_000_100));
+    let cache = TokenCache::with_clock(clock);
+    cache.deserialize(&text).expect("parse");
+    let scopes = ["User.Read"];
+    for i in (0..5000).step_by(7) {
+        let home = format!("u{i}.t");
+        let query = tokencache::AccessTokenQuery::new("cid", "t", &scopes).account(&home);
+        let found = cache
+            .find_access_token(&query)
+            .expect("every user's token is found");
+        assert_eq!(found.home_account_id(), Some(home.as_str()));
+        let other_client = tokencache::AccessTokenQuery::new("other", "t", &scopes).account(&home);
+        assert!(cache.find_access_token(&other_client).is_none());
+    }
+    let stranger = tokencache::AccessTokenQuery::new("cid", "t", &scopes).account("u5000.t");
+    assert!(cache.find_access_token(&stranger).is_none());
+}
