@@ -120,7 +120,7 @@ def run(n, apps, at_size, rt_size, lookups, out_file):
     m["list_accounts_ms"] = (time.perf_counter() - t) * 1e3
     assert len(accounts) == n
 
-    repeats = 5 if n <= 10000 else 3  # best of K: the least noisy estimate on a shared machine
+    repeats = 9 if n <= 10000 else 3  # best of K: the least noisy estimate on a shared machine
     best = float("inf")
     for _ in range(repeats):
         t = time.perf_counter()

@@ -266,7 +266,7 @@ fn main() {
         drop(accounts);
 
         // Best of K, as on the Python side.
-        let repeats = if n <= 10_000 { 5 } else { 3 };
+        let repeats = if n <= 10_000 { 9 } else { 3 };
         let mut ser_ms = f64::INFINITY;
         let mut out = String::new();
         for _ in 0..repeats {
