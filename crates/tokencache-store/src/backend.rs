@@ -42,6 +42,15 @@ pub enum SaveOutcome {
     Conflict,
 }
 
+/// What [`PartitionStore::load_if_changed`] found.
+#[derive(Debug)]
+pub enum IfChanged {
+    /// The stored version is still the known one.
+    Unchanged,
+    /// It is not: the partition as [`PartitionStore::load`] returns it (`None`: absent).
+    Changed(Option<Versioned>),
+}
+
 /// A new random, non-zero version.
 pub fn new_version() -> u64 {
     let mut b = [0u8; 8];
@@ -67,6 +76,18 @@ pub trait PartitionStore: Send + Sync + fmt::Debug {
 
     /// Only the version (cheap; used to validate an L1 copy).
     fn version<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<u64>>>;
+
+    /// Loads the partition unless its stored version is `known` (how an L1 copy is validated
+    /// and, when stale, replaced). Redis and PostgreSQL answer in one round trip; the default
+    /// asks for the version, then loads.
+    fn load_if_changed<'a>(&'a self, key: &'a str, known: u64) -> BoxFuture<'a, Result<IfChanged>> {
+        Box::pin(async move {
+            if self.version(key).await? == Some(known) {
+                return Ok(IfChanged::Unchanged);
+            }
+            Ok(IfChanged::Changed(self.load(key).await?))
+        })
+    }
 
     /// Saves `document` if the stored version is `expected` (`None`: only if absent or
     /// expired), with an absolute expiry (Unix seconds; `None` for none). A create records

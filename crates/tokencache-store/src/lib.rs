@@ -25,12 +25,13 @@ mod memory;
 mod partitioned;
 #[cfg(feature = "postgres")]
 mod postgres;
+mod recent;
 #[cfg(feature = "redis")]
 mod redis;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
-pub use backend::{PartitionStore, SaveOutcome, Versioned, new_version, open};
+pub use backend::{IfChanged, PartitionStore, SaveOutcome, Versioned, new_version, open};
 pub use crypto::PartitionKeys;
 pub use error::{Result, StoreError};
 pub use memory::MemoryStore;

@@ -11,10 +11,11 @@ use tokencache::{PartitionKey, Section, TokenCache};
 use tokencache_client::http::BoxFuture;
 use tokencache_client::{CacheAccess, CacheChange, CacheStore, ClientError};
 
-use crate::backend::{PartitionStore, SaveOutcome, Versioned};
+use crate::backend::{IfChanged, PartitionStore, SaveOutcome, Versioned};
 use crate::crypto::{PartitionKeys, is_encrypted};
 use crate::error::{Result, StoreError};
 use crate::l1::L1;
+use crate::recent::{Loaded, RecentLoads};
 use crate::unix_now;
 
 /// What to do when the store (L2) cannot be reached while loading a partition.
@@ -128,6 +129,7 @@ pub struct PartitionedCache {
     instance: String,
     next_holder: AtomicU64,
     holders: Mutex<HashMap<String, String>>,
+    recent: RecentLoads,
 }
 
 impl PartitionedCache {
@@ -142,6 +144,7 @@ impl PartitionedCache {
             instance: format!("{:016x}", crate::backend::new_version()),
             next_holder: AtomicU64::new(0),
             holders: Mutex::new(HashMap::new()),
+            recent: RecentLoads::default(),
         }
     }
 
@@ -195,25 +198,35 @@ impl PartitionedCache {
     }
 
     async fn try_load(&self, key: &str) -> Result<Arc<TokenCache>> {
-        if let Some(l1) = &self.l1
-            && let Some((version, cache)) = l1.get(key)
-        {
-            // Coherent by version: a sign-out elsewhere (deleted partition) or a newer save
-            // elsewhere invalidates the copy.
-            if self.store.version(key).await? == Some(version) {
-                bump(&self.counters.l1_hits);
-                return Ok(cache);
+        let stored = match self.l1.as_ref().and_then(|l1| l1.get(key)) {
+            Some((version, cache)) => {
+                // Coherent by version, in one round trip: a sign-out elsewhere (deleted
+                // partition) or a newer save elsewhere replaces the copy.
+                match self.store.load_if_changed(key, version).await? {
+                    IfChanged::Unchanged => {
+                        bump(&self.counters.l1_hits);
+                        return Ok(cache);
+                    }
+                    IfChanged::Changed(stored) => {
+                        if let Some(l1) = &self.l1 {
+                            l1.remove(key);
+                        }
+                        stored
+                    }
+                }
             }
-            l1.remove(key);
-        }
+            None => self.store.load(key).await?,
+        };
         bump(&self.counters.l2_loads);
-        let Some(stored) = self.store.load(key).await? else {
+        let Some(stored) = stored else {
             return Ok(Arc::new(TokenCache::new()));
         };
         let cache = Arc::new(self.decode(key, &stored)?);
         if let Some(l1) = &self.l1 {
             l1.put(key, stored.version, cache.clone(), stored.document.len());
         }
+        // The starting point of a save that may follow in the same request.
+        drop(self.recent.remember(key, Loaded::from(stored)));
         Ok(cache)
     }
 
@@ -236,7 +249,7 @@ impl PartitionedCache {
         let cache = TokenCache::from_json(text).map_err(|e| unreadable(e.to_string()))?;
         // Only this partition's entries ever reach a request.
         let own = PartitionKey::new(key);
-        if cache.partition_keys().iter().any(|k| *k != own) {
+        if !cache.holds_only(&own) {
             tracing::warn!(
                 partition = key,
                 "a stored partition held other partitions' entries; ignoring them"
@@ -283,14 +296,25 @@ impl PartitionedCache {
         change: &(dyn Fn(&TokenCache) -> Result<(), tokencache::Error> + Send + Sync),
     ) -> Result<()> {
         let key_str = key.as_str();
-        for attempt in 0..self.options.max_attempts {
-            let current = self.store.load(key_str).await?;
+        // The first attempt starts from the document this process loaded moments ago, if any
+        // (see `recent.rs`); a conflict then reloads.
+        let mut remembered = self.recent.take(key_str);
+        // A start from memory that turns out stale does not count as an attempt.
+        let attempts = self.options.max_attempts + u32::from(remembered.is_some());
+        for attempt in 0..attempts {
+            let from_memory = remembered.is_some();
+            let current = match remembered.take() {
+                Some(loaded) => Some(Versioned::from(loaded)),
+                None => self.store.load(key_str).await?,
+            };
             let cache = match &current {
                 Some(stored) => self.decode(key_str, stored)?,
                 None => TokenCache::new(),
             };
             change(&cache)?;
-            if let Some(other) = cache.partition_keys().into_iter().find(|k| k != key) {
+            if !cache.holds_only(key)
+                && let Some(other) = cache.partition_keys().into_iter().find(|k| k != key)
+            {
                 return Err(StoreError::Isolation {
                     partition: key_str.to_owned(),
                     other: other.as_str().to_owned(),
@@ -326,7 +350,20 @@ impl PartitionedCache {
                     )
                     .await?
                 {
-                    SaveOutcome::Saved(v) => Some(Some((v, doc.len()))),
+                    SaveOutcome::Saved(v) => {
+                        let created_at =
+                            current.as_ref().map_or(Some(unix_now()), |c| c.created_at);
+                        let len = doc.len();
+                        drop(self.recent.remember(
+                            key_str,
+                            Loaded {
+                                version: v,
+                                created_at,
+                                document: doc,
+                            },
+                        ));
+                        Some(Some((v, len)))
+                    }
                     SaveOutcome::Conflict => None,
                 }
             };
@@ -339,7 +376,16 @@ impl PartitionedCache {
                             None => l1.remove(key_str),
                         }
                     }
+                    if saved.is_none() {
+                        self.recent.forget(key_str);
+                    }
                     return Ok(());
+                }
+                None if from_memory => {
+                    tracing::debug!(
+                        partition = key_str,
+                        "the partition changed since this process loaded it; reloading"
+                    );
                 }
                 None => {
                     bump(&self.counters.conflicts);
@@ -358,6 +404,7 @@ impl PartitionedCache {
 
     /// Deletes a partition (sign-out).
     pub async fn delete_partition(&self, key: &PartitionKey) -> Result<bool> {
+        self.recent.forget(key.as_str());
         let deleted = self.store.delete(key.as_str(), None).await?;
         if let Some(l1) = &self.l1 {
             l1.remove(key.as_str());

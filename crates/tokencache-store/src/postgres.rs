@@ -7,7 +7,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokencache_client::http::BoxFuture;
 use tokio_postgres::NoTls;
 
-use crate::backend::{PartitionStore, SaveOutcome, Versioned, new_version};
+use crate::backend::{IfChanged, PartitionStore, SaveOutcome, Versioned, new_version};
 use crate::error::{Result, StoreError, redact_url};
 use crate::memory::unix_now_ms;
 use crate::unix_now;
@@ -140,6 +140,33 @@ impl PartitionStore for PostgresStore {
                 version: r.get::<_, i64>(1) as u64,
                 created_at: r.get(2),
             }))
+        })
+    }
+
+    fn load_if_changed<'a>(&'a self, key: &'a str, known: u64) -> BoxFuture<'a, Result<IfChanged>> {
+        Box::pin(async move {
+            let c = self.client().await?;
+            let row = c
+                .query_opt(
+                    "SELECT CASE WHEN version = $3 THEN NULL ELSE document END, version, created_at
+                     FROM tokencache_partitions
+                     WHERE key = $1 AND (expires_at IS NULL OR expires_at > $2)",
+                    &[&key, &unix_now(), &(known as i64)],
+                )
+                .await
+                .map_err(unavailable)?;
+            let Some(r) = row else {
+                return Ok(IfChanged::Changed(None));
+            };
+            let version = r.get::<_, i64>(1) as u64;
+            match r.get::<_, Option<Vec<u8>>>(0) {
+                None if version == known => Ok(IfChanged::Unchanged),
+                document => Ok(IfChanged::Changed(Some(Versioned {
+                    document: document.unwrap_or_default(),
+                    version,
+                    created_at: r.get(2),
+                }))),
+            }
         })
     }
 

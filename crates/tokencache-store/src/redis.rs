@@ -10,7 +10,7 @@ use redis::aio::{ConnectionLike, ConnectionManager};
 use redis::cluster_async::ClusterConnection;
 use tokencache_client::http::BoxFuture;
 
-use crate::backend::{PartitionStore, SaveOutcome, Versioned, new_version};
+use crate::backend::{IfChanged, PartitionStore, SaveOutcome, Versioned, new_version};
 use crate::error::{Result, StoreError, redact_url};
 
 const SAVE: &str = r"
@@ -20,6 +20,11 @@ redis.call('HSET', KEYS[1], 'v', ARGV[2], 'd', ARGV[3])
 if not cur then redis.call('HSET', KEYS[1], 'c', ARGV[5]) end
 if ARGV[4] == '' then redis.call('PERSIST', KEYS[1]) else redis.call('PEXPIREAT', KEYS[1], ARGV[4]) end
 return 1";
+
+const LOAD_IF_CHANGED: &str = r"
+local v = redis.call('HGET', KEYS[1], 'v')
+if v and v == ARGV[1] then return {v} end
+return redis.call('HMGET', KEYS[1], 'v', 'd', 'c')";
 
 const DELETE: &str = r"
 if ARGV[1] ~= '' and redis.call('HGET', KEYS[1], 'v') ~= ARGV[1] then return 0 end
@@ -47,6 +52,7 @@ fn unavailable(backend: &'static str) -> impl Fn(redis::RedisError) -> StoreErro
 struct Keys {
     prefix: String,
     save: Script,
+    load_if_changed: Script,
     delete: Script,
     lease: Script,
     release: Script,
@@ -57,6 +63,7 @@ impl Keys {
         Keys {
             prefix: prefix.to_owned(),
             save: Script::new(SAVE),
+            load_if_changed: Script::new(LOAD_IF_CHANGED),
             delete: Script::new(DELETE),
             lease: Script::new(LEASE),
             release: Script::new(RELEASE),
@@ -98,6 +105,43 @@ async fn load<C: ConnectionLike + Send>(
             created_at: created.and_then(|c| c.parse().ok()),
         }),
         _ => None,
+    })
+}
+
+async fn load_if_changed<C: ConnectionLike + Send>(
+    c: &mut C,
+    k: &Keys,
+    key: &str,
+    known: u64,
+    backend: &'static str,
+) -> Result<IfChanged> {
+    let reply: Vec<Option<Vec<u8>>> = k
+        .load_if_changed
+        .key(k.partition(key))
+        .arg(known.to_string())
+        .invoke_async(c)
+        .await
+        .map_err(unavailable(backend))?;
+    let number = |b: Option<Vec<u8>>| {
+        b.and_then(|b| String::from_utf8(b).ok())
+            .and_then(|s| s.parse::<i64>().ok())
+    };
+    if reply.len() == 1 {
+        return Ok(IfChanged::Unchanged);
+    }
+    let mut fields = reply.into_iter();
+    let (v, d, created) = (
+        fields.next().flatten(),
+        fields.next().flatten(),
+        fields.next().flatten(),
+    );
+    Ok(match (number(v), d) {
+        (Some(version), Some(document)) => IfChanged::Changed(Some(Versioned {
+            document,
+            version: version as u64,
+            created_at: number(created),
+        })),
+        _ => IfChanged::Changed(None),
     })
 }
 
@@ -256,6 +300,17 @@ macro_rules! impl_store {
                 Box::pin(async move { load(&mut c, &self.keys, key, $name).await })
             }
 
+            fn load_if_changed<'a>(
+                &'a self,
+                key: &'a str,
+                known: u64,
+            ) -> BoxFuture<'a, Result<IfChanged>> {
+                let mut c = self.conn.clone();
+                Box::pin(
+                    async move { load_if_changed(&mut c, &self.keys, key, known, $name).await },
+                )
+            }
+
             fn version<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<u64>>> {
                 let mut c = self.conn.clone();
                 Box::pin(async move { version(&mut c, &self.keys, key, $name).await })
@@ -339,10 +394,22 @@ fn invalid(url: &str) -> impl Fn(redis::RedisError) -> StoreError + '_ {
     }
 }
 
+/// `TCP_NODELAY` on (the client library's default is off): requests are small and
+/// latency-bound, and with Nagle's algorithm a request written while an earlier one is
+/// unacknowledged may wait for that acknowledgement.
+fn tcp_settings() -> redis::io::tcp::TcpSettings {
+    redis::io::tcp::TcpSettings::default().set_nodelay(true)
+}
+
 impl RedisStore {
     /// Connects; keys are prefixed `tokencache:`.
     pub async fn connect(url: &str) -> Result<RedisStore> {
-        let client = redis::Client::open(url).map_err(invalid(url))?;
+        use redis::IntoConnectionInfo;
+        let info = url
+            .into_connection_info()
+            .map_err(invalid(url))?
+            .set_tcp_settings(tcp_settings());
+        let client = redis::Client::open(info).map_err(invalid(url))?;
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(5)))
             .set_response_timeout(Some(Duration::from_secs(5)))
@@ -394,6 +461,7 @@ impl RedisClusterStore {
             });
         }
         let client = redis::cluster::ClusterClientBuilder::new(nodes)
+            .tcp_settings(tcp_settings())
             .connection_timeout(Duration::from_secs(5))
             .response_timeout(Duration::from_secs(5))
             .build()

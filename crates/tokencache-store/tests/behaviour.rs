@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use tokencache::{PartitionKey, Section, TokenCache, TokenEvent};
 use tokencache_store::{
-    PartitionKeys, PartitionOptions, PartitionStore, PartitionedCache, SaveOutcome, StoreError,
+    IfChanged, PartitionKeys, PartitionOptions, PartitionStore, PartitionedCache, SaveOutcome,
+    StoreError,
 };
 
 /// A store and whatever keeps its server alive.
@@ -107,6 +108,36 @@ async fn compare_and_set(store: Arc<dyn PartitionStore>) {
     );
     // Another key is another partition.
     assert_eq!(store.load("bob").await.unwrap(), None);
+}
+
+async fn load_if_changed(store: Arc<dyn PartitionStore>) {
+    // How an L1 copy is validated: nothing comes back while the version is the known one.
+    assert!(matches!(
+        store.load_if_changed("alice", 7).await.unwrap(),
+        IfChanged::Changed(None)
+    ));
+    let SaveOutcome::Saved(v1) = store.save("alice", b"one", None, None).await.unwrap() else {
+        panic!("the first save must succeed")
+    };
+    assert!(matches!(
+        store.load_if_changed("alice", v1).await.unwrap(),
+        IfChanged::Unchanged
+    ));
+    let SaveOutcome::Saved(v2) = store.save("alice", b"two", Some(v1), None).await.unwrap() else {
+        panic!("a save from the current version must succeed")
+    };
+    match store.load_if_changed("alice", v1).await.unwrap() {
+        IfChanged::Changed(Some(now)) => {
+            assert_eq!((now.document.as_slice(), now.version), (&b"two"[..], v2));
+            assert!(now.created_at.is_some(), "the creation time comes along");
+        }
+        other => panic!("a newer save must come back: {other:?}"),
+    }
+    assert!(store.delete("alice", None).await.unwrap());
+    assert!(matches!(
+        store.load_if_changed("alice", v2).await.unwrap(),
+        IfChanged::Changed(None)
+    ));
 }
 
 async fn delete_and_recreate(store: Arc<dyn PartitionStore>) {
@@ -381,12 +412,92 @@ async fn concurrent_partition_updates(store: Arc<dyn PartitionStore>) {
     assert_eq!(loaded.len(Section::AccessToken), 8);
 }
 
+async fn save_after_load_with_a_writer_in_between(store: Arc<dyn PartitionStore>) {
+    // A request loads the partition (this instance remembers the document as the start of a
+    // save); another instance (another web server) saves the same partition; then the request
+    // saves. Its compare-and-set starts from the stale document, fails, reloads: both tokens
+    // survive. Then a load-and-save with nobody in between starts from the remembered document
+    // and also keeps everything.
+    let web1 = PartitionedCache::new(store.clone(), PartitionOptions::default());
+    let web2 = PartitionedCache::new(store.clone(), PartitionOptions::default());
+    let key = PartitionKey::new("alice.t");
+    let with_scope = |secret: &str, scope: &str| {
+        let mut ev = user_event("alice", secret);
+        ev.scopes = vec![scope.to_owned()];
+        ev
+    };
+    let first = with_scope("s1", "api://x/one");
+    web1.update_partition(&key, &move |c: &TokenCache| c.add(&first))
+        .await
+        .unwrap();
+    assert_eq!(
+        web1.load_partition(&key)
+            .await
+            .unwrap()
+            .len(Section::AccessToken),
+        1
+    );
+    let second = with_scope("s2", "api://x/two");
+    web2.update_partition(&key, &move |c: &TokenCache| c.add(&second))
+        .await
+        .unwrap();
+    let third = with_scope("s3", "api://x/three");
+    web1.update_partition(&key, &move |c: &TokenCache| c.add(&third))
+        .await
+        .unwrap();
+    let stored = web2.load_partition(&key).await.unwrap();
+    assert_eq!(
+        stored.len(Section::AccessToken),
+        3,
+        "no token lost to the stale start"
+    );
+
+    assert_eq!(
+        web1.load_partition(&key)
+            .await
+            .unwrap()
+            .len(Section::AccessToken),
+        3
+    );
+    let fourth = with_scope("s4", "api://x/four");
+    web1.update_partition(&key, &move |c: &TokenCache| c.add(&fourth))
+        .await
+        .unwrap();
+    assert_eq!(
+        web2.load_partition(&key)
+            .await
+            .unwrap()
+            .len(Section::AccessToken),
+        4
+    );
+    // A sign-out in between: the request's save re-creates only what it adds.
+    let _ = web1.load_partition(&key).await.unwrap();
+    assert!(web2.delete_partition(&key).await.unwrap());
+    let fifth = with_scope("s5", "api://x/five");
+    web1.update_partition(&key, &move |c: &TokenCache| c.add(&fifth))
+        .await
+        .unwrap();
+    assert_eq!(
+        web2.load_partition(&key)
+            .await
+            .unwrap()
+            .len(Section::AccessToken),
+        1,
+        "the signed-out tokens do not come back from the remembered document"
+    );
+}
+
 macro_rules! suite {
     ($backend:ident) => {
         mod $backend {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn compare_and_set() {
                 super::compare_and_set(super::$backend().await.store).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn load_if_changed() {
+                super::load_if_changed(super::$backend().await.store).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -417,6 +528,12 @@ macro_rules! suite {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn absolute_expiry() {
                 super::absolute_expiry(super::$backend().await.store).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn save_after_load_with_a_writer_in_between() {
+                super::save_after_load_with_a_writer_in_between(super::$backend().await.store)
+                    .await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

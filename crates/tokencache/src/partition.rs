@@ -91,6 +91,34 @@ pub fn partition_key(section: Section, entry: &Entry) -> Option<PartitionKey> {
     }
 }
 
+/// Whether `entry` belongs to the partition `key` (`None` when it belongs to none): the same
+/// rule as [`partition_key`], without building the key.
+fn belongs_to(section: Section, entry: &Entry, key: &str) -> Option<bool> {
+    let s = |f: Field| entry.str_field(f).filter(|v| !v.is_empty());
+    if matches!(section, Section::AccessToken | Section::RefreshToken)
+        && let Some(hash) = s(Field::UserAssertionHash).or_else(|| s(Field::UserAssertionHashCamel))
+    {
+        return Some(key == hash);
+    }
+    match section {
+        Section::AppMetadata => None,
+        Section::AccessToken => match s(Field::HomeAccountId) {
+            Some(hid) => Some(key == hid),
+            None => {
+                let client = s(Field::ClientId).unwrap_or_default();
+                let realm = entry.str_field(Field::Realm).unwrap_or_default();
+                Some(
+                    key.strip_prefix(client)
+                        .and_then(|k| k.strip_prefix('_'))
+                        .and_then(|k| k.strip_prefix(realm))
+                        == Some("_AppTokenCache"),
+                )
+            }
+        },
+        _ => s(Field::HomeAccountId).map(|hid| key == hid),
+    }
+}
+
 impl AccessToken {
     /// The partition this token belongs to.
     pub fn partition_key(&self) -> Option<PartitionKey> {
@@ -192,6 +220,27 @@ impl TokenCache {
                 }
             }
             out
+        })
+    }
+
+    /// True when every entry that belongs to a partition belongs to `key` (app metadata
+    /// belongs to none): the isolation check of a partition loaded from a store, without
+    /// allocating.
+    ///
+    /// ```
+    /// use tokencache::{PartitionKey, TokenCache};
+    /// let cache = TokenCache::new();
+    /// assert!(cache.holds_only(&PartitionKey::for_account("uid.utid")));
+    /// ```
+    pub fn holds_only(&self, key: &PartitionKey) -> bool {
+        self.with_state(|st| {
+            Section::ALL.iter().all(|s| {
+                st.section(*s).iter().all(|(_, _, item)| {
+                    item.as_entry()
+                        .and_then(|e| belongs_to(*s, e, key.as_str()))
+                        .unwrap_or(true)
+                })
+            })
         })
     }
 

@@ -507,6 +507,12 @@ proptest! {
         for op in &ops {
             apply(&cache, &mut model, op, &mut now, &clock);
             check(&cache, &model, now)?;
+            // The allocation-free isolation check agrees with the partition keys.
+            let keys = cache.partition_keys();
+            for key in &keys {
+                prop_assert_eq!(cache.holds_only(key), keys.len() == 1, "{:?}", key);
+            }
+            prop_assert_eq!(cache.holds_only(&tokencache::PartitionKey::new("nobody")), keys.is_empty());
         }
     }
 
