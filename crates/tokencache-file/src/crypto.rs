@@ -149,9 +149,30 @@ impl KeySource {
                 any(target_os = "linux", target_os = "macos", target_os = "windows"),
                 feature = "keyring"
             ))]
-            KeySource::Keyring { name } => crate::keyring::data_key(name, create),
+            KeySource::Keyring { name } => keyring_data_key(name, create),
         }
     }
+}
+
+/// The data key stored in the OS keyring under `name`, created if missing and `create` is true.
+#[cfg(all(
+    any(target_os = "linux", target_os = "macos", target_os = "windows"),
+    feature = "keyring"
+))]
+fn keyring_data_key(name: &str, create: bool) -> Result<DataKey, FileError> {
+    let item = crate::keyring::data_key_item(name);
+    if let Some(secret) = item.load()? {
+        let text = String::from_utf8_lossy(&secret).into_owned();
+        return DataKey::from_text(&Zeroizing::new(text));
+    }
+    if !create {
+        return Err(FileError::Key {
+            reason: format!("no data key for {name} in the keyring"),
+        });
+    }
+    let key = DataKey::generate()?;
+    item.store(key.to_base64().as_bytes())?;
+    Ok(key)
 }
 
 fn write_new_key_file(path: &Path, key: &DataKey) -> Result<(), FileError> {

@@ -12,7 +12,6 @@ use secret_service::EncryptionType;
 use secret_service::blocking::{Collection, SecretService};
 use zeroize::Zeroizing;
 
-use crate::crypto::DataKey;
 use crate::error::FileError;
 
 fn err(e: impl std::fmt::Display) -> FileError {
@@ -122,28 +121,11 @@ impl KeyringItem {
     }
 }
 
-/// The data key item for `name`.
-fn data_key_item(name: &str) -> KeyringItem {
+/// The item holding the data key stored under `name`.
+pub(crate) fn data_key_item(name: &str) -> KeyringItem {
     KeyringItem {
         schema: "dev.tokencache.DataKey".into(),
         attributes: vec![("tokencache_cache".into(), name.into())],
         label: format!("tokencache data key for {name}"),
     }
-}
-
-/// The data key stored under `name`, created if missing and `create` is true.
-pub(crate) fn data_key(name: &str, create: bool) -> Result<DataKey, FileError> {
-    let item = data_key_item(name);
-    if let Some(secret) = item.load()? {
-        let text = String::from_utf8_lossy(&secret).into_owned();
-        return DataKey::from_text(&Zeroizing::new(text));
-    }
-    if !create {
-        return Err(FileError::Key {
-            reason: format!("no data key for {name} in the keyring"),
-        });
-    }
-    let key = DataKey::generate()?;
-    item.store(key.to_base64().as_bytes())?;
-    Ok(key)
 }

@@ -13,7 +13,6 @@ use std::sync::Arc;
 use keyring_core::{CredentialStore, Entry};
 use zeroize::Zeroizing;
 
-use crate::crypto::DataKey;
 use crate::error::FileError;
 
 fn err(e: impl std::fmt::Display) -> FileError {
@@ -89,22 +88,10 @@ impl KeyringItem {
     }
 }
 
-/// The data key stored under `name`, created if missing and `create` is true.
-pub(crate) fn data_key(name: &str, create: bool) -> Result<DataKey, FileError> {
-    let item = KeyringItem {
+/// The item holding the data key stored under `name`.
+pub(crate) fn data_key_item(name: &str) -> KeyringItem {
+    KeyringItem {
         service: "dev.tokencache.DataKey".into(),
         account: name.into(),
-    };
-    if let Some(secret) = item.load()? {
-        let text = String::from_utf8_lossy(&secret).into_owned();
-        return DataKey::from_text(&Zeroizing::new(text));
     }
-    if !create {
-        return Err(FileError::Key {
-            reason: format!("no data key for {name} in the keyring"),
-        });
-    }
-    let key = DataKey::generate()?;
-    item.store(key.to_base64().as_bytes())?;
-    Ok(key)
 }
