@@ -15,7 +15,7 @@ use crate::backend::{IfChanged, PartitionStore, SaveOutcome, Versioned};
 use crate::crypto::{PartitionKeys, is_encrypted};
 use crate::error::{Result, StoreError};
 use crate::l1::L1;
-use crate::recent::{Loaded, RecentLoads};
+use crate::recent::RecentLoads;
 use crate::unix_now;
 
 /// What to do when the store (L2) cannot be reached while loading a partition.
@@ -226,7 +226,7 @@ impl PartitionedCache {
             l1.put(key, stored.version, cache.clone(), stored.document.len());
         }
         // The starting point of a save that may follow in the same request.
-        drop(self.recent.remember(key, Loaded::from(stored)));
+        drop(self.recent.remember(key, stored));
         Ok(cache)
     }
 
@@ -304,7 +304,7 @@ impl PartitionedCache {
         for attempt in 0..attempts {
             let from_memory = remembered.is_some();
             let current = match remembered.take() {
-                Some(loaded) => Some(Versioned::from(loaded)),
+                Some(loaded) => Some(loaded),
                 None => self.store.load(key_str).await?,
             };
             let cache = match &current {
@@ -356,10 +356,10 @@ impl PartitionedCache {
                         let len = doc.len();
                         drop(self.recent.remember(
                             key_str,
-                            Loaded {
+                            Versioned {
+                                document: doc,
                                 version: v,
                                 created_at,
-                                document: doc,
                             },
                         ));
                         Some(Some((v, len)))

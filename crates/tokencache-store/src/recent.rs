@@ -15,42 +15,17 @@ use std::hash::BuildHasher;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::backend::Versioned;
+
 /// Number of slots.
 pub(crate) const SLOTS: usize = 1024;
 
 /// How long a remembered document is worth starting a save from.
 const FRESH_FOR: Duration = Duration::from_secs(2);
 
-/// A partition's stored document as it was loaded.
-pub(crate) struct Loaded {
-    pub(crate) version: u64,
-    pub(crate) created_at: Option<i64>,
-    pub(crate) document: Vec<u8>,
-}
-
-impl From<crate::backend::Versioned> for Loaded {
-    fn from(v: crate::backend::Versioned) -> Loaded {
-        Loaded {
-            version: v.version,
-            created_at: v.created_at,
-            document: v.document,
-        }
-    }
-}
-
-impl From<Loaded> for crate::backend::Versioned {
-    fn from(l: Loaded) -> crate::backend::Versioned {
-        crate::backend::Versioned {
-            document: l.document,
-            version: l.version,
-            created_at: l.created_at,
-        }
-    }
-}
-
 struct Slot {
     key: String,
-    loaded: Option<Loaded>,
+    loaded: Option<Versioned>,
     at: Instant,
 }
 
@@ -96,7 +71,7 @@ impl RecentLoads {
 
     /// Remembers the document just loaded (or saved) for `key`; returns the buffer it replaces,
     /// to be dropped outside the slot's lock.
-    pub(crate) fn remember(&self, key: &str, loaded: Loaded) -> Option<Loaded> {
+    pub(crate) fn remember(&self, key: &str, loaded: Versioned) -> Option<Versioned> {
         let mut slot = self.slot(key);
         slot.key.clear();
         slot.key.push_str(key);
@@ -105,7 +80,7 @@ impl RecentLoads {
     }
 
     /// The document remembered for `key` if it is fresh, taken out (used by one save only).
-    pub(crate) fn take(&self, key: &str) -> Option<Loaded> {
+    pub(crate) fn take(&self, key: &str) -> Option<Versioned> {
         let mut slot = self.slot(key);
         if slot.key != key || slot.at.elapsed() > FRESH_FOR {
             return None;
@@ -127,11 +102,11 @@ mod tests {
     #![allow(clippy::unwrap_used, reason = "in tests a panic is the failure report")]
     use super::*;
 
-    fn loaded(version: u64) -> Loaded {
-        Loaded {
+    fn loaded(version: u64) -> Versioned {
+        Versioned {
+            document: format!("doc {version}").into_bytes(),
             version,
             created_at: None,
-            document: format!("doc {version}").into_bytes(),
         }
     }
 

@@ -98,14 +98,32 @@ async fn load<C: ConnectionLike + Send>(
         .query_async(c)
         .await
         .map_err(unavailable(backend))?;
-    Ok(match (v.and_then(|v| v.parse().ok()), d) {
+    Ok(versioned(
+        v.map(String::into_bytes),
+        d,
+        created.map(String::into_bytes),
+    ))
+}
+
+/// A partition from its hash fields `v`, `d` and `c` (`None` unless it has a version and a
+/// document).
+fn versioned(
+    v: Option<Vec<u8>>,
+    d: Option<Vec<u8>>,
+    created: Option<Vec<u8>>,
+) -> Option<Versioned> {
+    let number = |b: Option<Vec<u8>>| {
+        b.and_then(|b| String::from_utf8(b).ok())
+            .and_then(|s| s.parse::<i64>().ok())
+    };
+    match (number(v), d) {
         (Some(version), Some(document)) => Some(Versioned {
             document,
-            version,
-            created_at: created.and_then(|c| c.parse().ok()),
+            version: version as u64,
+            created_at: number(created),
         }),
         _ => None,
-    })
+    }
 }
 
 async fn load_if_changed<C: ConnectionLike + Send>(
@@ -122,27 +140,12 @@ async fn load_if_changed<C: ConnectionLike + Send>(
         .invoke_async(c)
         .await
         .map_err(unavailable(backend))?;
-    let number = |b: Option<Vec<u8>>| {
-        b.and_then(|b| String::from_utf8(b).ok())
-            .and_then(|s| s.parse::<i64>().ok())
-    };
     if reply.len() == 1 {
         return Ok(IfChanged::Unchanged);
     }
     let mut fields = reply.into_iter();
-    let (v, d, created) = (
-        fields.next().flatten(),
-        fields.next().flatten(),
-        fields.next().flatten(),
-    );
-    Ok(match (number(v), d) {
-        (Some(version), Some(document)) => IfChanged::Changed(Some(Versioned {
-            document,
-            version: version as u64,
-            created_at: number(created),
-        })),
-        _ => IfChanged::Changed(None),
-    })
+    let mut next = || fields.next().flatten();
+    Ok(IfChanged::Changed(versioned(next(), next(), next())))
 }
 
 async fn version<C: ConnectionLike + Send>(

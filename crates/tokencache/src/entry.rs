@@ -326,22 +326,18 @@ impl Entry {
     }
 
     /// When the entry holds its serialized form and `text` starts with it, a copy of the entry
-    /// (with that form): exactly what parsing that prefix of `text` would produce, since the
-    /// form is the entry's canonical serialization. Lets a reload skip parsing entries that
-    /// did not change.
-    pub(crate) fn reuse_if_at(&self, text: &str) -> Option<Entry> {
+    /// (with that form) and the form's length: exactly what parsing that prefix of `text`
+    /// would produce, since the form is the entry's canonical serialization. Lets a reload
+    /// skip parsing entries that did not change.
+    pub(crate) fn reuse_if_at(&self, text: &str) -> Option<(Entry, usize)> {
         let rendered = self.rendered.get()?;
-        text.as_bytes()
-            .starts_with(rendered.as_bytes())
-            .then(|| Entry {
+        text.as_bytes().starts_with(rendered.as_bytes()).then(|| {
+            let copy = Entry {
                 fields: self.fields.clone(),
                 rendered: OnceLock::from(rendered.clone()),
-            })
-    }
-
-    /// Length of the kept serialized form.
-    pub(crate) fn rendered_len(&self) -> Option<usize> {
-        self.rendered.get().map(|r| r.len())
+            };
+            (copy, rendered.len())
+        })
     }
 
     /// True when the entry holds its serialized form.

@@ -40,8 +40,9 @@ pub(crate) fn parse(text: &str) -> Result<CacheState, Error> {
 struct Reuse<'p>(Option<&'p CacheState>);
 
 impl Reuse<'_> {
-    /// The entry at `text`'s start under `key`, from the same section if known, else from any.
-    fn find(self, section: Option<Section>, key: &str, text: &str) -> Option<Entry> {
+    /// The entry at `text`'s start under `key` and the length of text it covers, from the
+    /// same section if known, else from any.
+    fn find(self, section: Option<Section>, key: &str, text: &str) -> Option<(Entry, usize)> {
         let previous = self.0?;
         let found_in = |s: Section| {
             let map = previous.section(s);
@@ -237,8 +238,8 @@ fn entries(
         let item = if p.peek() == Some(b'{') {
             let at = p.position();
             match reuse.find(section, &key, p.rest()) {
-                Some(reused) => {
-                    p.seek(at + reused.rendered_len().unwrap_or(0));
+                Some((reused, len)) => {
+                    p.seek(at + len);
                     Item::Entry(reused)
                 }
                 None => Item::Entry(entry(p, interner, &mut scratch)?),
