@@ -7,6 +7,8 @@
 //! cargo build --release -p tokencache-file --examples
 //! cargo run --release -p tokencache-bench --bin file-bench -- --procs 1,4,8,16 --count 200
 //! ```
+//!
+//! `--no-group-commit` runs the tokencache writers with `StoreOptions::group_commit` off.
 
 #[path = "../workload.rs"]
 #[allow(dead_code)]
@@ -98,6 +100,7 @@ fn main() {
         std::env::var("TOKENCACHE_PYTHON").unwrap_or_else(|_| ".venv/bin/python".into());
     let mut variant = String::from("portalocker");
     let mut skip_python = false;
+    let mut group_commit = true;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let mut value = || {
@@ -116,6 +119,7 @@ fn main() {
             "--python" => python = value(),
             "--variant" => variant = value(),
             "--skip-python" => skip_python = true,
+            "--no-group-commit" => group_commit = false,
             other => panic!("unknown flag {other}"),
         }
     }
@@ -142,7 +146,8 @@ fn main() {
     std::fs::create_dir_all(&dir).expect("dir");
 
     println!(
-        "Desktop persistence: msal-extensions 1.3.1 ({variant}) vs tokencache-file, P processes x {count} token responses, one file pre-filled with {prefill} accounts"
+        "Desktop persistence: msal-extensions 1.3.1 ({variant}) vs tokencache-file (group commit {}), P processes x {count} token responses, one file pre-filled with {prefill} accounts",
+        if group_commit { "on" } else { "off" }
     );
     println!(
         "  {:>3}  {:>9} {:>7} {:>6} {:>6} {:>8} {:>8}   {:>9} {:>7} {:>6} {:>6} {:>8} {:>8}   {:>8}",
@@ -190,6 +195,9 @@ fn main() {
                 &format!("b{i}"),
                 "--report",
             ]);
+            if !group_commit {
+                c.arg("--no-group-commit");
+            }
             c
         });
         println!(

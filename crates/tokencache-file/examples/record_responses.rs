@@ -4,12 +4,14 @@
 //!
 //! ```text
 //! cargo run --release -p tokencache-file --example record_responses -- --file PATH --count K --prefix P
-//!     [--key-file KEYFILE] [--report]
+//!     [--key-file KEYFILE] [--report] [--no-group-commit]
 //! ```
 //!
 //! Each response is auth-code shaped (`client_info`, an ID token, access and refresh tokens)
 //! for a distinct account whose uid is `P-<i>`. With `--report`, prints `saved <i> <micros>`
-//! after each save returns (the crash tests read it) and a JSON summary at the end.
+//! after each save returns (the crash tests read it) and a JSON summary at the end (with the
+//! group-commit counts of `FileStore::group_commit_stats`). `--no-group-commit` turns group
+//! commit off (`StoreOptions::group_commit`), to compare.
 
 use std::process::ExitCode;
 use std::time::Instant;
@@ -53,6 +55,7 @@ fn main() -> ExitCode {
     let mut prefix = String::from("user");
     let mut key_file = None;
     let mut report = false;
+    let mut group_commit = true;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         match flag.as_str() {
@@ -61,6 +64,7 @@ fn main() -> ExitCode {
             "--prefix" => prefix = args.next().unwrap_or_default(),
             "--key-file" => key_file = args.next(),
             "--report" => report = true,
+            "--no-group-commit" => group_commit = false,
             other => {
                 eprintln!("record_responses: unknown argument {other}");
                 return ExitCode::from(2);
@@ -69,12 +73,13 @@ fn main() -> ExitCode {
     }
     let Some(file) = file else {
         eprintln!(
-            "usage: record_responses --file PATH --count K --prefix P [--key-file KEY] [--report]"
+            "usage: record_responses --file PATH --count K --prefix P [--key-file KEY] [--report] [--no-group-commit]"
         );
         return ExitCode::from(2);
     };
     let options = StoreOptions {
         encryption: key_file.map(|k| KeySource::File(k.into())),
+        group_commit,
         ..StoreOptions::default()
     };
     let store = match FileStore::open(&file, options) {
@@ -111,11 +116,14 @@ fn main() -> ExitCode {
                 .copied()
                 .unwrap_or(0)
         };
+        let stats = store.group_commit_stats();
         println!(
-            r#"{{"saved": {}, "failed": {failures}, "p50_us": {}, "p99_us": {}}}"#,
+            r#"{{"saved": {}, "failed": {failures}, "p50_us": {}, "p99_us": {}, "handed_over": {}, "written_for_waiters": {}}}"#,
             latencies.len(),
             pct(50),
-            pct(99)
+            pct(99),
+            stats.handed_over,
+            stats.written_for_waiters
         );
     }
     if failures == 0 {

@@ -70,6 +70,14 @@ pub enum FileError {
         /// Why.
         reason: String,
     },
+    /// A token response handed to the process holding the lock (group commit, see
+    /// `FileStore::add`) could not be read by it, typically because it uses another
+    /// encryption key. The response was not saved.
+    #[error("the process holding the lock of {} could not read the token response handed to it (does it use another encryption key?); the response was not saved", path.display())]
+    HandOverRejected {
+        /// The cache file.
+        path: PathBuf,
+    },
     /// The cache rejected the change (e.g. an invalid token response).
     #[error(transparent)]
     Cache(#[from] tokencache::Error),

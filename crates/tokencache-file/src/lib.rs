@@ -25,6 +25,7 @@ mod keyring;
 #[path = "native_keyring.rs"]
 mod keyring;
 mod lock;
+mod pending;
 mod store;
 
 pub use atomic::write_atomically;
@@ -36,4 +37,4 @@ pub use error::FileError;
 ))]
 pub use keyring::KeyringItem;
 pub use lock::{CacheLock, LockOptions, LockOwner, LockStatus, lock_path, lock_status};
-pub use store::{CorruptPolicy, FileStore, StoreOptions};
+pub use store::{CorruptPolicy, FileStore, GroupCommitStats, StoreOptions};

@@ -265,11 +265,35 @@ fn jitter(base: Duration) -> Duration {
 impl CacheLock {
     /// Takes the lock of the cache at `cache`, waiting up to `options.timeout`.
     pub fn acquire(cache: &Path, options: LockOptions) -> Result<CacheLock, FileError> {
+        match Self::acquire_unless(cache, options, || None::<std::convert::Infallible>)? {
+            Ok(lock) => Ok(lock),
+            Err(never) => match never {},
+        }
+    }
+
+    /// Takes the lock if it is free now; `None` when another process (or thread) holds it.
+    pub(crate) fn try_acquire(
+        cache: &Path,
+        options: LockOptions,
+    ) -> Result<Option<CacheLock>, FileError> {
+        Self::try_once(&lock_path(cache), Instant::now() + options.timeout)
+    }
+
+    /// Like [`CacheLock::acquire`], but before each attempt asks `settled` whether the wait is
+    /// still needed: `Err(outcome)` as soon as it says no.
+    pub(crate) fn acquire_unless<T>(
+        cache: &Path,
+        options: LockOptions,
+        mut settled: impl FnMut() -> Option<T>,
+    ) -> Result<Result<CacheLock, T>, FileError> {
         let path = lock_path(cache);
         let start = Instant::now();
         loop {
+            if let Some(outcome) = settled() {
+                return Ok(Err(outcome));
+            }
             match Self::try_once(&path, start + options.timeout)? {
-                Some(lock) => return Ok(lock),
+                Some(lock) => return Ok(Ok(lock)),
                 None => {
                     if start.elapsed() >= options.timeout {
                         let holder = match lock_status(cache)? {

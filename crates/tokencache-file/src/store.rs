@@ -3,6 +3,7 @@
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -12,7 +13,8 @@ use zeroize::{Zeroize, Zeroizing};
 use crate::atomic::{refuse_symlink, write_atomically};
 use crate::crypto::{self, DataKey, KeySource};
 use crate::error::FileError;
-use crate::lock::{CacheLock, LockOptions, LockStatus, lock_status};
+use crate::lock::{CacheLock, LockOptions, LockStatus, lock_path, lock_status};
+use crate::pending::{self, Claim, Deposit, DepositState, pending_dir};
 
 /// What to do with a cache file that cannot be parsed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -41,6 +43,12 @@ pub struct StoreOptions {
     pub read_retries: u32,
     /// Pause between those retries.
     pub read_retry_delay: Duration,
+    /// Group commit (default on, cache files only): a token response that finds the cache
+    /// locked by another tokencache process is handed to that process, which writes it with
+    /// its own change, instead of waiting to rewrite the whole file itself. Each
+    /// [`FileStore::add`] still returns only once its response is in the file, durably. See
+    /// [`FileStore::add`].
+    pub group_commit: bool,
 }
 
 impl Default for StoreOptions {
@@ -51,6 +59,7 @@ impl Default for StoreOptions {
             encryption: None,
             read_retries: 3,
             read_retry_delay: Duration::from_millis(100),
+            group_commit: true,
         }
     }
 }
@@ -76,6 +85,16 @@ struct Synced {
     corrupt_backup: Option<PathBuf>,
 }
 
+/// How much group commit (see [`FileStore::add`]) did for one store.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GroupCommitStats {
+    /// This store's token responses that another process wrote for it.
+    pub handed_over: u64,
+    /// Handed-over token responses this store wrote while holding the lock (its own included,
+    /// when it got the lock before anyone wrote them).
+    pub written_for_waiters: u64,
+}
+
 /// A token cache persisted in one file, safe to share between threads, processes and other
 /// MSAL applications.
 ///
@@ -98,6 +117,8 @@ pub struct FileStore {
     options: StoreOptions,
     cache: Arc<TokenCache>,
     synced: Mutex<Synced>,
+    handed_over: AtomicU64,
+    written_for_waiters: AtomicU64,
 }
 
 impl std::fmt::Debug for FileStore {
@@ -226,6 +247,8 @@ impl FileStore {
             options,
             cache: new_cache(),
             synced: Mutex::new(Synced::default()),
+            handed_over: AtomicU64::new(0),
+            written_for_waiters: AtomicU64::new(0),
         })
     }
 
@@ -250,6 +273,8 @@ impl FileStore {
             },
             cache: new_cache(),
             synced: Mutex::new(Synced::default()),
+            handed_over: AtomicU64::new(0),
+            written_for_waiters: AtomicU64::new(0),
         })
     }
 
@@ -267,6 +292,14 @@ impl FileStore {
     /// Where the last unparseable file was moved (with [`CorruptPolicy::MoveAside`]).
     pub fn last_corrupt_backup(&self) -> Option<PathBuf> {
         self.synced().corrupt_backup.clone()
+    }
+
+    /// What group commit did for this store so far.
+    pub fn group_commit_stats(&self) -> GroupCommitStats {
+        GroupCommitStats {
+            handed_over: self.handed_over.load(Ordering::Relaxed),
+            written_for_waiters: self.written_for_waiters.load(Ordering::Relaxed),
+        }
     }
 
     /// The state of this cache's lock.
@@ -458,39 +491,229 @@ impl FileStore {
 
     /// Applies a change under the cross-process lock: re-reads the file if another process
     /// changed it, runs `change` on the in-memory cache, and writes the file atomically if the
-    /// cache changed. Threads of this process are serialized too.
+    /// cache changed. Threads of this process are serialized too. Token responses other
+    /// processes handed over while waiting for the lock (see [`FileStore::add`]) are written
+    /// with the change.
     pub fn update<R>(
         &self,
         change: impl FnOnce(&TokenCache) -> Result<R, tokencache::Error>,
     ) -> Result<R, FileError> {
         let mut synced = self.synced();
-        // Declared before the lock, so dropped after it (see `read_raw_keeping_handle`).
-        let _replaced: Option<ClosedInBackground>;
-        let _lock = CacheLock::acquire(&self.lock_target, self.options.lock)?;
+        let lock = CacheLock::acquire(&self.lock_target, self.options.lock)?;
+        self.update_locked(&mut synced, lock, None, change)
+    }
+
+    /// [`FileStore::update`] once the lock is taken. On failure, `own` (this call's handed-over
+    /// record) is withdrawn while the lock is still held, so no later holder applies it.
+    fn update_locked<R>(
+        &self,
+        synced: &mut Synced,
+        lock: CacheLock,
+        own: Option<&Deposit>,
+        change: impl FnOnce(&TokenCache) -> Result<R, tokencache::Error>,
+    ) -> Result<R, FileError> {
+        let mut replaced = None;
+        let result = self.change_locked(synced, &mut replaced, change);
+        if result.is_err() {
+            own.map(Deposit::withdraw);
+        }
+        drop(lock);
+        // After the lock (see `read_raw_keeping_handle`).
+        drop(replaced);
+        result
+    }
+
+    fn change_locked<R>(
+        &self,
+        synced: &mut Synced,
+        replaced: &mut Option<ClosedInBackground>,
+        change: impl FnOnce(&TokenCache) -> Result<R, tokencache::Error>,
+    ) -> Result<R, FileError> {
         let (raw, handle) = self.read_raw_keeping_handle(synced.take_spare())?;
-        _replaced = handle.map(ClosedInBackground);
-        self.sync_from(&mut synced, raw, 2, true)?;
+        *replaced = handle.map(ClosedInBackground);
+        self.sync_from(synced, raw, 2, true)?;
         let result = change(&self.cache);
+        let handed_over = self.apply_handed_over(synced);
         if self.cache.has_state_changed() {
             let mut buffer = synced.take_spare();
             buffer.clear();
             let mut text = String::from_utf8(buffer).unwrap_or_default();
             self.cache.serialize_into(&mut text);
-            let bytes = self.encode(&mut synced, text)?;
-            if let Err(e) = self.write_raw(&bytes) {
-                // The file keeps its old content; so must our view of it.
-                synced.known = Known::Unknown;
-                synced.recycle(bytes);
-                return Err(e);
+            let written =
+                self.encode(synced, text)
+                    .and_then(|bytes| match self.write_raw(&bytes) {
+                        Ok(()) => Ok(bytes),
+                        Err(e) => {
+                            synced.recycle(bytes);
+                            Err(e)
+                        }
+                    });
+            match written {
+                Ok(bytes) => synced.remember(Some(bytes)),
+                Err(e) => {
+                    // The file keeps its old content; so must our view of it. The handed-over
+                    // responses go back to wait for the next holder.
+                    synced.known = Known::Unknown;
+                    handed_over.into_iter().for_each(Claim::release);
+                    return Err(e);
+                }
             }
-            synced.remember(Some(bytes));
         }
+        // Deleting a record tells its waiter that its response is in the file.
+        self.written_for_waiters
+            .fetch_add(handed_over.len() as u64, Ordering::Relaxed);
+        handed_over.into_iter().for_each(Claim::finish);
         Ok(result?)
     }
 
-    /// Records one token response (one lock acquisition, one write).
+    fn groups_commits(&self) -> bool {
+        self.options.group_commit && matches!(self.backend, Backend::File(_))
+    }
+
+    /// Claims and applies the token responses other processes handed over (lock held).
+    fn apply_handed_over(&self, synced: &mut Synced) -> Vec<Claim> {
+        if !self.groups_commits() {
+            return Vec::new();
+        }
+        let claims = pending::claim_all(&pending_dir(&self.lock_target));
+        let mut applied = Vec::with_capacity(claims.len());
+        for claim in claims {
+            let outcome = self
+                .read_record(synced, &claim.bytes)
+                .and_then(|(event, now)| self.cache.add_at(&event, now).map_err(FileError::from));
+            match outcome {
+                Ok(()) => applied.push(claim),
+                Err(e) => {
+                    tracing::warn!(path = %self.lock_target.display(), error = %e, "cannot apply a token response another process handed over; it is rejected and its process told");
+                    claim.reject();
+                }
+            }
+        }
+        if !applied.is_empty() {
+            tracing::debug!(path = %self.lock_target.display(), count = applied.len(), "writing token responses other processes handed over");
+        }
+        applied
+    }
+
+    fn read_record(
+        &self,
+        synced: &mut Synced,
+        bytes: &[u8],
+    ) -> Result<(TokenEvent, i64), FileError> {
+        let text = self.decode(synced, bytes)?;
+        Ok(pending::decode_record(text.as_str())?)
+    }
+
+    /// Records one token response: one lock acquisition, one write.
+    ///
+    /// With group commit (the default for cache files, [`StoreOptions::group_commit`]), a
+    /// response that finds the cache locked by another process is left for the lock holder
+    /// in `<cache>.pending/` (0600, encrypted when the cache is) and this call waits: the next
+    /// tokencache process to hold the lock writes every waiting response with its own change,
+    /// in one write. Either way the call returns `Ok` only once the response is in the file,
+    /// durably. Under contention this multiplies the throughput (one file rewrite serves
+    /// several processes); other MSAL applications see the same file and lock as ever.
+    ///
+    /// A response that cannot be cached is refused before anything is written or handed over.
+    /// If the lock cannot be had within the timeout, the waiting response is withdrawn and
+    /// [`FileError::LockTimeout`] returned; only if a holder had already claimed it does the
+    /// call wait once more for that holder, and a second timeout leaves the outcome to it.
     pub fn add(&self, event: &TokenEvent) -> Result<(), FileError> {
-        self.update(|cache| cache.add(event))
+        let now = self.cache.now();
+        let mut synced = self.synced();
+        if !self.groups_commits() {
+            let lock = CacheLock::acquire(&self.lock_target, self.options.lock)?;
+            return self.update_locked(&mut synced, lock, None, |cache| cache.add_at(event, now));
+        }
+        let mut free = CacheLock::try_acquire(&self.lock_target, self.options.lock)?;
+        if free.is_none() && !lock_path(&self.lock_target).exists() {
+            // The directory was just created, a stale lock removed, or the holder just left.
+            free = CacheLock::try_acquire(&self.lock_target, self.options.lock)?;
+        }
+        if let Some(lock) = free {
+            return self.update_locked(&mut synced, lock, None, |cache| cache.add_at(event, now));
+        }
+        // Refused here, not handed over, if it cannot be cached (nothing is written).
+        TokenCache::new().add_at(event, now)?;
+        let deposit = match self.deposit(&mut synced, event, now) {
+            Ok(deposit) => deposit,
+            Err(e) => {
+                tracing::debug!(path = %self.lock_target.display(), error = %e, "cannot hand the token response over; waiting for the lock");
+                let lock = CacheLock::acquire(&self.lock_target, self.options.lock)?;
+                return self
+                    .update_locked(&mut synced, lock, None, |cache| cache.add_at(event, now));
+            }
+        };
+        let rejected = || FileError::HandOverRejected {
+            path: self.lock_target.clone(),
+        };
+        let mut waited_for_claimant = false;
+        loop {
+            let waited = CacheLock::acquire_unless(&self.lock_target, self.options.lock, || {
+                match deposit.state() {
+                    state @ (DepositState::Written | DepositState::Rejected) => Some(state),
+                    DepositState::Waiting | DepositState::Claimed => None,
+                }
+            });
+            match waited {
+                Ok(Ok(lock)) => {
+                    // This call holds the lock: it writes the waiting responses, its own too
+                    // (unless a holder just did).
+                    self.update_locked(&mut synced, lock, Some(&deposit), |_| Ok(()))?;
+                    return match deposit.state() {
+                        DepositState::Written => Ok(()),
+                        DepositState::Rejected => {
+                            deposit.discard_rejected();
+                            Err(rejected())
+                        }
+                        DepositState::Waiting | DepositState::Claimed => {
+                            deposit.withdraw();
+                            Err(rejected())
+                        }
+                    };
+                }
+                Ok(Err(DepositState::Written)) => {
+                    // Another process wrote it. Keep it in memory too; the next change or
+                    // reload reads the file again.
+                    self.cache.add_at(event, now)?;
+                    synced.known = Known::Unknown;
+                    self.handed_over.fetch_add(1, Ordering::Relaxed);
+                    return Ok(());
+                }
+                Ok(Err(_)) => {
+                    deposit.discard_rejected();
+                    return Err(rejected());
+                }
+                Err(e @ FileError::LockTimeout { .. }) => {
+                    if deposit.withdraw() || waited_for_claimant {
+                        return Err(e);
+                    }
+                    // A holder has it: its outcome is ours; wait for it once more.
+                    waited_for_claimant = true;
+                }
+                Err(e) => {
+                    deposit.withdraw();
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    /// Leaves a token response for the lock holder.
+    fn deposit(
+        &self,
+        synced: &mut Synced,
+        event: &TokenEvent,
+        now: i64,
+    ) -> Result<Deposit, FileError> {
+        let record = pending::encode_record(event, now);
+        let bytes = match (self.key(synced, true)?, &self.options.encryption) {
+            (Some(key), Some(source)) => {
+                Zeroizing::new(crypto::encrypt(record.as_bytes(), &key, source.key_id())?)
+            }
+            _ => Zeroizing::new(record.as_bytes().to_vec()),
+        };
+        Deposit::create(&pending_dir(&self.lock_target), &bytes)
     }
 
     /// Rewrites the file with the configured encryption (encrypting a plain file, or

@@ -49,12 +49,15 @@ fn concurrent_processes_lose_no_write_and_readers_never_see_a_torn_file() {
                     &count.to_string(),
                     "--prefix",
                     &format!("p{p}"),
+                    "--report",
                 ])
+                .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
                 .spawn()
                 .expect("spawn writer")
         })
         .collect();
+    let (mut handed_over, mut written_for_waiters) = (0, 0);
     for child in children {
         let out = child.wait_with_output().expect("writer");
         assert!(
@@ -62,6 +65,17 @@ fn concurrent_processes_lose_no_write_and_readers_never_see_a_torn_file() {
             "a writer failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let summary = tokencache::json::JsonObject::parse(stdout.lines().last().expect("summary"))
+            .expect("summary JSON");
+        let count = |name: &str| {
+            summary
+                .get(name)
+                .and_then(tokencache::json::JsonValue::as_int_lenient)
+                .expect(name)
+        };
+        handed_over += count("handed_over");
+        written_for_waiters += count("written_for_waiters");
     }
     done.store(true, Ordering::Relaxed);
     reader.join().expect("reader");
@@ -76,6 +90,121 @@ fn concurrent_processes_lose_no_write_and_readers_never_see_a_torn_file() {
         reads.load(Ordering::Relaxed) > 0,
         "the reader read while writers wrote"
     );
+    // Group commit happened, and every handed-over response was written by some process.
+    assert!(
+        procs < 2 || handed_over > 0,
+        "with {procs} writers some responses were handed over"
+    );
+    assert!(
+        written_for_waiters >= handed_over,
+        "{written_for_waiters} written for waiters, {handed_over} handed over"
+    );
+    assert_eq!(
+        pending_records(&path),
+        Vec::<String>::new(),
+        "no response is left waiting"
+    );
+}
+
+/// Waiting or claimed hand-over records of the cache at `path`.
+fn pending_records(path: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(format!("{}.pending", path.display())).map_or(Vec::new(), |entries| {
+        entries
+            .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+            .filter(|n| n.ends_with(".rec") || n.ends_with(".claimed"))
+            .collect()
+    })
+}
+
+#[test]
+fn kill_dash_nine_among_contending_writers_never_loses_an_acknowledged_save() {
+    // Several writers hand responses to each other; each round kills them all at a random
+    // moment (a holder mid-write, a waiter mid-hand-over). Every save that returned is in the
+    // file; responses left waiting by the dead are written by the next holder.
+    let rounds = env_usize("TOKENCACHE_CRASH_KILLS", 100) / 4;
+    let writers = 4;
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("cache.json");
+    let mut acknowledged: Vec<String> = Vec::new();
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = move |modulo: u64| {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (seed >> 33) % modulo
+    };
+    for round in 0..rounds {
+        let mut children: Vec<_> = (0..writers)
+            .map(|w| {
+                let mut child = Command::new(record_responses())
+                    .args([
+                        "--file",
+                        path.to_str().expect("path"),
+                        "--count",
+                        "100000",
+                        "--prefix",
+                        &format!("k{round}w{w}"),
+                        "--report",
+                    ])
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .expect("spawn");
+                let stdout = child.stdout.take().expect("stdout");
+                let lines = std::thread::spawn(move || {
+                    BufReader::new(stdout)
+                        .lines()
+                        .map_while(Result::ok)
+                        .collect::<Vec<_>>()
+                });
+                (w, child, lines)
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(20 + next(80)));
+        // Kill them one after another, in an order and with gaps that vary by round.
+        while !children.is_empty() {
+            let (w, mut child, lines) = children.remove(next(children.len() as u64) as usize);
+            child.kill().expect("kill -9");
+            child.wait().expect("reap");
+            for line in lines.join().expect("lines") {
+                if let Some(i) = line
+                    .strip_prefix("saved ")
+                    .and_then(|rest| rest.split(' ').next())
+                {
+                    acknowledged.push(format!("k{round}w{w}-{i}.tenant"));
+                }
+            }
+            std::thread::sleep(Duration::from_micros(next(3000)));
+        }
+        let text = std::fs::read_to_string(&path).expect("the cache exists");
+        let present = accounts_in(&text);
+        let present: std::collections::HashSet<&String> = present.iter().collect();
+        for a in &acknowledged {
+            assert!(
+                present.contains(a),
+                "round {round}: acknowledged save {a} lost"
+            );
+        }
+    }
+    assert!(
+        acknowledged.len() >= rounds,
+        "writers made progress ({})",
+        acknowledged.len()
+    );
+    // The next writer writes whatever the dead left waiting.
+    let status = Command::new(record_responses())
+        .args([
+            "--file",
+            path.to_str().expect("path"),
+            "--count",
+            "1",
+            "--prefix",
+            "last",
+        ])
+        .status()
+        .expect("last writer");
+    assert!(status.success());
+    assert_eq!(pending_records(&path), Vec::<String>::new());
 }
 
 #[test]

@@ -33,7 +33,7 @@ pub const GRANT_TYPES_THAT_ESTABLISH_AN_ACCOUNT: &[&str] = &[
 /// cache.add_at(&event, 1_700_000_000).unwrap();
 /// assert_eq!(cache.len(tokencache::Section::AccessToken), 1);
 /// ```
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TokenEvent {
     /// The client (application) id.
     pub client_id: String,
@@ -143,6 +143,57 @@ impl TokenEvent {
             username: text("username"),
             authority_type: text("authority_type"),
         })
+    }
+
+    /// The event as the dict MSAL Python passes to `TokenCache.add` (the inverse of
+    /// [`TokenEvent::from_msal_event`]): how an event is handed to another process, e.g. by
+    /// `tokencache-file`'s group commit. It holds the response's secrets.
+    ///
+    /// ```
+    /// use tokencache::TokenEvent;
+    /// let event = TokenEvent::new("my-app", ["User.Read"])
+    ///     .grant_type("authorization_code")
+    ///     .response_json(r#"{"access_token":"FAKE-AT","expires_in":3600}"#)
+    ///     .unwrap();
+    /// assert_eq!(TokenEvent::from_msal_event(&event.to_msal_event()).unwrap(), event);
+    /// ```
+    pub fn to_msal_event(&self) -> JsonObject {
+        let mut event = JsonObject::new();
+        let text = |s: &Option<String>| s.as_deref().map(JsonValue::string);
+        event.insert("client_id", JsonValue::string(&self.client_id));
+        event.insert(
+            "scope",
+            JsonValue::Array(self.scopes.iter().map(|s| JsonValue::string(s)).collect()),
+        );
+        for (name, value) in [
+            ("token_endpoint", &self.token_endpoint),
+            ("environment", &self.environment),
+            ("grant_type", &self.grant_type),
+            ("username", &self.username),
+            ("authority_type", &self.authority_type),
+        ] {
+            if let Some(value) = text(value) {
+                event.insert(name, value);
+            }
+        }
+        event.insert(
+            "response",
+            JsonValue::Object(Box::new(self.response.clone())),
+        );
+        event.insert("data", JsonValue::Object(Box::new(self.data.clone())));
+        event.insert(
+            "skip_account_creation",
+            JsonValue::Bool(self.skip_account_creation),
+        );
+        if let Some(account_id) = &self.account_id {
+            event.insert(
+                "_account_id",
+                account_id
+                    .as_deref()
+                    .map_or(JsonValue::Null, JsonValue::string),
+            );
+        }
+        event
     }
 }
 

@@ -1,0 +1,290 @@
+//! Group commit: a token response that finds the cache locked is handed to the lock holder,
+//! which writes it with its own change; the waiter returns only once it is in the file.
+#![allow(clippy::unwrap_used, reason = "in tests a panic is the failure report")]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::{accounts_in, user_event};
+use tokencache_file::{
+    DataKey, FileError, FileStore, GroupCommitStats, KeySource, LockOptions, StoreOptions,
+};
+
+fn pending(path: &Path) -> PathBuf {
+    PathBuf::from(format!("{}.pending", path.display()))
+}
+
+/// Names in the pending directory with the given extension.
+fn records(path: &Path, extension: &str) -> usize {
+    std::fs::read_dir(pending(path)).map_or(0, |entries| {
+        entries
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .path()
+                    .extension()
+                    .is_some_and(|x| x == extension)
+            })
+            .count()
+    })
+}
+
+fn wait_until(what: &str, condition: impl Fn() -> bool) {
+    let start = Instant::now();
+    while !condition() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "waited for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Runs `waiter` on another thread while `holder` holds the cache lock (inside an update that
+/// adds `holder_account`), releasing it once `release_when` holds or after `hold_at_most`.
+fn while_locked<T: Send + 'static>(
+    holder: &FileStore,
+    holder_account: &str,
+    waiter: impl FnOnce() -> T + Send + 'static,
+    release_when: impl Fn() -> bool,
+    hold_at_most: Duration,
+) -> T {
+    let (result_tx, result_rx) = mpsc::channel();
+    let mut waiter = Some(waiter);
+    holder
+        .update(|cache| {
+            let waiter = waiter.take().unwrap();
+            std::thread::spawn(move || result_tx.send(waiter()).unwrap());
+            let start = Instant::now();
+            while !release_when() && start.elapsed() < hold_at_most {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            cache.add(&user_event(holder_account))
+        })
+        .unwrap();
+    result_rx.recv_timeout(Duration::from_secs(30)).unwrap()
+}
+
+#[test]
+fn a_response_that_finds_the_cache_locked_is_written_by_the_holder() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cache.json");
+    let holder = FileStore::open(&path, StoreOptions::default()).unwrap();
+    let waiter_path = path.clone();
+    let (waiter_result, waiter_stats, waiter_sees_own) = while_locked(
+        &holder,
+        "holder",
+        move || {
+            let waiter = FileStore::open(&waiter_path, StoreOptions::default()).unwrap();
+            let result = waiter.add(&user_event("waiter"));
+            let sees_own = waiter
+                .cache()
+                .all_accounts()
+                .iter()
+                .any(|a| a.home_account_id() == Some("waiter.t"));
+            (result, waiter.group_commit_stats(), sees_own)
+        },
+        || records(&path, "rec") == 1,
+        Duration::from_secs(20),
+    );
+    waiter_result.unwrap();
+    let mut accounts = accounts_in(&std::fs::read_to_string(&path).unwrap());
+    accounts.sort();
+    assert_eq!(
+        accounts,
+        ["holder.t", "waiter.t"],
+        "one write holds both responses"
+    );
+    assert_eq!(
+        waiter_stats,
+        GroupCommitStats {
+            handed_over: 1,
+            written_for_waiters: 0
+        }
+    );
+    assert_eq!(holder.group_commit_stats().written_for_waiters, 1);
+    assert!(waiter_sees_own, "the waiter's cache holds its own response");
+    assert_eq!(
+        std::fs::read_dir(pending(&path)).unwrap().count(),
+        0,
+        "the written record is gone"
+    );
+}
+
+#[test]
+fn a_waiter_that_gets_the_lock_first_writes_the_waiting_responses_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cache.json");
+    // Two waiters queue behind a plain lock holder (like an MSAL Python app, which knows
+    // nothing of hand-overs); whoever gets the lock next writes both.
+    let lock = tokencache_file::CacheLock::acquire(&path, LockOptions::default()).unwrap();
+    let waiters: Vec<_> = ["w1", "w2"]
+        .into_iter()
+        .map(|name| {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                let store = FileStore::open(&path, StoreOptions::default()).unwrap();
+                store.add(&user_event(name)).unwrap();
+                store.group_commit_stats()
+            })
+        })
+        .collect();
+    wait_until("both records", || records(&path, "rec") == 2);
+    drop(lock);
+    let stats: Vec<GroupCommitStats> = waiters.into_iter().map(|w| w.join().unwrap()).collect();
+    let mut accounts = accounts_in(&std::fs::read_to_string(&path).unwrap());
+    accounts.sort();
+    assert_eq!(accounts, ["w1.t", "w2.t"]);
+    let written: u64 = stats.iter().map(|s| s.written_for_waiters).sum();
+    let handed: u64 = stats.iter().map(|s| s.handed_over).sum();
+    assert_eq!(
+        written, 2,
+        "the first to get the lock wrote both: {stats:?}"
+    );
+    assert_eq!(handed, 1, "the other one's was written for it: {stats:?}");
+    assert_eq!(std::fs::read_dir(pending(&path)).unwrap().count(), 0);
+}
+
+#[test]
+fn a_record_the_holder_cannot_read_is_rejected_and_its_waiter_told() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cache.bin");
+    let with_key = |key: &DataKey| StoreOptions {
+        encryption: Some(KeySource::Key(key.clone())),
+        ..StoreOptions::default()
+    };
+    let holder = FileStore::open(&path, with_key(&DataKey::generate().unwrap())).unwrap();
+    holder.add(&user_event("first")).unwrap();
+    let other_key = with_key(&DataKey::generate().unwrap());
+    let waiter_path = path.clone();
+    let result = while_locked(
+        &holder,
+        "holder",
+        move || {
+            FileStore::open(&waiter_path, other_key)
+                .unwrap()
+                .add(&user_event("stranger"))
+        },
+        || records(&path, "rec") == 1,
+        Duration::from_secs(20),
+    );
+    assert!(
+        matches!(result, Err(FileError::HandOverRejected { .. })),
+        "{result:?}"
+    );
+    let text = holder.cache().serialize();
+    let mut accounts = accounts_in(&text);
+    accounts.sort();
+    assert_eq!(
+        accounts,
+        ["first.t", "holder.t"],
+        "the stranger is not written"
+    );
+    assert_eq!(
+        std::fs::read_dir(pending(&path)).unwrap().count(),
+        0,
+        "the waiter removed its rejected record"
+    );
+}
+
+#[test]
+fn a_waiter_that_times_out_withdraws_its_response() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cache.json");
+    let holder = FileStore::open(&path, StoreOptions::default()).unwrap();
+    let waiter_path = path.clone();
+    let result = while_locked(
+        &holder,
+        "holder",
+        move || {
+            let options = StoreOptions {
+                lock: LockOptions {
+                    timeout: Duration::from_millis(300),
+                    ..LockOptions::default()
+                },
+                ..StoreOptions::default()
+            };
+            FileStore::open(&waiter_path, options)
+                .unwrap()
+                .add(&user_event("impatient"))
+        },
+        // Hold the lock until the waiter has given up and withdrawn its record.
+        {
+            let path = path.clone();
+            let seen = std::cell::Cell::new(false);
+            move || {
+                let now = records(&path, "rec");
+                if now == 1 {
+                    seen.set(true);
+                }
+                seen.get() && now == 0
+            }
+        },
+        Duration::from_secs(20),
+    );
+    assert!(
+        matches!(result, Err(FileError::LockTimeout { .. })),
+        "{result:?}"
+    );
+    assert_eq!(
+        accounts_in(&std::fs::read_to_string(&path).unwrap()),
+        ["holder.t"],
+        "a withdrawn response is not written"
+    );
+}
+
+#[test]
+fn without_group_commit_a_waiter_writes_for_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cache.json");
+    let holder = FileStore::open(&path, StoreOptions::default()).unwrap();
+    let waiter_path = path.clone();
+    let stats = while_locked(
+        &holder,
+        "holder",
+        move || {
+            let options = StoreOptions {
+                group_commit: false,
+                ..StoreOptions::default()
+            };
+            let waiter = FileStore::open(&waiter_path, options).unwrap();
+            waiter.add(&user_event("alone")).unwrap();
+            waiter.group_commit_stats()
+        },
+        || false,
+        Duration::from_millis(200),
+    );
+    assert_eq!(stats, GroupCommitStats::default());
+    assert!(!pending(&path).exists(), "no records without group commit");
+    let mut accounts = accounts_in(&std::fs::read_to_string(&path).unwrap());
+    accounts.sort();
+    assert_eq!(accounts, ["alone.t", "holder.t"]);
+}
+
+#[test]
+fn a_response_that_cannot_be_cached_is_refused_before_it_is_handed_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cache.json");
+    let holder = FileStore::open(&path, StoreOptions::default()).unwrap();
+    let waiter_path = path.clone();
+    let result = while_locked(
+        &holder,
+        "holder",
+        move || {
+            let bad = tokencache::TokenEvent::new("cid", ["User.Read"])
+                .token_endpoint("not a url")
+                .response_json(r#"{"access_token":"at","expires_in":3600}"#)
+                .unwrap();
+            FileStore::open(&waiter_path, StoreOptions::default())
+                .unwrap()
+                .add(&bad)
+        },
+        || false,
+        Duration::from_millis(200),
+    );
+    assert!(matches!(result, Err(FileError::Cache(_))), "{result:?}");
+    assert_eq!(records(&path, "rec") + records(&path, "rejected"), 0);
+}
