@@ -673,9 +673,11 @@ impl FileStore {
                     };
                 }
                 Ok(Err(DepositState::Written)) => {
-                    // Another process wrote it. Keep it in memory too; the next change or
-                    // reload reads the file again.
-                    self.cache.add_at(event, now)?;
+                    // Another process wrote it. Keep it in memory too (it is saved whatever
+                    // happens here); the next change or reload reads the file again.
+                    if let Err(e) = self.cache.add_at(event, now) {
+                        tracing::debug!(error = %e, "saved response not kept in memory");
+                    }
                     synced.known = Known::Unknown;
                     self.handed_over.fetch_add(1, Ordering::Relaxed);
                     return Ok(());
