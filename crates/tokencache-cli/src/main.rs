@@ -314,6 +314,16 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
                     );
                 }
             }
+            let handed = tokencache_file::hand_overs(&file)?;
+            if !handed.is_empty() {
+                println!(
+                    "{}: token responses handed over for the next writer (group commit): {} waiting, {} being written, {} rejected",
+                    file.display(),
+                    handed.waiting,
+                    handed.being_written,
+                    handed.rejected
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Encrypt { file, key } => {

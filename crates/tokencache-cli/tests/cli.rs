@@ -273,9 +273,33 @@ fn lock_status_reports_free_held_and_stale_locks() {
         text.contains(&format!("pid {dead} (/usr/bin/az) (dead)")) && text.contains("STALE"),
         "{text}"
     );
-    // A writing verb breaks the stale lock instead of waiting.
+    // The dead process had handed a token response over (group commit) before it died.
+    let pending = dir.path().join("desktop.json.pending");
+    std::fs::create_dir(&pending).expect("pending dir");
+    std::fs::write(
+        pending.join("00000000000000000001-1-0.rec"),
+        r#"{"now": 1700000000, "event": {"client_id": "cid", "scope": ["User.Read"], "token_endpoint": "https://login.microsoftonline.com/t/oauth2/v2.0/token", "grant_type": "authorization_code", "response": {"access_token": "at", "refresh_token": "rt", "expires_in": 3600, "client_info": "eyJ1aWQiOiJsZWZ0b3ZlciIsInV0aWQiOiJ0In0"}}}"#,
+    )
+    .expect("record");
+    let text = stdout(&run(&["lock-status", path(&file)]));
+    assert!(
+        text.contains("1 waiting, 0 being written, 0 rejected"),
+        "{text}"
+    );
+    // A writing verb breaks the stale lock instead of waiting, and writes what was waiting.
     assert!(run(&["prune", path(&file), "--now", "1"]).status.success());
     assert!(!lock.exists());
+    let cache = tokencache::TokenCache::from_json(&std::fs::read_to_string(&file).expect("read"))
+        .expect("parses");
+    assert!(
+        cache
+            .all_accounts()
+            .iter()
+            .any(|a| a.home_account_id() == Some("leftover.t")),
+        "the waiting response was written"
+    );
+    assert_eq!(std::fs::read_dir(&pending).expect("ls").count(), 0);
+    assert!(!stdout(&run(&["lock-status", path(&file)])).contains("handed over"));
 }
 
 #[test]

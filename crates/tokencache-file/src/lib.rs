@@ -37,4 +37,5 @@ pub use error::FileError;
 ))]
 pub use keyring::KeyringItem;
 pub use lock::{CacheLock, LockOptions, LockOwner, LockStatus, lock_path, lock_status};
+pub use pending::{HandOvers, hand_overs};
 pub use store::{CorruptPolicy, FileStore, GroupCommitStats, StoreOptions};

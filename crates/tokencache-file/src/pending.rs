@@ -77,6 +77,54 @@ pub(crate) fn decode_record(text: &str) -> Result<(TokenEvent, i64), tokencache:
     Ok((TokenEvent::from_msal_event(event)?, now))
 }
 
+/// The token responses handed over to a cache's next lock holder (see `FileStore::add`), by
+/// state, as `tokencache lock-status` shows them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HandOvers {
+    /// Waiting for a lock holder (left by a process that is waiting, or that died waiting:
+    /// the next writer writes them either way).
+    pub waiting: usize,
+    /// Claimed by a lock holder that is writing them (or died doing so: the next writer
+    /// writes them).
+    pub being_written: usize,
+    /// A holder could not read them (another encryption key); their processes were told.
+    pub rejected: usize,
+}
+
+impl HandOvers {
+    /// True when there is nothing at all.
+    pub fn is_empty(&self) -> bool {
+        *self == HandOvers::default()
+    }
+}
+
+/// Counts the token responses handed over to the next lock holder of the cache at `cache`.
+///
+/// ```
+/// let dir = tempfile::tempdir()?;
+/// let counts = tokencache_file::hand_overs(&dir.path().join("cache.json"))?;
+/// assert!(counts.is_empty());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn hand_overs(cache: &Path) -> Result<HandOvers, FileError> {
+    let dir = pending_dir(cache);
+    let entries = match fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(HandOvers::default()),
+        Err(source) => return Err(FileError::Io { path: dir, source }),
+    };
+    let mut counts = HandOvers::default();
+    for entry in entries.flatten() {
+        match entry.path().extension().and_then(|e| e.to_str()) {
+            Some("rec") => counts.waiting += 1,
+            Some("claimed") => counts.being_written += 1,
+            Some("rejected") => counts.rejected += 1,
+            _ => {}
+        }
+    }
+    Ok(counts)
+}
+
 /// Where a handed-over record stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum DepositState {
