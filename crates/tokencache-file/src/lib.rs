@@ -1,10 +1,12 @@
 //! Desktop persistence for tokencache: one MSAL token cache file shared safely by many
 //! processes and by other MSAL applications (MSAL Python with msal-extensions, MSAL .NET,
 //! Node, Java and Go, the Azure CLI), with the MSAL lock-file protocol (plus stale-lock
-//! recovery), one lock per change, atomic and durable writes, a never-lose-data policy for
-//! unparseable files, encryption at rest (XChaCha20-Poly1305) with keys from the OS keyring,
-//! a key file or the environment, and whole caches in the Secret Service (Linux) or the
-//! Keychain (macOS) under msal-extensions' identifiers. Keys in the keyring work on Linux (the
+//! recovery), one lock per change, atomic and durable writes, group commit (token responses
+//! that find the cache locked are handed to the lock holder, which writes them all in one
+//! rewrite of the file), a never-lose-data policy for unparseable files, encryption at rest
+//! (XChaCha20-Poly1305) with keys from the OS keyring, a key file or the environment, and
+//! whole caches in the Secret Service (Linux) or the Keychain (macOS) under msal-extensions'
+//! identifiers. Keys in the keyring work on Linux (the
 //! Secret Service), macOS (the login Keychain) and Windows (Credential Manager).
 //!
 //! ```no_run

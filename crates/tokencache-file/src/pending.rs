@@ -198,6 +198,13 @@ impl Deposit {
         fs::remove_file(self.path("rec")).is_ok()
     }
 
+    /// Removes the record in whatever state it waits, after this process held the lock and
+    /// could not write it (its caller reports the failure).
+    pub(crate) fn abandon(&self) {
+        let _ = fs::remove_file(self.path("rec"));
+        let _ = fs::remove_file(self.path("claimed"));
+    }
+
     /// Removes a rejected record (its waiter has seen the rejection).
     pub(crate) fn discard_rejected(&self) {
         let _ = fs::remove_file(self.path("rejected"));

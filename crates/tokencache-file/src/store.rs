@@ -102,7 +102,8 @@ pub struct GroupCommitStats {
 /// re-read the file if its content changed (by content, not by modification time), apply the
 /// change to the in-memory cache, write the file atomically if anything changed, release.
 /// One lock acquisition per token response (msal-extensions takes five), and readers never
-/// see a partial file.
+/// see a partial file. Under contention, [`FileStore::add`] hands its response to the lock
+/// holder instead (group commit), so one rewrite of the file serves several processes.
 ///
 /// ```no_run
 /// use tokencache_file::{FileStore, StoreOptions};
@@ -667,7 +668,8 @@ impl FileStore {
                             Err(rejected())
                         }
                         DepositState::Waiting | DepositState::Claimed => {
-                            deposit.withdraw();
+                            // It could not be read back; it must not be written later.
+                            deposit.abandon();
                             Err(rejected())
                         }
                     };
