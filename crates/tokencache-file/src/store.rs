@@ -142,6 +142,8 @@ enum Known {
     Missing,
     /// These bytes (zeroized when replaced or dropped).
     Bytes(Zeroizing<Vec<u8>>),
+    /// Nothing known (the next read reloads); the bytes are kept only as a buffer to reuse.
+    Outdated(Zeroizing<Vec<u8>>),
 }
 
 impl Known {
@@ -164,9 +166,18 @@ impl Synced {
                 None => Known::Missing,
             },
         );
-        if let Known::Bytes(mut bytes) = previous {
+        if let Known::Bytes(mut bytes) | Known::Outdated(mut bytes) = previous {
             self.recycle(std::mem::take(&mut *bytes));
         }
+    }
+
+    /// Forgets what the storage holds (another process changed it), keeping the buffer: the
+    /// next read reloads, and neither wipes nor allocates megabytes anew.
+    fn outdate(&mut self) {
+        self.known = match std::mem::take(&mut self.known) {
+            Known::Bytes(bytes) | Known::Outdated(bytes) => Known::Outdated(bytes),
+            Known::Unknown | Known::Missing => Known::Unknown,
+        };
     }
 
     /// Keeps a buffer for reuse. It is overwritten by the next use (wiping megabytes on
@@ -180,6 +191,11 @@ impl Synced {
     }
 
     fn take_spare(&mut self) -> Vec<u8> {
+        if self.spare.capacity() == 0
+            && let Known::Outdated(bytes) = &mut self.known
+        {
+            return std::mem::take(&mut **bytes);
+        }
         std::mem::take(&mut *self.spare)
     }
 }
@@ -680,7 +696,7 @@ impl FileStore {
                     if let Err(e) = self.cache.add_at(event, now) {
                         tracing::debug!(error = %e, "saved response not kept in memory");
                     }
-                    synced.known = Known::Unknown;
+                    synced.outdate();
                     self.handed_over.fetch_add(1, Ordering::Relaxed);
                     return Ok(());
                 }
