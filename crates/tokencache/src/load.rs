@@ -228,6 +228,7 @@ fn entries(
             return Err(p.error("expected a string key"));
         }
         if stop == Some(p.position()) {
+            map.index_pending();
             return Ok(false);
         }
         let key: std::borrow::Cow<'_, str> = match p.string()? {
@@ -247,11 +248,12 @@ fn entries(
         } else {
             Item::Other(p.value(2)?)
         };
-        map.upsert(&key, item);
+        map.push_unindexed(&key, item);
         if p.eat(b',') {
             continue;
         }
         if p.eat(b'}') {
+            map.index_pending();
             return Ok(true);
         }
         return Err(p.error("expected ',' or '}'"));

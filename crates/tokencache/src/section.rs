@@ -35,6 +35,9 @@ pub(crate) type Slot = u32;
 pub(crate) struct SectionMap {
     slots: Vec<Option<(Box<str>, Item)>>,
     live: usize,
+    /// Slots below this are in `table`; those above were appended by
+    /// [`SectionMap::push_unindexed`] and wait for [`SectionMap::index_pending`].
+    indexed: usize,
     table: HashTable<Slot>,
     hasher: foldhash::fast::FixedState,
 }
@@ -49,6 +52,11 @@ impl SectionMap {
     }
 
     fn slot_of_hashed(&self, key: &str, hash: u64) -> Option<Slot> {
+        debug_assert_eq!(
+            self.indexed,
+            self.slots.len(),
+            "lookup with unindexed slots"
+        );
         self.table
             .find(hash, |&s| self.key_at(s) == Some(key))
             .copied()
@@ -71,6 +79,7 @@ impl SectionMap {
 
     /// Assigns `key`: replaces in place when present (returning the old item), else appends.
     pub(crate) fn upsert(&mut self, key: &str, item: Item) -> (Slot, Option<Item>) {
+        self.index_pending();
         let hash = self.hasher.hash_one(key);
         if let Some(slot) = self.slot_of_hashed(key, hash) {
             let old = self.get_mut(slot).map(|v| std::mem::replace(v, item));
@@ -79,6 +88,7 @@ impl SectionMap {
         let slot = self.slots.len() as Slot;
         self.slots.push(Some((key.into(), item)));
         self.live += 1;
+        self.indexed = self.slots.len();
         let (slots, hasher) = (&self.slots, &self.hasher);
         self.table.insert_unique(hash, slot, |&s| {
             let k = slots[s as usize].as_ref().map_or("", |(k, _)| &**k);
@@ -87,8 +97,63 @@ impl SectionMap {
         (slot, None)
     }
 
+    /// Appends without indexing, for a parser that adds a whole section at once: the index is
+    /// built by [`SectionMap::index_pending`] in one go, at its final size (no rehashing on
+    /// the way). Until then the map must not be searched.
+    pub(crate) fn push_unindexed(&mut self, key: &str, item: Item) {
+        self.slots.push(Some((key.into(), item)));
+        self.live += 1;
+    }
+
+    /// Indexes the slots [`SectionMap::push_unindexed`] appended, with Python `dict`
+    /// semantics for a repeated key: the first position, the last value (the later slot is
+    /// left empty).
+    pub(crate) fn index_pending(&mut self) {
+        let start = self.indexed;
+        if start == self.slots.len() {
+            return;
+        }
+        let Self {
+            slots,
+            live,
+            table,
+            hasher,
+            ..
+        } = self;
+        let rehash = |slots: &[Option<(Box<str>, Item)>], s: Slot| {
+            hasher.hash_one(slots[s as usize].as_ref().map_or("", |(k, _)| &**k))
+        };
+        table.reserve(slots.len() - start, |&s| rehash(slots, s));
+        for i in start..slots.len() {
+            let Some((key, _)) = &slots[i] else {
+                continue;
+            };
+            let hash = hasher.hash_one(&**key);
+            let earlier = table
+                .find(hash, |&s| {
+                    slots[s as usize].as_ref().map(|(k, _)| k) == Some(key)
+                })
+                .copied();
+            match earlier {
+                Some(first) => {
+                    if let Some((_, item)) = slots[i].take()
+                        && let Some((_, kept)) = slots[first as usize].as_mut()
+                    {
+                        *kept = item;
+                    }
+                    *live -= 1;
+                }
+                None => {
+                    table.insert_unique(hash, i as Slot, |&s| rehash(slots, s));
+                }
+            }
+        }
+        self.indexed = self.slots.len();
+    }
+
     /// Removes the entry in `slot`, leaving a tombstone.
     pub(crate) fn remove(&mut self, slot: Slot) -> Option<(Box<str>, Item)> {
+        self.index_pending();
         let key = self.key_at(slot)?;
         let hash = self.hasher.hash_one(key);
         if let Ok(found) = self.table.find_entry(hash, |&s| s == slot) {
