@@ -288,3 +288,61 @@ fn a_response_that_cannot_be_cached_is_refused_before_it_is_handed_over() {
     assert!(matches!(result, Err(FileError::Cache(_))), "{result:?}");
     assert_eq!(records(&path, "rec") + records(&path, "rejected"), 0);
 }
+
+#[test]
+fn a_record_of_an_encrypted_cache_is_encrypted_and_written_by_a_holder_with_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cache.bin");
+    let key = DataKey::generate().unwrap();
+    let options = StoreOptions {
+        encryption: Some(KeySource::Key(key)),
+        ..StoreOptions::default()
+    };
+    let holder = FileStore::open(&path, options.clone()).unwrap();
+    let (waiter_path, waiter_options) = (path.clone(), options.clone());
+    let seen_record = std::cell::RefCell::new(None::<Vec<u8>>);
+    let result = while_locked(
+        &holder,
+        "holder",
+        move || {
+            FileStore::open(&waiter_path, waiter_options)
+                .unwrap()
+                .add(&user_event("secretive"))
+        },
+        || {
+            let record = std::fs::read_dir(pending(&path)).ok().and_then(|entries| {
+                entries
+                    .filter_map(Result::ok)
+                    .find(|e| e.path().extension().is_some_and(|x| x == "rec"))
+                    .and_then(|e| std::fs::read(e.path()).ok())
+            });
+            let found = record.is_some();
+            if found {
+                *seen_record.borrow_mut() = record;
+            }
+            found
+        },
+        Duration::from_secs(20),
+    );
+    result.unwrap();
+    let record = seen_record.into_inner().expect("the waiter left a record");
+    assert!(
+        tokencache_file::is_encrypted(&record),
+        "the record is encrypted"
+    );
+    let needle = b"at-secretive";
+    assert!(
+        !record.windows(needle.len()).any(|w| w == needle),
+        "no token in the clear"
+    );
+    let reader = FileStore::open(&path, options).unwrap();
+    reader.reload().unwrap();
+    let mut accounts: Vec<String> = reader
+        .cache()
+        .all_accounts()
+        .iter()
+        .filter_map(|a| a.home_account_id().map(str::to_owned))
+        .collect();
+    accounts.sort();
+    assert_eq!(accounts, ["holder.t", "secretive.t"]);
+}
