@@ -418,16 +418,26 @@ impl Core {
                 .map(|a| PartitionKey::for_account(&a.home_account_id))
         });
         let refreshed = recorded.refreshed;
+        // Without a rotated refresh token the change only adds the response, which a store
+        // can hand to another process as data (the file store's group commit).
+        let adds_only = refreshed.is_none() || new_rt.is_none();
+        let event = Arc::new(event);
+        let shared = event.clone();
         let change: CacheChange = Arc::new(move |cache: &TokenCache| {
-            cache.add_at(&event, now)?;
+            cache.add_at(&shared, now)?;
             if let (Some(old), Some(new)) = (&refreshed, &new_rt) {
                 cache.update_refresh_token(old, new, now);
             }
             Ok(())
         });
-        self.store
-            .save(self.access(partition.as_ref()), change)
-            .await?;
+        let access = self.access(partition.as_ref());
+        if adds_only {
+            self.store
+                .save_token_response(access, event, now, change)
+                .await?;
+        } else {
+            self.store.save(access, change).await?;
+        }
         let expires_in = int_member(&response, "expires_in")
             .or_else(|| int_member(&response, "expires_on").map(|on| on - now))
             .unwrap_or(600);

@@ -45,6 +45,22 @@ pub trait CacheStore: Send + Sync + fmt::Debug {
         change: CacheChange,
     ) -> BoxFuture<'a, Result<()>>;
 
+    /// After a token response that only adds to the cache (a sign-in, client credentials,
+    /// on-behalf-of; not a refresh, which also rotates the old refresh token): `change` is
+    /// `cache.add_at(event, now)`, and a store that can hand the response itself to another
+    /// process does so ([`FileCacheStore`] uses the file store's group commit). The default
+    /// applies `change` like [`CacheStore::save`].
+    fn save_token_response<'a>(
+        &'a self,
+        access: CacheAccess<'a>,
+        event: Arc<tokencache::TokenEvent>,
+        now: i64,
+        change: CacheChange,
+    ) -> BoxFuture<'a, Result<()>> {
+        let _ = (event, now);
+        self.save(access, change)
+    }
+
     /// Called before a refresh of the partition's tokens: a store shared by several processes
     /// waits here until no other process is refreshing the same partition (a short lease), so
     /// a rotating refresh token is never used twice. Returns whether a lease was taken (then
@@ -155,6 +171,24 @@ impl CacheStore for FileCacheStore {
         Box::pin(async move {
             let file = self.file.clone();
             tokio::task::spawn_blocking(move || file.update(|cache| change(cache)))
+                .await
+                .map_err(store_error)?
+                .map_err(store_error)
+        })
+    }
+
+    /// Records the response with [`tokencache_file::FileStore::add_at`]: when another process
+    /// holds the cache lock, the response is handed to it (group commit).
+    fn save_token_response<'a>(
+        &'a self,
+        _: CacheAccess<'a>,
+        event: Arc<tokencache::TokenEvent>,
+        now: i64,
+        _: CacheChange,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let file = self.file.clone();
+            tokio::task::spawn_blocking(move || file.add_at(&event, now))
                 .await
                 .map_err(store_error)?
                 .map_err(store_error)

@@ -503,6 +503,49 @@ async fn any_openid_provider_by_issuer_url() {
     assert_eq!(refreshed.token_source, TokenSource::IdentityProvider);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sign_in_that_finds_the_cache_file_locked_hands_its_response_over() {
+    let idp = Idp::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cache.json");
+    let file = Arc::new(tokencache_file::FileStore::open(&path, Default::default()).unwrap());
+    let app = PublicClientApplication::builder("public-app")
+        .authority(&idp.authority())
+        .unwrap()
+        .cache_store(Arc::new(tokencache_client::FileCacheStore::new(
+            file.clone(),
+        )))
+        .build()
+        .unwrap();
+    // Another process holds the lock (an MSAL Python app, say) until the response waits.
+    let lock = tokencache_file::CacheLock::acquire(&path, Default::default()).unwrap();
+    let pending = dir.path().join("cache.json.pending");
+    let releaser = std::thread::spawn(move || {
+        let start = std::time::Instant::now();
+        while start.elapsed() < Duration::from_secs(30) {
+            let waiting = std::fs::read_dir(&pending).is_ok_and(|entries| {
+                entries
+                    .flatten()
+                    .any(|e| e.path().extension().is_some_and(|x| x == "rec"))
+            });
+            if waiting {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        drop(lock);
+    });
+    let result = device_sign_in(&idp, &app, "bob").await;
+    releaser.join().unwrap();
+    assert_eq!(result.token_source, TokenSource::IdentityProvider);
+    // The response went through the hand-over path; the first lock holder (this store) wrote it.
+    assert_eq!(file.group_commit_stats().written_for_waiters, 1);
+    let accounts = tokencache_file::FileStore::open(&path, Default::default())
+        .and_then(|reader| reader.reload().map(|_| reader.cache().all_accounts()))
+        .unwrap();
+    assert_eq!(accounts.len(), 1);
+}
+
 #[tokio::test]
 async fn a_file_store_makes_the_second_run_silent() {
     let idp = Idp::start(&[]);

@@ -636,7 +636,12 @@ impl FileStore {
     /// [`FileError::LockTimeout`] returned; only if a holder had already claimed it does the
     /// call wait once more for that holder, and a second timeout leaves the outcome to it.
     pub fn add(&self, event: &TokenEvent) -> Result<(), FileError> {
-        let now = self.cache.now();
+        self.add_at(event, self.cache.now())
+    }
+
+    /// [`FileStore::add`] for a response received at `now` (Unix seconds), for callers that
+    /// keep their own clock.
+    pub fn add_at(&self, event: &TokenEvent, now: i64) -> Result<(), FileError> {
         let mut synced = self.synced();
         if !self.groups_commits() {
             let lock = CacheLock::acquire(&self.lock_target, self.options.lock)?;
