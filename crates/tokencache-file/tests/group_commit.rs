@@ -32,6 +32,21 @@ fn records(path: &Path, extension: &str) -> usize {
     })
 }
 
+/// A plain cache file in a fresh directory and a store on it.
+fn plain_cache_and_holder() -> (tempfile::TempDir, PathBuf, FileStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cache.json");
+    let holder = FileStore::open(&path, StoreOptions::default()).unwrap();
+    (dir, path, holder)
+}
+
+/// The home account ids in the plain cache file at `path`, sorted.
+fn sorted_accounts(path: &Path) -> Vec<String> {
+    let mut accounts = accounts_in(&std::fs::read_to_string(path).unwrap());
+    accounts.sort();
+    accounts
+}
+
 fn wait_until(what: &str, condition: impl Fn() -> bool) {
     let start = Instant::now();
     while !condition() {
@@ -70,9 +85,7 @@ fn while_locked<T: Send + 'static>(
 
 #[test]
 fn a_response_that_finds_the_cache_locked_is_written_by_the_holder() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("cache.json");
-    let holder = FileStore::open(&path, StoreOptions::default()).unwrap();
+    let (_dir, path, holder) = plain_cache_and_holder();
     let waiter_path = path.clone();
     let (waiter_result, waiter_stats, waiter_sees_own) = while_locked(
         &holder,
@@ -91,8 +104,7 @@ fn a_response_that_finds_the_cache_locked_is_written_by_the_holder() {
         Duration::from_secs(20),
     );
     waiter_result.unwrap();
-    let mut accounts = accounts_in(&std::fs::read_to_string(&path).unwrap());
-    accounts.sort();
+    let accounts = sorted_accounts(&path);
     assert_eq!(
         accounts,
         ["holder.t", "waiter.t"],
@@ -135,8 +147,7 @@ fn a_waiter_that_gets_the_lock_first_writes_the_waiting_responses_itself() {
     wait_until("both records", || records(&path, "rec") == 2);
     drop(lock);
     let stats: Vec<GroupCommitStats> = waiters.into_iter().map(|w| w.join().unwrap()).collect();
-    let mut accounts = accounts_in(&std::fs::read_to_string(&path).unwrap());
-    accounts.sort();
+    let accounts = sorted_accounts(&path);
     assert_eq!(accounts, ["w1.t", "w2.t"]);
     let written: u64 = stats.iter().map(|s| s.written_for_waiters).sum();
     let handed: u64 = stats.iter().map(|s| s.handed_over).sum();
@@ -192,9 +203,7 @@ fn a_record_the_holder_cannot_read_is_rejected_and_its_waiter_told() {
 
 #[test]
 fn a_waiter_that_times_out_withdraws_its_response() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("cache.json");
-    let holder = FileStore::open(&path, StoreOptions::default()).unwrap();
+    let (_dir, path, holder) = plain_cache_and_holder();
     let waiter_path = path.clone();
     let result = while_locked(
         &holder,
@@ -238,9 +247,7 @@ fn a_waiter_that_times_out_withdraws_its_response() {
 
 #[test]
 fn without_group_commit_a_waiter_writes_for_itself() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("cache.json");
-    let holder = FileStore::open(&path, StoreOptions::default()).unwrap();
+    let (_dir, path, holder) = plain_cache_and_holder();
     let waiter_path = path.clone();
     let stats = while_locked(
         &holder,
@@ -259,16 +266,13 @@ fn without_group_commit_a_waiter_writes_for_itself() {
     );
     assert_eq!(stats, GroupCommitStats::default());
     assert!(!pending(&path).exists(), "no records without group commit");
-    let mut accounts = accounts_in(&std::fs::read_to_string(&path).unwrap());
-    accounts.sort();
+    let accounts = sorted_accounts(&path);
     assert_eq!(accounts, ["alone.t", "holder.t"]);
 }
 
 #[test]
 fn a_response_that_cannot_be_cached_is_refused_before_it_is_handed_over() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("cache.json");
-    let holder = FileStore::open(&path, StoreOptions::default()).unwrap();
+    let (_dir, path, holder) = plain_cache_and_holder();
     let waiter_path = path.clone();
     let result = while_locked(
         &holder,

@@ -18,6 +18,74 @@ fn env_usize(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
+/// A writer recording responses for accounts `<prefix>-<i>` until it is killed, reporting
+/// each save that returned.
+struct Writer {
+    prefix: String,
+    child: std::process::Child,
+    lines: std::thread::JoinHandle<Vec<String>>,
+}
+
+impl Writer {
+    fn spawn(path: &std::path::Path, prefix: String) -> Writer {
+        let mut child = Command::new(record_responses())
+            .args([
+                "--file",
+                path.to_str().expect("path"),
+                "--count",
+                "100000",
+                "--prefix",
+                &prefix,
+                "--report",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn");
+        let stdout = child.stdout.take().expect("stdout");
+        let lines = std::thread::spawn(move || {
+            BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+                .collect::<Vec<_>>()
+        });
+        Writer {
+            prefix,
+            child,
+            lines,
+        }
+    }
+
+    /// `kill -9`, then the accounts of the saves it acknowledged before dying.
+    fn kill(mut self) -> Vec<String> {
+        self.child.kill().expect("kill -9");
+        self.child.wait().expect("reap");
+        self.lines
+            .join()
+            .expect("lines")
+            .iter()
+            .filter_map(|line| line.strip_prefix("saved ")?.split(' ').next())
+            .map(|i| format!("{}-{i}.tenant", self.prefix))
+            .collect()
+    }
+}
+
+/// Asserts that every acknowledged save is in the cache file.
+fn assert_all_present(path: &std::path::Path, acknowledged: &[String], round: usize) {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        assert!(acknowledged.is_empty(), "round {round}: the cache is gone");
+        return;
+    };
+    let present = accounts_in(&text);
+    let present: std::collections::HashSet<&String> = present.iter().collect();
+    for a in acknowledged {
+        assert!(
+            present.contains(a),
+            "round {round}: acknowledged save {a} lost"
+        );
+    }
+}
+
 #[test]
 fn concurrent_processes_lose_no_write_and_readers_never_see_a_torn_file() {
     // The full run (16 x 200) is in the benchmark; CI runs this size by default.
@@ -134,57 +202,17 @@ fn kill_dash_nine_among_contending_writers_never_loses_an_acknowledged_save() {
         (seed >> 33) % modulo
     };
     for round in 0..rounds {
-        let mut children: Vec<_> = (0..writers)
-            .map(|w| {
-                let mut child = Command::new(record_responses())
-                    .args([
-                        "--file",
-                        path.to_str().expect("path"),
-                        "--count",
-                        "100000",
-                        "--prefix",
-                        &format!("k{round}w{w}"),
-                        "--report",
-                    ])
-                    .stdout(Stdio::piped())
-                    .stderr(Stdio::null())
-                    .spawn()
-                    .expect("spawn");
-                let stdout = child.stdout.take().expect("stdout");
-                let lines = std::thread::spawn(move || {
-                    BufReader::new(stdout)
-                        .lines()
-                        .map_while(Result::ok)
-                        .collect::<Vec<_>>()
-                });
-                (w, child, lines)
-            })
+        let mut children: Vec<Writer> = (0..writers)
+            .map(|w| Writer::spawn(&path, format!("k{round}w{w}")))
             .collect();
         std::thread::sleep(Duration::from_millis(20 + next(80)));
         // Kill them one after another, in an order and with gaps that vary by round.
         while !children.is_empty() {
-            let (w, mut child, lines) = children.remove(next(children.len() as u64) as usize);
-            child.kill().expect("kill -9");
-            child.wait().expect("reap");
-            for line in lines.join().expect("lines") {
-                if let Some(i) = line
-                    .strip_prefix("saved ")
-                    .and_then(|rest| rest.split(' ').next())
-                {
-                    acknowledged.push(format!("k{round}w{w}-{i}.tenant"));
-                }
-            }
+            let writer = children.remove(next(children.len() as u64) as usize);
+            acknowledged.extend(writer.kill());
             std::thread::sleep(Duration::from_micros(next(3000)));
         }
-        let text = std::fs::read_to_string(&path).expect("the cache exists");
-        let present = accounts_in(&text);
-        let present: std::collections::HashSet<&String> = present.iter().collect();
-        for a in &acknowledged {
-            assert!(
-                present.contains(a),
-                "round {round}: acknowledged save {a} lost"
-            );
-        }
+        assert_all_present(&path, &acknowledged, round);
     }
     assert!(
         acknowledged.len() >= rounds,
@@ -219,48 +247,10 @@ fn kill_dash_nine_never_corrupts_and_never_loses_an_acknowledged_save() {
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
         let delay = Duration::from_millis(5 + (seed >> 33) % 60);
-        let mut child = Command::new(record_responses())
-            .args([
-                "--file",
-                path.to_str().expect("path"),
-                "--count",
-                "100000",
-                "--prefix",
-                &format!("r{round}"),
-                "--report",
-            ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn");
-        let stdout = child.stdout.take().expect("stdout");
-        let lines = std::thread::spawn(move || {
-            BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-                .collect::<Vec<_>>()
-        });
+        let writer = Writer::spawn(&path, format!("r{round}"));
         std::thread::sleep(delay);
-        child.kill().expect("kill -9");
-        child.wait().expect("reap");
-        for line in lines.join().expect("lines") {
-            if let Some(i) = line
-                .strip_prefix("saved ")
-                .and_then(|rest| rest.split(' ').next())
-            {
-                acknowledged.push(format!("r{round}-{i}.tenant"));
-            }
-        }
-        if let Ok(text) = std::fs::read_to_string(&path) {
-            let present = accounts_in(&text);
-            let present: std::collections::HashSet<&String> = present.iter().collect();
-            for a in &acknowledged {
-                assert!(
-                    present.contains(a),
-                    "round {round}: acknowledged save {a} lost"
-                );
-            }
-        }
+        acknowledged.extend(writer.kill());
+        assert_all_present(&path, &acknowledged, round);
     }
     assert!(
         acknowledged.len() >= kills / 4,
