@@ -642,10 +642,11 @@ impl FileStore {
     /// [`FileStore::add`] for a response received at `now` (Unix seconds), for callers that
     /// keep their own clock.
     pub fn add_at(&self, event: &TokenEvent, now: i64) -> Result<(), FileError> {
+        let add = |cache: &TokenCache| cache.add_at(event, now);
         let mut synced = self.synced();
         if !self.groups_commits() {
             let lock = CacheLock::acquire(&self.lock_target, self.options.lock)?;
-            return self.update_locked(&mut synced, lock, None, |cache| cache.add_at(event, now));
+            return self.update_locked(&mut synced, lock, None, add);
         }
         let mut free = CacheLock::try_acquire(&self.lock_target, self.options.lock)?;
         if free.is_none() && !lock_path(&self.lock_target).exists() {
@@ -653,17 +654,16 @@ impl FileStore {
             free = CacheLock::try_acquire(&self.lock_target, self.options.lock)?;
         }
         if let Some(lock) = free {
-            return self.update_locked(&mut synced, lock, None, |cache| cache.add_at(event, now));
+            return self.update_locked(&mut synced, lock, None, add);
         }
         // Refused here, not handed over, if it cannot be cached (nothing is written).
-        TokenCache::new().add_at(event, now)?;
+        add(&TokenCache::new())?;
         let deposit = match self.deposit(&mut synced, event, now) {
             Ok(deposit) => deposit,
             Err(e) => {
                 tracing::debug!(path = %self.lock_target.display(), error = %e, "cannot hand the token response over; waiting for the lock");
                 let lock = CacheLock::acquire(&self.lock_target, self.options.lock)?;
-                return self
-                    .update_locked(&mut synced, lock, None, |cache| cache.add_at(event, now));
+                return self.update_locked(&mut synced, lock, None, add);
             }
         };
         let rejected = || FileError::HandOverRejected {
@@ -698,7 +698,7 @@ impl FileStore {
                 Ok(Err(DepositState::Written)) => {
                     // Another process wrote it. Keep it in memory too (it is saved whatever
                     // happens here); the next change or reload reads the file again.
-                    if let Err(e) = self.cache.add_at(event, now) {
+                    if let Err(e) = add(&self.cache) {
                         tracing::debug!(error = %e, "saved response not kept in memory");
                     }
                     synced.outdate();
