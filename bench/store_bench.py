@@ -3,8 +3,8 @@
   store_bench.py PORT PARTITIONS SECONDS THREADS REFRESH_EVERY [RATE]
 
 Each request loads one user's cache from Redis (a SerializableTokenCache per user, the way MSAL
-Python web samples keep it), finds the access token as a silent call does, and every
-REFRESH_EVERY-th request records a new token response and writes the cache back. With RATE,
+Python web samples keep it), finds the access token as a silent call does, and one request in
+REFRESH_EVERY (at random) records a new token response and writes the cache back. With RATE,
 requests are paced to that many per second in total. Prints counts, latencies and CPU time as
 JSON.
 """
@@ -34,7 +34,6 @@ def key(i):
 def worker(n, latencies, deadline, interval):
     r = redis.Redis(connection_pool=pool)
     rng = random.Random(n)
-    count = 0
     next_at = time.perf_counter() + (interval * n / threads if interval else 0.0)
     while True:
         if interval:
@@ -53,8 +52,7 @@ def worker(n, latencies, deadline, interval):
                  "home_account_id": "%s.%s" % (uid(i), UTID)}
         found = next(iter(cache.search(AT, target=["User.Read"], query=query)), None)
         assert found, "no access token for user %d" % i
-        count += 1
-        if count % refresh_every == 0:
+        if rng.randrange(refresh_every) == 0:  # one request in refresh_every, at random
             cache.add(user_event(i, 1500, 800))
             r.hset(key(i), "d", cache.serialize())
         latencies.append(time.perf_counter() - t0)
