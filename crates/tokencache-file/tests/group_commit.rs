@@ -59,10 +59,9 @@ fn wait_until(what: &str, condition: impl Fn() -> bool) {
 }
 
 /// Runs `waiter` on another thread while `holder` holds the cache lock (inside an update that
-/// adds `holder_account`), releasing it once `release_when` holds or after `hold_at_most`.
+/// adds the account `holder.t`), releasing it once `release_when` holds or after `hold_at_most`.
 fn while_locked<T: Send + 'static>(
     holder: &FileStore,
-    holder_account: &str,
     waiter: impl FnOnce() -> T + Send + 'static,
     release_when: impl Fn() -> bool,
     hold_at_most: Duration,
@@ -77,7 +76,7 @@ fn while_locked<T: Send + 'static>(
             while !release_when() && start.elapsed() < hold_at_most {
                 std::thread::sleep(Duration::from_millis(2));
             }
-            cache.add(&user_event(holder_account))
+            cache.add(&user_event("holder"))
         })
         .unwrap();
     result_rx.recv_timeout(Duration::from_secs(30)).unwrap()
@@ -89,7 +88,6 @@ fn a_response_that_finds_the_cache_locked_is_written_by_the_holder() {
     let waiter_path = path.clone();
     let (waiter_result, waiter_stats, waiter_sees_own) = while_locked(
         &holder,
-        "holder",
         move || {
             let waiter = FileStore::open(&waiter_path, StoreOptions::default()).unwrap();
             let result = waiter.add(&user_event("waiter"));
@@ -173,7 +171,6 @@ fn a_record_the_holder_cannot_read_is_rejected_and_its_waiter_told() {
     let waiter_path = path.clone();
     let result = while_locked(
         &holder,
-        "holder",
         move || {
             FileStore::open(&waiter_path, other_key)
                 .unwrap()
@@ -207,7 +204,6 @@ fn a_waiter_that_times_out_withdraws_its_response() {
     let waiter_path = path.clone();
     let result = while_locked(
         &holder,
-        "holder",
         move || {
             let options = StoreOptions {
                 lock: LockOptions {
@@ -251,7 +247,6 @@ fn without_group_commit_a_waiter_writes_for_itself() {
     let waiter_path = path.clone();
     let stats = while_locked(
         &holder,
-        "holder",
         move || {
             let options = StoreOptions {
                 group_commit: false,
@@ -276,7 +271,6 @@ fn a_response_that_cannot_be_cached_is_refused_before_it_is_handed_over() {
     let waiter_path = path.clone();
     let result = while_locked(
         &holder,
-        "holder",
         move || {
             let bad = tokencache::TokenEvent::new("cid", ["User.Read"])
                 .token_endpoint("not a url")
@@ -307,7 +301,6 @@ fn a_record_of_an_encrypted_cache_is_encrypted_and_written_by_a_holder_with_the_
     let seen_record = std::cell::RefCell::new(None::<Vec<u8>>);
     let result = while_locked(
         &holder,
-        "holder",
         move || {
             FileStore::open(&waiter_path, waiter_options)
                 .unwrap()
