@@ -8,14 +8,15 @@
 //! For each size N it builds the cache of N user sign-ins (access, refresh and ID token and an
 //! account each) plus 10,000 app tokens over 1,000 tenants, on both sides, checks that both
 //! serialize it to the same bytes, and measures add throughput, silent lookups, account
-//! listing, serialize, deserialize (including our index build; both best of 5, or of 3 at
-//! N > 10,000, on both sides) and the peak memory of a process that loads the cache file.
+//! listing, serialize (best of 9, or of 3 at N > 10,000, on both sides), deserialize (including
+//! our index build; best of 15, or of 3 at N > 10,000, the two sides taking turns on the same
+//! file) and the peak memory of a process that loads the cache file.
 
 mod workload;
 
 use std::hint::black_box;
-use std::path::PathBuf;
-use std::process::Command;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use sha2_free::sha256_hex;
@@ -128,6 +129,41 @@ fn python(args: &Args, argv: &[String]) -> JsonObject {
         String::from_utf8_lossy(&out.stderr)
     );
     JsonObject::parse(String::from_utf8_lossy(&out.stdout).trim()).expect("python metrics")
+}
+
+/// Best of `rounds` deserializations of the same document on each side, taking turns: one
+/// MSAL Python round (in a helper process that stays up), then one of ours, and so on. Returns
+/// (MSAL Python ms, tokencache ms).
+fn interleaved_deserialize(args: &Args, py_file: &Path, text: &str, rounds: usize) -> (f64, f64) {
+    use std::io::{BufRead, BufReader, Write};
+    let mut child = Command::new(&args.python)
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/msal_python_bench.py"))
+        .arg("deserialize")
+        .arg(py_file)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run MSAL Python benchmark (set --python or TOKENCACHE_PYTHON)");
+    let mut to_python = child.stdin.take().expect("python stdin");
+    let mut from_python = BufReader::new(child.stdout.take().expect("python stdout"));
+    let (mut py_best, mut ours_best) = (f64::INFINITY, f64::INFINITY);
+    for _ in 0..rounds {
+        writeln!(to_python, "go").expect("ask python for a round");
+        let mut line = String::new();
+        from_python.read_line(&mut line).expect("python round");
+        let py_ms: f64 = line.trim().parse().expect("python round: milliseconds");
+        py_best = py_best.min(py_ms);
+
+        let fresh = TokenCache::new();
+        let t = Instant::now();
+        fresh.deserialize(text).expect("deserialize");
+        ours_best = ours_best.min(t.elapsed().as_secs_f64() * 1e3);
+        drop(fresh);
+    }
+    drop(to_python);
+    let status = child.wait().expect("python exit");
+    assert!(status.success(), "python deserialize rounds failed");
+    (py_best, ours_best)
 }
 
 fn f(o: &JsonObject, k: &str) -> f64 {
@@ -278,14 +314,10 @@ fn main() {
         let same_bytes = out == text;
         let identical = py.get_str("sha256") == Some(sha256_hex(&out).as_str());
         drop(out);
-        let mut de_ms = f64::INFINITY;
-        for _ in 0..repeats {
-            let fresh = TokenCache::new();
-            let t = Instant::now();
-            fresh.deserialize(&text).expect("deserialize");
-            de_ms = de_ms.min(t.elapsed().as_secs_f64() * 1e3);
-            drop(fresh);
-        }
+        // Deserialize is the closest ratio, so both sides take turns on the same file rather
+        // than measuring minutes apart: a slow spell of a shared machine then hits both.
+        let rounds = if n <= 10_000 { 15 } else { 3 };
+        let (py_de_ms, de_ms) = interleaved_deserialize(&args, &py_file, &text, rounds);
         drop(cache_at_now);
         drop(cache);
         let our_file = dir.join(format!("rust-{n}.json"));
@@ -341,7 +373,7 @@ fn main() {
             },
             Row {
                 name: "deserialize + index (ms)",
-                python: f(&py, "deserialize_ms"),
+                python: py_de_ms,
                 ours: de_ms,
                 higher_is_better: false,
             },

@@ -9,6 +9,8 @@
 //! Both halves are merged with the same dict semantics as one sequential parse, so the result
 //! (and every error, with its position) is identical.
 
+use std::borrow::Cow;
+
 use memchr::memmem;
 
 use crate::Error;
@@ -19,6 +21,23 @@ use crate::state::CacheState;
 
 /// Documents smaller than this are parsed on one thread.
 const PARALLEL_MIN_BYTES: usize = 1 << 20;
+
+/// What every entry's parse reuses: the interner of repeated values and the buffer the
+/// members are collected in before they are moved into the entry.
+struct Scratch {
+    interner: Interner,
+    fields: Vec<(FieldName, JsonValue)>,
+}
+
+impl Default for Scratch {
+    fn default() -> Scratch {
+        Scratch {
+            interner: Interner::default(),
+            // More than any MSAL entry has.
+            fields: Vec::with_capacity(16),
+        }
+    }
+}
 
 /// How a parse run ended.
 enum Run {
@@ -79,7 +98,7 @@ pub(crate) fn parse_reusing(
         Some(at) => parse_split(text, at, reuse)?,
         None => {
             let mut state = CacheState::default();
-            run(&mut p, &mut state, &mut Interner::default(), None, reuse)?;
+            run(&mut p, &mut state, &mut Scratch::default(), None, reuse)?;
             state
         }
     };
@@ -102,13 +121,13 @@ fn parse_split(text: &str, at: usize, reuse: Reuse<'_>) -> Result<CacheState, Er
         let second = scope.spawn(|| {
             let mut p = Parser::new(text);
             p.seek(at);
-            let mut interner = Interner::default();
+            let mut scratch = Scratch::default();
             let mut head = SectionMap::default();
             // The section is not known here: entries are looked up in every section.
-            entries(&mut p, &mut head, &mut interner, None, (reuse, None))?;
+            entries(&mut p, &mut head, &mut scratch, None, (reuse, None))?;
             let mut rest = CacheState::default();
             if p.eat(b',') {
-                run_members(&mut p, &mut rest, &mut interner, None, reuse)?;
+                run_members(&mut p, &mut rest, &mut scratch, None, reuse)?;
             } else if !p.eat(b'}') {
                 return Err(p.error("expected ',' or '}'"));
             }
@@ -117,14 +136,8 @@ fn parse_split(text: &str, at: usize, reuse: Reuse<'_>) -> Result<CacheState, Er
         });
         let mut p = Parser::new(text);
         let mut state = CacheState::default();
-        let first = run(
-            &mut p,
-            &mut state,
-            &mut Interner::default(),
-            Some(at),
-            reuse,
-        )
-        .map(|r| (r, state));
+        let first =
+            run(&mut p, &mut state, &mut Scratch::default(), Some(at), reuse).map(|r| (r, state));
         (first, second.join())
     });
     let (ended, mut state) = first?;
@@ -152,7 +165,7 @@ fn parse_split(text: &str, at: usize, reuse: Reuse<'_>) -> Result<CacheState, Er
 fn run(
     p: &mut Parser<'_>,
     state: &mut CacheState,
-    interner: &mut Interner,
+    scratch: &mut Scratch,
     stop: Option<usize>,
     reuse: Reuse<'_>,
 ) -> Result<Run, Error> {
@@ -161,7 +174,7 @@ fn run(
         p.finish()?;
         return Ok(Run::Complete);
     }
-    let ended = run_members(p, state, interner, stop, reuse)?;
+    let ended = run_members(p, state, scratch, stop, reuse)?;
     if matches!(ended, Run::Complete) {
         p.finish()?;
     }
@@ -172,7 +185,7 @@ fn run(
 fn run_members(
     p: &mut Parser<'_>,
     state: &mut CacheState,
-    interner: &mut Interner,
+    scratch: &mut Scratch,
     stop: Option<usize>,
     reuse: Reuse<'_>,
 ) -> Result<Run, Error> {
@@ -180,17 +193,17 @@ fn run_members(
         if p.peek() != Some(b'"') {
             return Err(p.error("expected a string key"));
         }
-        let name: Box<str> = match p.string()? {
-            StrTok::Text(t) => t.as_ref().into(),
-            StrTok::Lone(raw) => raw.into(),
+        let name: Cow<'_, str> = match p.string()? {
+            StrTok::Text(t) => t,
+            StrTok::Lone(raw) => Cow::Borrowed(raw),
         };
         p.expect(b':')?;
         match Section::from_name(&name) {
             Some(s) if p.peek() == Some(b'{') => {
                 p.expect(b'{')?;
                 let mut map = SectionMap::default();
-                if !entries(p, &mut map, interner, stop, (reuse, Some(s)))? {
-                    return Ok(Run::Stopped(name, s, map));
+                if !entries(p, &mut map, scratch, stop, (reuse, Some(s)))? {
+                    return Ok(Run::Stopped(name.into(), s, map));
                 }
                 state.apply_section(&name, s, map);
             }
@@ -215,14 +228,13 @@ fn run_members(
 fn entries(
     p: &mut Parser<'_>,
     map: &mut SectionMap,
-    interner: &mut Interner,
+    scratch: &mut Scratch,
     stop: Option<usize>,
     (reuse, section): (Reuse<'_>, Option<Section>),
 ) -> Result<bool, Error> {
     if p.eat(b'}') {
         return Ok(true);
     }
-    let mut scratch = Vec::with_capacity(16);
     loop {
         if p.peek() != Some(b'"') {
             return Err(p.error("expected a string key"));
@@ -231,7 +243,7 @@ fn entries(
             map.index_pending();
             return Ok(false);
         }
-        let key: std::borrow::Cow<'_, str> = match p.string()? {
+        let key: Cow<'_, str> = match p.string()? {
             StrTok::Text(t) => t,
             StrTok::Lone(raw) => raw.into(),
         };
@@ -243,7 +255,7 @@ fn entries(
                     p.seek(at + len);
                     Item::Entry(reused)
                 }
-                None => Item::Entry(entry(p, interner, &mut scratch)?),
+                None => Item::Entry(entry(p, scratch)?),
             }
         } else {
             Item::Other(p.value(2)?)
@@ -260,25 +272,23 @@ fn entries(
     }
 }
 
-fn entry(
-    p: &mut Parser<'_>,
-    interner: &mut Interner,
-    scratch: &mut Vec<(FieldName, JsonValue)>,
-) -> Result<Entry, Error> {
-    scratch.clear();
+fn entry(p: &mut Parser<'_>, scratch: &mut Scratch) -> Result<Entry, Error> {
+    let Scratch { interner, fields } = scratch;
+    fields.clear();
     let mut seen: u64 = 0;
     p.object_members(|p, name| {
         let name = match name {
             StrTok::Text(t) => FieldName::new(&t),
             StrTok::Lone(raw) => FieldName::Other(Box::new(raw.into())),
         };
-        let value = match name {
-            FieldName::Known(f) if f.is_repetitive() && p.peek() == Some(b'"') => {
-                match p.string()? {
-                    StrTok::Text(t) => JsonValue::String(interner.intern_in(f as usize, &t)),
-                    lone => lone.into_value(),
-                }
-            }
+        // The parser stands at the value (`object_members` skipped the whitespace); most
+        // values are strings, read here without the general dispatch.
+        let value = match (&name, p.peek()) {
+            (FieldName::Known(f), Some(b'"')) if f.is_repetitive() => match p.string()? {
+                StrTok::Text(t) => JsonValue::String(interner.intern_in(*f as usize, &t)),
+                lone => lone.into_value(),
+            },
+            (_, Some(b'"')) => p.string()?.into_value(),
             _ => p.value(3)?,
         };
         // Python dict semantics for a repeated member: first position, last value.
@@ -291,15 +301,15 @@ fn entry(
             None => true,
         };
         match duplicate
-            .then(|| Entry::position_in(scratch, &name))
+            .then(|| Entry::position_in(fields, &name))
             .flatten()
         {
-            Some(i) => scratch[i].1 = value,
-            None => scratch.push((name, value)),
+            Some(i) => fields[i].1 = value,
+            None => fields.push((name, value)),
         }
         Ok(())
     })?;
-    Ok(Entry::from_unique(scratch))
+    Ok(Entry::from_unique(fields))
 }
 
 #[cfg(test)]

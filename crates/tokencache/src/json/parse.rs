@@ -46,40 +46,28 @@ pub fn parse_value(text: &str) -> Result<JsonValue, Error> {
     Ok(v)
 }
 
-/// The first `"`, `\\` or control character in `b`, eight bytes at a time.
-fn find_special(b: &[u8]) -> Option<usize> {
+/// True when `b` holds a control character (below 0x20). Thirty-two bytes at a time, in a
+/// form the compiler turns into vector instructions, then eight at a time.
+fn has_control(b: &[u8]) -> bool {
     const LO: u64 = 0x0101_0101_0101_0101;
     const HI: u64 = 0x8080_8080_8080_8080;
-    let has_zero = |v: u64| v.wrapping_sub(LO) & !v & HI;
-    let mut i = 0;
-    while let Some(chunk) = b.get(i..i + 8) {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        let x = u64::from_le_bytes(word);
-        let special = has_zero(x ^ (LO * b'"' as u64))
-            | has_zero(x ^ (LO * b'\\' as u64))
-            | (x.wrapping_sub(LO * 0x20) & !x & HI);
-        if special != 0 {
-            return Some(i + (special.trailing_zeros() / 8) as usize);
-        }
-        i += 8;
-    }
-    b[i..]
-        .iter()
-        .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
-        .map(|p| i + p)
-}
-
-/// True when `b` holds a control character (below 0x20). Thirty-two bytes at a time, in a
-/// form the compiler turns into vector instructions.
-fn has_control(b: &[u8]) -> bool {
     let mut chunks = b.chunks_exact(32);
     for chunk in &mut chunks {
         if chunk.iter().fold(0xff_u8, |low, &c| low.min(c)) < 0x20 {
             return true;
         }
     }
-    chunks.remainder().iter().any(|&c| c < 0x20)
+    let mut words = chunks.remainder().chunks_exact(8);
+    for chunk in &mut words {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word);
+        // A byte below 0x20 borrows when 0x20 is subtracted and had its top bit clear.
+        if x.wrapping_sub(LO * 0x20) & !x & HI != 0 {
+            return true;
+        }
+    }
+    words.remainder().iter().any(|&c| c < 0x20)
 }
 
 /// A cursor over JSON source text.
@@ -134,12 +122,16 @@ impl<'a> Parser<'a> {
         let b = self.bytes();
         let mut i = self.pos;
         loop {
-            // Indented documents are mostly runs of spaces: skip eight at a time.
-            if let Some(chunk) = b.get(i..i + 8)
-                && chunk == b"        "
-            {
-                i += 8;
-                continue;
+            // Indented documents are mostly runs of spaces: count them eight bytes at a time.
+            if let Some(chunk) = b.get(i..i + 8) {
+                let mut word = [0u8; 8];
+                word.copy_from_slice(chunk);
+                let not_space = u64::from_le_bytes(word) ^ u64::from_le_bytes([b' '; 8]);
+                if not_space == 0 {
+                    i += 8;
+                    continue;
+                }
+                i += (not_space.trailing_zeros() / 8) as usize;
             }
             match b.get(i) {
                 Some(b' ' | b'\t' | b'\n' | b'\r') => i += 1,
@@ -156,6 +148,11 @@ impl<'a> Parser<'a> {
     }
 
     pub(crate) fn expect(&mut self, byte: u8) -> Result<(), Error> {
+        // In MSAL's layout the colon and the comma follow their token directly.
+        if self.bytes().get(self.pos) == Some(&byte) {
+            self.pos += 1;
+            return Ok(());
+        }
         match self.peek() {
             Some(b) if b == byte => {
                 self.pos += 1;
@@ -171,7 +168,7 @@ impl<'a> Parser<'a> {
 
     /// Consumes `byte` if it is next.
     pub(crate) fn eat(&mut self, byte: u8) -> bool {
-        if self.peek() == Some(byte) {
+        if self.bytes().get(self.pos) == Some(&byte) || self.peek() == Some(byte) {
             self.pos += 1;
             true
         } else {
@@ -346,22 +343,17 @@ impl<'a> Parser<'a> {
     pub(crate) fn string(&mut self) -> Result<StrTok<'a>, Error> {
         let b = self.bytes();
         let start = self.pos + 1;
-        // Short strings (most members) are scanned directly; long ones (tokens) with memchr.
-        let short_end = (start + 64).min(b.len());
-        // `find_special` also stops at control characters; past it, memchr does not, so that
-        // stretch is checked separately.
-        let (end, unchecked) = match find_special(&b[start..short_end]) {
-            Some(offset) => (start + offset, start + offset),
-            None => match memchr::memchr2(b'"', b'\\', &b[short_end..]) {
-                Some(offset) => (short_end + offset, short_end),
-                None => {
-                    self.pos = b.len();
-                    return Err(self.error("unterminated string"));
-                }
-            },
+        // memchr finds the closing quote or a backslash with vector instructions; control
+        // characters (which memchr does not look for) are checked over that stretch after.
+        let end = match memchr::memchr2(b'"', b'\\', &b[start..]) {
+            Some(offset) => start + offset,
+            None => {
+                self.pos = b.len();
+                return Err(self.error("unterminated string"));
+            }
         };
         if b[end] == b'"' {
-            if has_control(&b[unchecked..end]) {
+            if has_control(&b[start..end]) {
                 let bad = b[start..end].iter().position(|&c| c < 0x20).unwrap_or(0);
                 self.pos = start + bad;
                 return Err(self.error("invalid control character in string"));
@@ -453,5 +445,56 @@ impl<'a> Parser<'a> {
             self.pos = at;
             self.error("invalid \\u escape")
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "in tests a panic is the failure report")]
+    use super::*;
+
+    /// Every string length across the vector, word and byte stretches of the scan, with one
+    /// odd byte at every position: control characters are rejected where they stand, the
+    /// bytes around them (space, DEL, `!`, non-ASCII) are kept.
+    #[test]
+    fn control_characters_are_found_at_every_position_of_every_length() {
+        for len in 1..100 {
+            for at in 0..len {
+                for byte in [0x00u8, 0x01, 0x0a, 0x1f, 0x20, 0x21, 0x7f, 0xc3] {
+                    let mut text = vec![b'a'; len];
+                    text[at] = byte;
+                    if byte == 0xc3 {
+                        // A two-byte character (é) must stay valid UTF-8.
+                        text.insert(at + 1, 0xa9);
+                    }
+                    let inner = String::from_utf8(text).unwrap();
+                    let parsed = parse_value(&format!("\"{inner}\""));
+                    if byte < 0x20 {
+                        let err = parsed.unwrap_err().to_string();
+                        assert!(err.contains("invalid control character"), "{err}");
+                        assert!(
+                            err.contains(&format!("column {}", at + 2)),
+                            "{len} {at}: {err}"
+                        );
+                    } else {
+                        assert_eq!(parsed.unwrap().as_str(), Some(inner.as_str()));
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn quotes_and_escapes_end_the_scan_at_every_position() {
+        for len in 0..80 {
+            let head = "x".repeat(len);
+            assert_eq!(
+                parse_value(&format!("\"{head}\\n{head}\""))
+                    .unwrap()
+                    .as_str(),
+                Some(format!("{head}\n{head}").as_str())
+            );
+            assert!(parse_value(&format!("\"{head}")).is_err(), "unterminated");
+        }
     }
 }
