@@ -162,7 +162,13 @@ impl CacheState {
                 .position(|t| matches!(t, Top::Other(n, _) if **n == *name))
             {
                 Some(i) => self.top[i] = Top::Section(s),
-                None => self.top.push(Top::Section(s)),
+                None => {
+                    if self.top.is_empty() {
+                        // Room for every section at once (a loaded cache usually has all five).
+                        self.top.reserve(Section::ALL.len());
+                    }
+                    self.top.push(Top::Section(s));
+                }
             }
         }
         self.sections[s.index()] = map;
