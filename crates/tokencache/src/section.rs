@@ -102,13 +102,32 @@ impl SectionMap {
     /// Assigns `key`: replaces in place when present (returning the old item), else appends.
     pub(crate) fn upsert(&mut self, key: &str, item: Item) -> (Slot, Option<Item>) {
         self.index_pending();
-        if let Some(slot) = self.slot_of(key) {
+        let hash = (!self.is_small()).then(|| self.hasher.hash_one(key));
+        let found = match hash {
+            None => self.scan_for(key, self.slots.len()),
+            Some(hash) => self
+                .table
+                .find(hash, |&s| self.key_at(s) == Some(key))
+                .copied(),
+        };
+        if let Some(slot) = found {
             let old = self.get_mut(slot).map(|v| std::mem::replace(v, item));
             return (slot, old);
         }
         let slot = self.slots.len() as Slot;
         self.push_unindexed(key, item);
-        self.index_pending();
+        match hash {
+            // Small, or just grown past small: `index_pending` builds the table if needed.
+            None => self.index_pending(),
+            Some(hash) => {
+                self.indexed = self.slots.len();
+                let (slots, hasher) = (&self.slots, &self.hasher);
+                self.table.insert_unique(hash, slot, |&s| {
+                    let k = slots[s as usize].as_ref().map_or("", |(k, _)| &**k);
+                    hasher.hash_one(k)
+                });
+            }
+        }
         (slot, None)
     }
 
