@@ -198,6 +198,9 @@ struct Outcome {
     cpu: f64,
     /// Every request's latency in microseconds, sorted.
     latencies_us: Vec<u32>,
+    /// Each request's start (microseconds into the phase) and latency, in start order (ours
+    /// only; empty for MSAL Python).
+    timeline: Vec<(u64, u32)>,
 }
 
 impl Outcome {
@@ -221,12 +224,38 @@ impl Outcome {
         percentile(&self.latencies_us, 0.99)
     }
 
+    /// How the requests over `threshold_us` are spread in time: their share, and the number of
+    /// clusters they form (requests that start within 50 ms of the previous slow one belong to
+    /// its cluster) with the median time between cluster starts.
+    fn slow_clusters(&self, threshold_us: u32) -> Option<(f64, usize, f64)> {
+        let slow: Vec<u64> = self
+            .timeline
+            .iter()
+            .filter(|(_, latency)| *latency > threshold_us)
+            .map(|(start, _)| *start)
+            .collect();
+        let mut cluster_starts: Vec<u64> = Vec::new();
+        let mut previous: Option<u64> = None;
+        for start in &slow {
+            if previous.is_none_or(|p| start - p > 50_000) {
+                cluster_starts.push(*start);
+            }
+            previous = Some(*start);
+        }
+        let mut gaps: Vec<u64> = cluster_starts.windows(2).map(|w| w[1] - w[0]).collect();
+        gaps.sort_unstable();
+        let median_gap_s = *gaps.get(gaps.len() / 2)? as f64 / 1e6;
+        let share = slow.len() as f64 / self.timeline.len() as f64;
+        Some((share, cluster_starts.len(), median_gap_s))
+    }
+
     /// Several slices of one phase as one outcome: their requests, time and CPU added up.
     fn merged(slices: Vec<Outcome>) -> Outcome {
         let mut all = Outcome {
             seconds: 0.0,
             cpu: 0.0,
             latencies_us: Vec::new(),
+            timeline: Vec::new(),
         };
         for slice in slices {
             all.seconds += slice.seconds;
@@ -263,7 +292,7 @@ async fn drive(
             let (partitions, refresh_every, concurrency) =
                 (o.partitions, o.refresh_every, o.concurrency);
             tokio::spawn(async move {
-                let mut latencies: Vec<u32> = Vec::new();
+                let mut timeline: Vec<(u64, u32)> = Vec::new();
                 let mut seed = (n as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
                 // Stagger the tasks across one interval so paced requests do not arrive in bursts.
                 let mut next = Instant::now()
@@ -319,22 +348,28 @@ async fn drive(
                             .await
                             .map_err(|e| e.to_string())?;
                     }
-                    latencies.push(t0.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
+                    timeline.push((
+                        (t0 - start).as_micros() as u64,
+                        t0.elapsed().as_micros().min(u128::from(u32::MAX)) as u32,
+                    ));
                 }
-                Ok::<Vec<u32>, String>(latencies)
+                Ok::<Vec<(u64, u32)>, String>(timeline)
             })
         })
         .collect();
-    let mut all = Vec::new();
+    let mut timeline = Vec::new();
     for t in tasks {
-        all.extend(t.await??);
+        timeline.extend(t.await??);
     }
     let seconds = start.elapsed().as_secs_f64();
+    timeline.sort_unstable();
+    let mut all: Vec<u32> = timeline.iter().map(|(_, latency)| *latency).collect();
     all.sort_unstable();
     Ok(Outcome {
         seconds,
         cpu: cpu_seconds() - cpu0,
         latencies_us: all,
+        timeline,
     })
 }
 
@@ -382,6 +417,7 @@ fn python(
         seconds: num("seconds"),
         cpu: num("cpu_seconds"),
         latencies_us,
+        timeline: Vec::new(),
     })
 }
 
@@ -394,6 +430,15 @@ fn row(name: &str, peak: &Outcome, half: &Outcome) {
         peak.p99_ms(),
         half.p99_ms()
     );
+    // Where the tail at half load comes from: spread out, or in bursts at a steady period.
+    if let Some((share, clusters, gap)) = half.slow_clusters(5_000) {
+        println!(
+            "  {:<22} at half load {:.2}% of requests took over 5 ms, in {clusters} bursts, \
+             a median {gap:.2} s apart",
+            "",
+            share * 100.0
+        );
+    }
 }
 
 #[tokio::main(flavor = "multi_thread")]
