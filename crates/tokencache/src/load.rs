@@ -146,9 +146,12 @@ fn parse_split(text: &str, at: usize, reuse: Reuse<'_>) -> Result<CacheState, Er
         Run::Complete => Ok(state),
         Run::Stopped(name, section, mut map) => {
             let (head, rest) = second.unwrap_or_else(|_| Err(Error::NotAnObject))?;
+            // The second part's entries of the split section follow the first part's, moved
+            // (keys and all) and indexed in one go, as one sequential parse would have.
             for (_, key, item) in head.into_items() {
-                map.upsert(&key, item);
+                map.push_unindexed(key, item);
             }
+            map.index_pending();
             state.apply_section(&name, section, map);
             for (name, member) in rest.into_members() {
                 match member {
@@ -260,7 +263,7 @@ fn entries(
         } else {
             Item::Other(p.value(2)?)
         };
-        map.push_unindexed(&key, item);
+        map.push_unindexed(key, item);
         if p.eat(b',') {
             continue;
         }

@@ -134,7 +134,7 @@ impl SectionMap {
     /// Appends without indexing, for a parser that adds a whole section at once: the index is
     /// built by [`SectionMap::index_pending`] in one go, at its final size (no rehashing on
     /// the way). Until then the map must not be searched.
-    pub(crate) fn push_unindexed(&mut self, key: &str, item: Item) {
+    pub(crate) fn push_unindexed(&mut self, key: impl Into<Box<str>>, item: Item) {
         self.slots.push(Some((key.into(), item)));
         self.live += 1;
     }
@@ -319,7 +319,7 @@ mod tests {
                         }
                     }
                     Op::Push(k, v) => {
-                        map.push_unindexed(&format!("key-{k}"), item(v));
+                        map.push_unindexed(format!("key-{k}"), item(v));
                         pending.push((format!("key-{k}"), v));
                     }
                     Op::IndexPending => {
