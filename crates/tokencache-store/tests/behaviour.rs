@@ -159,8 +159,10 @@ async fn delete_and_recreate(store: Arc<dyn PartitionStore>) {
 }
 
 async fn expiry(store: Arc<dyn PartitionStore>) {
+    // Expiry is in whole seconds: `now() + 2` leaves the partition at least one second to live
+    // (enough for the next few calls on a loaded machine) and at most two.
     store
-        .save("short", b"a", None, Some(now() + 1))
+        .save("short", b"a", None, Some(now() + 2))
         .await
         .unwrap();
     store
@@ -168,7 +170,7 @@ async fn expiry(store: Arc<dyn PartitionStore>) {
         .await
         .unwrap();
     assert!(store.load("short").await.unwrap().is_some());
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    tokio::time::sleep(Duration::from_millis(3100)).await;
     assert_eq!(store.load("short").await.unwrap(), None);
     assert_eq!(store.version("short").await.unwrap(), None);
     assert!(store.load("long").await.unwrap().is_some());
@@ -351,12 +353,13 @@ async fn partitioned_cache(store: Arc<dyn PartitionStore>) {
 }
 
 async fn absolute_expiry(store: Arc<dyn PartitionStore>) {
-    // Sliding for an hour, but never longer than 2 s after the sign-in.
+    // Sliding for an hour, but never longer than 3 s after the sign-in. Times are whole
+    // seconds, so the partition lives between 2 and 3 s: still there after 1 s, gone after 4.1.
     let cache = PartitionedCache::new(
         store.clone(),
         PartitionOptions {
             user_expiry: Some(Duration::from_secs(3600)),
-            user_absolute_expiry: Some(Duration::from_secs(2)),
+            user_absolute_expiry: Some(Duration::from_secs(3)),
             ..PartitionOptions::default()
         },
     );
@@ -374,7 +377,7 @@ async fn absolute_expiry(store: Arc<dyn PartitionStore>) {
         .await
         .unwrap();
     assert!(store.load("alice.t").await.unwrap().is_some());
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    tokio::time::sleep(Duration::from_millis(3100)).await;
     assert_eq!(store.load("alice.t").await.unwrap(), None);
     // A new sign-in starts a new life.
     let ev = user_event("alice", "three");
