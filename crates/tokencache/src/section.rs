@@ -67,13 +67,23 @@ impl SectionMap {
             self.slots.len(),
             "lookup with unindexed slots"
         );
-        if self.is_small() {
-            return self.scan_for(key, self.slots.len());
+        self.find(key, self.table_hash(key))
+    }
+
+    /// The hash `key` is filed under in the table, or `None` while the section is small.
+    fn table_hash(&self, key: &str) -> Option<u64> {
+        (!self.is_small()).then(|| self.hasher.hash_one(key))
+    }
+
+    /// The slot of `key`, by `hash` (from [`SectionMap::table_hash`]).
+    fn find(&self, key: &str, hash: Option<u64>) -> Option<Slot> {
+        match hash {
+            None => self.scan_for(key, self.slots.len()),
+            Some(hash) => self
+                .table
+                .find(hash, |&s| self.key_at(s) == Some(key))
+                .copied(),
         }
-        let hash = self.hasher.hash_one(key);
-        self.table
-            .find(hash, |&s| self.key_at(s) == Some(key))
-            .copied()
     }
 
     /// The live slot below `end` holding `key`.
@@ -102,15 +112,8 @@ impl SectionMap {
     /// Assigns `key`: replaces in place when present (returning the old item), else appends.
     pub(crate) fn upsert(&mut self, key: &str, item: Item) -> (Slot, Option<Item>) {
         self.index_pending();
-        let hash = (!self.is_small()).then(|| self.hasher.hash_one(key));
-        let found = match hash {
-            None => self.scan_for(key, self.slots.len()),
-            Some(hash) => self
-                .table
-                .find(hash, |&s| self.key_at(s) == Some(key))
-                .copied(),
-        };
-        if let Some(slot) = found {
+        let hash = self.table_hash(key);
+        if let Some(slot) = self.find(key, hash) {
             let old = self.get_mut(slot).map(|v| std::mem::replace(v, item));
             return (slot, old);
         }
@@ -122,10 +125,8 @@ impl SectionMap {
             Some(hash) => {
                 self.indexed = self.slots.len();
                 let (slots, hasher) = (&self.slots, &self.hasher);
-                self.table.insert_unique(hash, slot, |&s| {
-                    let k = slots[s as usize].as_ref().map_or("", |(k, _)| &**k);
-                    hasher.hash_one(k)
-                });
+                self.table
+                    .insert_unique(hash, slot, |&s| slot_hash(hasher, slots, s));
             }
         }
         (slot, None)
@@ -167,10 +168,7 @@ impl SectionMap {
             hasher,
             ..
         } = self;
-        let rehash = |slots: &[Option<(Box<str>, Item)>], s: Slot| {
-            hasher.hash_one(slots[s as usize].as_ref().map_or("", |(k, _)| &**k))
-        };
-        table.reserve(slots.len() - start, |&s| rehash(slots, s));
+        table.reserve(slots.len() - start, |&s| slot_hash(hasher, slots, s));
         let mut repeated = Vec::new();
         for i in start..slots.len() {
             let Some((key, _)) = &slots[i] else {
@@ -185,7 +183,7 @@ impl SectionMap {
             match earlier {
                 Some(first) => repeated.push((first as usize, i)),
                 None => {
-                    table.insert_unique(hash, i as Slot, |&s| rehash(slots, s));
+                    table.insert_unique(hash, i as Slot, |&s| slot_hash(hasher, slots, s));
                 }
             }
         }
@@ -210,11 +208,10 @@ impl SectionMap {
     pub(crate) fn remove(&mut self, slot: Slot) -> Option<(Box<str>, Item)> {
         self.index_pending();
         let key = self.key_at(slot)?;
-        if !self.is_small() {
-            let hash = self.hasher.hash_one(key);
-            if let Ok(found) = self.table.find_entry(hash, |&s| s == slot) {
-                found.remove();
-            }
+        if let Some(hash) = self.table_hash(key)
+            && let Ok(found) = self.table.find_entry(hash, |&s| s == slot)
+        {
+            found.remove();
         }
         self.live -= 1;
         self.slots.get_mut(slot as usize)?.take()
@@ -254,6 +251,15 @@ impl SectionMap {
             self.upsert(&k, v);
         }
     }
+}
+
+/// The hash of the key in `slot`, for the table's rehashing.
+fn slot_hash(
+    hasher: &foldhash::fast::FixedState,
+    slots: &[Option<(Box<str>, Item)>],
+    slot: Slot,
+) -> u64 {
+    hasher.hash_one(slots[slot as usize].as_ref().map_or("", |(k, _)| &**k))
 }
 
 #[cfg(test)]
