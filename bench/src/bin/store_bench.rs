@@ -196,32 +196,25 @@ async fn populate(
 struct Outcome {
     seconds: f64,
     cpu: f64,
-    /// Every request's latency in microseconds, sorted.
-    latencies_us: Vec<u32>,
-    /// Each request's start (microseconds into the phase) and latency, in start order (ours
-    /// only; empty for MSAL Python).
+    /// Each request's start (microseconds into the phase) and latency (microseconds), in start
+    /// order.
     timeline: Vec<(u64, u32)>,
 }
 
 impl Outcome {
-    fn requests(&self) -> usize {
-        self.latencies_us.len()
-    }
-
     fn per_s(&self) -> f64 {
-        self.requests() as f64 / self.seconds
+        self.timeline.len() as f64 / self.seconds
     }
 
     fn per_cpu_s(&self) -> f64 {
-        self.requests() as f64 / self.cpu.max(1e-9)
+        self.timeline.len() as f64 / self.cpu.max(1e-9)
     }
 
-    fn p50_ms(&self) -> f64 {
-        percentile(&self.latencies_us, 0.50)
-    }
-
-    fn p99_ms(&self) -> f64 {
-        percentile(&self.latencies_us, 0.99)
+    /// The latency at each of `ps` (fractions), in milliseconds.
+    fn percentiles_ms<const N: usize>(&self, ps: [f64; N]) -> [f64; N] {
+        let mut sorted: Vec<u32> = self.timeline.iter().map(|(_, latency)| *latency).collect();
+        sorted.sort_unstable();
+        ps.map(|p| percentile(&sorted, p))
     }
 
     /// How the requests over `threshold_us` are spread in time: their share, and the number of
@@ -249,20 +242,25 @@ impl Outcome {
         Some((share, cluster_starts.len(), median_gap_s))
     }
 
-    /// Several slices of one phase as one outcome: their requests, time and CPU added up.
+    /// Several slices of one phase as one outcome, as if run back to back: requests, time and
+    /// CPU added up, each slice's start times shifted past the slices before it.
     fn merged(slices: Vec<Outcome>) -> Outcome {
         let mut all = Outcome {
             seconds: 0.0,
             cpu: 0.0,
-            latencies_us: Vec::new(),
             timeline: Vec::new(),
         };
         for slice in slices {
+            let offset = (all.seconds * 1e6) as u64;
+            all.timeline.extend(
+                slice
+                    .timeline
+                    .into_iter()
+                    .map(|(start, latency)| (start + offset, latency)),
+            );
             all.seconds += slice.seconds;
             all.cpu += slice.cpu;
-            all.latencies_us.extend(slice.latencies_us);
         }
-        all.latencies_us.sort_unstable();
         all
     }
 }
@@ -363,12 +361,9 @@ async fn drive(
     }
     let seconds = start.elapsed().as_secs_f64();
     timeline.sort_unstable();
-    let mut all: Vec<u32> = timeline.iter().map(|(_, latency)| *latency).collect();
-    all.sort_unstable();
     Ok(Outcome {
         seconds,
         cpu: cpu_seconds() - cpu0,
-        latencies_us: all,
         timeline,
     })
 }
@@ -402,33 +397,38 @@ fn python(
         Some(JsonValue::Number(n)) => n.parse::<f64>().unwrap_or(f64::NAN),
         _ => f64::NAN,
     };
-    let mut latencies_us: Vec<u32> = match j.get("latencies_us") {
+    let timeline = match j.get("timeline") {
         Some(JsonValue::Array(items)) => items
             .iter()
-            .filter_map(|v| match v {
-                JsonValue::Number(n) => n.parse().ok(),
+            .filter_map(|pair| match pair {
+                JsonValue::Array(pair) => match &**pair {
+                    [JsonValue::Number(start), JsonValue::Number(latency)] => {
+                        Some((start.parse().ok()?, latency.parse().ok()?))
+                    }
+                    _ => None,
+                },
                 _ => None,
             })
             .collect(),
-        _ => return Err("MSAL Python: no latencies in its report".into()),
+        _ => return Err("MSAL Python: no timeline in its report".into()),
     };
-    latencies_us.sort_unstable();
     Ok(Outcome {
         seconds: num("seconds"),
         cpu: num("cpu_seconds"),
-        latencies_us,
-        timeline: Vec::new(),
+        timeline,
     })
 }
 
 fn row(name: &str, peak: &Outcome, half: &Outcome) {
+    let [peak_p50, peak_p99] = peak.percentiles_ms([0.50, 0.99]);
+    let [half_p99] = half.percentiles_ms([0.99]);
     println!(
         "  {name:<22} {:>10.0} {:>10.0} {:>8.2} {:>8.2} {:>12.2}",
         peak.per_s(),
         peak.per_cpu_s(),
-        peak.p50_ms(),
-        peak.p99_ms(),
-        half.p99_ms()
+        peak_p50,
+        peak_p99,
+        half_p99
     );
     // Where the tail at half load comes from: spread out, or in bursts at a steady period
     // (shown when slow requests are the exception, as on Redis and in memory).
