@@ -9,6 +9,7 @@
 
 mod error;
 mod inspect;
+mod store_access;
 mod stores;
 
 use std::path::PathBuf;
@@ -16,9 +17,10 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use tokencache::{Clock, SystemClock, TokenCache};
-use tokencache_file::{FileStore, KeySource, LockStatus, StoreOptions};
+use tokencache_file::{DataKey, FileStore, KeySource, LockStatus, StoreOptions};
 
 use crate::error::CliError;
+use crate::store_access::{StoreAccess, Writes};
 
 /// Inspect, validate and repair MSAL token caches.
 #[derive(Parser, Debug)]
@@ -60,6 +62,56 @@ impl KeyArgs {
             )));
         }
         Ok(None)
+    }
+
+    /// The key itself, if one was given; `create` makes a missing key file or keyring item.
+    fn key(&self, create: bool) -> Result<Option<DataKey>, CliError> {
+        Ok(self.source()?.map(|s| s.resolve(create)).transpose()?)
+    }
+}
+
+/// The key that encrypted a cache or store before a re-encryption (at most one).
+#[derive(Args, Debug, Default, Clone)]
+struct PreviousKeyArgs {
+    /// A key file holding the key the cache is encrypted with now.
+    #[arg(long, value_name = "PATH", group = "previous")]
+    previous_key_file: Option<PathBuf>,
+    /// An environment variable holding the key the cache is encrypted with now.
+    #[arg(long, value_name = "VAR", group = "previous")]
+    previous_key_env: Option<String>,
+    /// An OS keyring item holding the key the cache is encrypted with now.
+    #[arg(long, value_name = "NAME", group = "previous")]
+    previous_keyring: Option<String>,
+}
+
+impl PreviousKeyArgs {
+    fn as_key_args(&self) -> KeyArgs {
+        KeyArgs {
+            key_file: self.previous_key_file.clone(),
+            key_env: self.previous_key_env.clone(),
+            keyring: self.previous_keyring.clone(),
+        }
+    }
+}
+
+/// Opens a store URL for a verb that reads, or writes each partition back as it was.
+async fn open_store(url: &str, key: &KeyArgs) -> Result<StoreAccess, CliError> {
+    StoreAccess::open(url, key.key(false)?, None, Writes::Keep).await
+}
+
+/// Prints what `encrypt` or `decrypt` did to a store; exit 1 if a partition could not be read.
+fn report_rewrite(url: &str, done: &stores::Rewritten, verb: &str) -> ExitCode {
+    println!(
+        "{url}: {verb} {} partition(s); {} already were",
+        done.rewritten, done.unchanged
+    );
+    for (key, why) in &done.failed {
+        println!("  partition {key:?} left as it was: {why}");
+    }
+    if done.failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
     }
 }
 
@@ -108,16 +160,24 @@ enum Command {
     },
     /// Who holds the cache's lock (`<cache>.lockfile`), and whether it is stale.
     LockStatus {
-        /// The cache file.
-        file: PathBuf,
+        /// The cache file (a store has no cache-wide lock).
+        file: String,
     },
-    /// Encrypt a plain cache file (XChaCha20-Poly1305), or re-encrypt it with another key.
+    /// Encrypt a plain cache file or every partition of a store (XChaCha20-Poly1305), or
+    /// re-encrypt them with another key.
     Encrypt {
-        /// The cache file.
-        file: PathBuf,
+        /// The cache file, or a store URL.
+        file: String,
         /// The key to encrypt with (created if a key file or keyring item does not exist yet).
         #[command(flatten)]
         key: KeyArgs,
+        /// For a store: the key id to encrypt under, the one the application passes to
+        /// `PartitionKeys::new` (required for a store).
+        #[arg(long, value_name = "ID", requires = "key")]
+        key_id: Option<String>,
+        /// To re-encrypt: the key the cache or store is encrypted with now.
+        #[command(flatten)]
+        previous: PreviousKeyArgs,
     },
     /// Copy every partition from one cache to another: a cache file into a store (split per
     /// account), a store into a cache file (merged), or store to store; then verify.
@@ -126,14 +186,21 @@ enum Command {
         from: String,
         /// Where to write: a cache file or a store URL.
         to: String,
-        /// The key of an encrypted source or target cache file.
+        /// The key of an encrypted source or target cache file, or of an encrypted source
+        /// store.
         #[command(flatten)]
         key: KeyArgs,
+        /// Encrypt the partitions written to a target store under this key id (the one the
+        /// application passes to `PartitionKeys::new`), with the key given. Without it, new
+        /// partitions in a target store are plain text and existing ones keep their key.
+        #[arg(long, value_name = "ID", requires = "key")]
+        key_id: Option<String>,
     },
-    /// Decrypt an encrypted cache file back to MSAL's plain JSON.
+    /// Decrypt an encrypted cache file, or every partition of a store, back to MSAL's plain
+    /// JSON.
     Decrypt {
-        /// The cache file.
-        file: PathBuf,
+        /// The cache file, or a store URL.
+        file: String,
         /// The key it is encrypted with.
         #[command(flatten)]
         key: KeyArgs,
@@ -171,7 +238,7 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
         } => {
             let cache = if stores::is_store_url(&file) {
                 let (whole, unreadable) = stores::block_on(async {
-                    stores::load_all(&stores::open(&file).await?).await
+                    stores::load_all(&open_store(&file, &key).await?).await
                 })??;
                 for (k, why) in unreadable {
                     eprintln!("warning: partition {k:?}: {why}");
@@ -190,8 +257,9 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Validate { file, key } if stores::is_store_url(&file) => {
-            let (whole, unreadable) =
-                stores::block_on(async { stores::load_all(&stores::open(&file).await?).await })??;
+            let (whole, unreadable) = stores::block_on(async {
+                stores::load_all(&open_store(&file, &key).await?).await
+            })??;
             let problems = whole.problems();
             if problems.is_empty() && unreadable.is_empty() {
                 println!("{file}: ok");
@@ -204,7 +272,6 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
             for p in problems {
                 println!("  {p}");
             }
-            let _ = key;
             Ok(ExitCode::from(1))
         }
         Command::Validate { file, key } => match load(&PathBuf::from(&file), &key) {
@@ -226,10 +293,11 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
                 Ok(ExitCode::from(1))
             }
         },
-        Command::Prune { file, now, .. } if stores::is_store_url(&file) => {
+        Command::Prune { file, now, key } if stores::is_store_url(&file) => {
             let now = now.unwrap_or_else(|| SystemClock.now());
-            let removed =
-                stores::block_on(async { stores::prune(&stores::open(&file).await?, now).await })??;
+            let removed = stores::block_on(async {
+                stores::prune(&open_store(&file, &key).await?, now).await
+            })??;
             println!("removed {removed} expired access token(s)");
             Ok(ExitCode::SUCCESS)
         }
@@ -248,7 +316,11 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
             ..
         } if stores::is_store_url(&file) => {
             let deleted = stores::block_on(async {
-                stores::delete_partition(&stores::open(&file).await?, &home_account_id).await
+                stores::delete_partition(
+                    &open_store(&file, &KeyArgs::default()).await?,
+                    &home_account_id,
+                )
+                .await
             })??;
             println!(
                 "{}",
@@ -276,7 +348,13 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::LockStatus { file } if stores::is_store_url(&file) => {
+            Err(CliError::Usage(format!(
+                "{file}: a store has no cache-wide lock: each save compares and sets its partition's version, and a refresh lease expires by itself"
+            )))
+        }
         Command::LockStatus { file } => {
+            let file = PathBuf::from(file);
             match tokencache_file::lock_status(&file)? {
                 LockStatus::Free => println!("{}: not locked", file.display()),
                 status @ LockStatus::Held { .. } => {
@@ -326,27 +404,77 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Encrypt { file, key } => {
-            existing(&file)?;
-            if key.source()?.is_none() {
+        Command::Encrypt { key, .. } if key.source()?.is_none() => Err(CliError::Usage(
+            "encrypt needs --key-file, --key-env or --keyring".into(),
+        )),
+        Command::Encrypt {
+            file,
+            key,
+            key_id,
+            previous,
+        } if stores::is_store_url(&file) => {
+            let key_id = key_id.ok_or_else(|| {
+                CliError::Usage(
+                    "encrypting a store needs --key-id: the id the application gives this key"
+                        .into(),
+                )
+            })?;
+            let writes = Writes::Encrypted(key_id);
+            let done = stores::block_on(async {
+                let access = StoreAccess::open(
+                    &file,
+                    key.key(true)?,
+                    previous.as_key_args().key(false)?,
+                    writes.clone(),
+                )
+                .await?;
+                stores::rewrite_all(&access, &writes).await
+            })??;
+            Ok(report_rewrite(&file, &done, "encrypted"))
+        }
+        Command::Encrypt {
+            file,
+            key,
+            key_id,
+            previous,
+        } => {
+            if key_id.is_some() {
                 return Err(CliError::Usage(
-                    "encrypt needs --key-file, --key-env or --keyring".into(),
+                    "--key-id names a key for a store; a cache file records where its key comes from".into(),
                 ));
             }
-            store(&file, &key)?.rewrite(None)?;
+            let file = PathBuf::from(file);
+            existing(&file)?;
+            store(&file, &key)?.rewrite(previous.as_key_args().source()?.as_ref())?;
             println!("{}: encrypted", file.display());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Migrate { from, to, key } => {
+        Command::Migrate {
+            from,
+            to,
+            key,
+            key_id,
+        } => {
             if from == to {
                 return Err(CliError::Usage("FROM and TO are the same".into()));
             }
             if !stores::is_store_url(&from) {
                 existing(&PathBuf::from(&from))?;
             }
+            if key_id.is_some() && !stores::is_store_url(&to) {
+                return Err(CliError::Usage(
+                    "--key-id encrypts a target store; TO is a cache file".into(),
+                ));
+            }
+            // A key that will encrypt a target store may be new (a key file is then created).
+            let data_key = key.key(key_id.is_some())?;
+            let target_writes = key_id.map_or(Writes::Keep, Writes::Encrypted);
             let ok = stores::block_on(async {
-                let source = stores::endpoint(&from, |p| store(&p, &key)).await?;
-                let target = stores::endpoint(&to, |p| store(&p, &key)).await?;
+                let source =
+                    stores::endpoint(&from, data_key.clone(), Writes::Keep, |p| store(&p, &key))
+                        .await?;
+                let target =
+                    stores::endpoint(&to, data_key, target_writes, |p| store(&p, &key)).await?;
                 stores::migrate(source, target).await
             })??;
             Ok(if ok {
@@ -355,7 +483,15 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
                 ExitCode::from(1)
             })
         }
+        Command::Decrypt { file, key } if stores::is_store_url(&file) => {
+            let done = stores::block_on(async {
+                let access = StoreAccess::open(&file, key.key(false)?, None, Writes::Plain).await?;
+                stores::rewrite_all(&access, &Writes::Plain).await
+            })??;
+            Ok(report_rewrite(&file, &done, "decrypted"))
+        }
         Command::Decrypt { file, key } => {
+            let file = PathBuf::from(file);
             existing(&file)?;
             let source = key.source()?.ok_or_else(|| {
                 CliError::Usage("decrypt needs --key-file, --key-env or --keyring".into())

@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use tokencache::{PartitionKey, Section, TokenCache};
-use tokencache_store::{PartitionOptions, PartitionedCache};
 
 use crate::error::CliError;
+use crate::store_access::{StoreAccess, Writes};
 
 const SCHEMES: &[&str] = &[
     "sqlite://",
@@ -35,21 +35,20 @@ pub fn block_on<F: std::future::Future>(f: F) -> Result<F::Output, CliError> {
     Ok(rt.block_on(f))
 }
 
-pub async fn open(url: &str) -> Result<PartitionedCache, CliError> {
-    let store = tokencache_store::open(url).await?;
-    Ok(PartitionedCache::new(store, PartitionOptions::default()))
-}
-
 /// Every partition merged into one cache (for display and checks), plus the partitions that
 /// could not be read.
 pub async fn load_all(
-    cache: &PartitionedCache,
+    access: &StoreAccess,
 ) -> Result<(TokenCache, Vec<(String, String)>), CliError> {
     let whole = TokenCache::new();
     let mut unreadable = Vec::new();
-    for key in cache.store().keys().await? {
+    for key in access.store().keys().await? {
         let pk = PartitionKey::new(key.clone());
-        match cache.load_partition(&pk).await {
+        let loaded = match access.cache_for(&key).await {
+            Ok(cache) => cache.load_partition(&pk).await.map_err(CliError::from),
+            Err(e) => Err(e),
+        };
+        match loaded {
             Ok(part) => whole.replace_partition(&pk, &part.serialize())?,
             Err(e) => unreadable.push((key, e.to_string())),
         }
@@ -118,7 +117,7 @@ impl Progress {
 /// Where a migration reads from or writes to.
 pub enum Endpoint {
     File(Arc<tokencache_file::FileStore>),
-    Store(Box<PartitionedCache>),
+    Store(Box<StoreAccess>),
 }
 
 /// Copies every partition from `from` to `to`, checks that everything arrived, and prints a
@@ -158,6 +157,8 @@ pub async fn migrate(from: Endpoint, to: Endpoint) -> Result<bool, CliError> {
                 let doc = doc.clone();
                 let k = key.clone();
                 target
+                    .cache_for(key.as_str())
+                    .await?
                     .update_partition(key, &move |c: &TokenCache| c.replace_partition(&k, &doc))
                     .await?;
                 progress.tick();
@@ -211,13 +212,18 @@ pub async fn migrate(from: Endpoint, to: Endpoint) -> Result<bool, CliError> {
     Ok(ok)
 }
 
-/// Opens either end of a migration.
+/// Opens either end of a migration. A store written to is encrypted under `key_id` when one
+/// is given; otherwise each of its partitions keeps its state.
 pub async fn endpoint(
     location: &str,
+    key: Option<tokencache_file::DataKey>,
+    writes: Writes,
     file_store: impl FnOnce(PathBuf) -> Result<tokencache_file::FileStore, CliError>,
 ) -> Result<Endpoint, CliError> {
     if is_store_url(location) {
-        Ok(Endpoint::Store(Box::new(open(location).await?)))
+        Ok(Endpoint::Store(Box::new(
+            StoreAccess::open(location, key, None, writes).await?,
+        )))
     } else {
         Ok(Endpoint::File(Arc::new(file_store(PathBuf::from(
             location,
@@ -225,18 +231,19 @@ pub async fn endpoint(
     }
 }
 
-/// The store's partitions, for `remove-account` on a store.
-pub async fn delete_partition(cache: &PartitionedCache, key: &str) -> Result<bool, CliError> {
-    Ok(cache.delete_partition(&PartitionKey::new(key)).await?)
+/// Deletes a partition, for `remove-account` on a store.
+pub async fn delete_partition(access: &StoreAccess, key: &str) -> Result<bool, CliError> {
+    Ok(access.store().delete(key, None).await?)
 }
 
-/// Purges expired access tokens in every partition.
-pub async fn prune(cache: &PartitionedCache, now: i64) -> Result<usize, CliError> {
+/// Purges expired access tokens in every partition (each keeps its encryption).
+pub async fn prune(access: &StoreAccess, now: i64) -> Result<usize, CliError> {
     let mut removed = 0;
-    let keys = cache.store().keys().await?;
+    let keys = access.store().keys().await?;
     let mut progress = Progress::new(keys.len(), "partitions");
     for key in keys {
-        let pk = PartitionKey::new(key);
+        let pk = PartitionKey::new(key.as_str());
+        let cache = access.cache_for(&key).await?;
         let before = cache.load_partition(&pk).await?.len(Section::AccessToken);
         cache
             .update_partition(&pk, &move |c: &TokenCache| {
@@ -249,4 +256,50 @@ pub async fn prune(cache: &PartitionedCache, now: i64) -> Result<usize, CliError
         progress.tick();
     }
     Ok(removed)
+}
+
+/// What [`rewrite_all`] did.
+#[derive(Debug, Default)]
+pub struct Rewritten {
+    /// Partitions written again (encrypted, re-encrypted or decrypted).
+    pub rewritten: usize,
+    /// Partitions already as asked.
+    pub unchanged: usize,
+    /// Partitions that could not be read (left as they were), with why.
+    pub failed: Vec<(String, String)>,
+}
+
+/// Writes every partition again as `access` writes them (`encrypt` and `decrypt` on a store):
+/// each with compare-and-set, so a request saving at the same time loses nothing. A partition
+/// that cannot be read is left untouched and reported.
+pub async fn rewrite_all(access: &StoreAccess, writes: &Writes) -> Result<Rewritten, CliError> {
+    let mut done = Rewritten::default();
+    let keys = access.store().keys().await?;
+    let mut progress = Progress::new(keys.len(), "partitions");
+    for key in keys {
+        let id = access.key_id(&key).await?;
+        let as_asked = match writes {
+            Writes::Encrypted(to) => id.as_deref() == Some(to.as_str()),
+            Writes::Plain => id.is_none(),
+            Writes::Keep => true,
+        };
+        if as_asked {
+            done.unchanged += 1;
+        } else {
+            let pk = PartitionKey::new(key.as_str());
+            let result = match access.cache_for(&key).await {
+                Ok(cache) => cache
+                    .update_partition(&pk, &|_: &TokenCache| Ok(()))
+                    .await
+                    .map_err(CliError::from),
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(()) => done.rewritten += 1,
+                Err(e) => done.failed.push((key, e.to_string())),
+            }
+        }
+        progress.tick();
+    }
+    Ok(done)
 }

@@ -335,3 +335,28 @@ fn encrypt_and_decrypt_round_trip_and_a_wrong_key_destroys_nothing() {
     );
     assert_eq!(std::fs::read_to_string(&file).expect("read"), original);
 }
+
+#[test]
+fn re_encrypting_a_file_with_another_key_reads_it_with_the_previous_one() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let file = copy("desktop.json", dir.path());
+    let (old, new) = (dir.path().join("old.key"), dir.path().join("new.key"));
+    std::fs::write(&old, "ab".repeat(32)).expect("key");
+    std::fs::write(&new, "cd".repeat(32)).expect("key");
+    let encrypt = |args: &[&str]| run(&[&["encrypt", path(&file)], args].concat());
+    assert!(encrypt(&["--key-file", path(&old)]).status.success());
+    // With only the new key the file cannot be read: refused, and the file is unchanged.
+    let before = std::fs::read(&file).expect("read");
+    assert_eq!(encrypt(&["--key-file", path(&new)]).status.code(), Some(1));
+    assert_eq!(std::fs::read(&file).expect("read"), before);
+    let o = encrypt(&["--key-file", path(&new), "--previous-key-file", path(&old)]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = run(&["inspect", path(&file), "--key-file", path(&new)]);
+    assert!(stdout(&o).contains("jane@contoso.com"));
+    assert_eq!(
+        run(&["inspect", path(&file), "--key-file", path(&old)])
+            .status
+            .code(),
+        Some(1)
+    );
+}

@@ -113,3 +113,153 @@ fn prune_and_remove_account_on_a_store() {
         "{out:?}"
     );
 }
+
+fn fails(args: &[&str]) -> Output {
+    let out = run(args);
+    assert!(
+        !out.status.success(),
+        "tokencache {args:?} should fail: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    out
+}
+
+/// The key id of every partition, read from the raw documents (`None`: plain text).
+fn key_ids(url: &str) -> Vec<Option<String>> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let store = tokencache_store::open(url).await.unwrap();
+        let mut ids = Vec::new();
+        for key in store.keys().await.unwrap() {
+            let doc = store.load(&key).await.unwrap().unwrap().document;
+            assert!(
+                tokencache_store::encrypted_key_id(&doc).is_none()
+                    || !String::from_utf8_lossy(&doc).contains("secret"),
+                "an encrypted partition shows no secret"
+            );
+            ids.push(tokencache_store::encrypted_key_id(&doc));
+        }
+        ids
+    })
+}
+
+/// What an application configured with `PartitionKeys::new(id, key)` reads from the store:
+/// the number of refresh tokens over all partitions.
+fn app_reads(url: &str, id: &str, key: [u8; 32]) -> usize {
+    use tokencache_store::{PartitionKeys, PartitionOptions, PartitionedCache};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let store = tokencache_store::open(url).await.unwrap();
+        let cache = PartitionedCache::new(
+            store.clone(),
+            PartitionOptions {
+                encryption: Some(PartitionKeys::new(id, key).unwrap()),
+                ..PartitionOptions::default()
+            },
+        );
+        let mut refresh_tokens = 0;
+        for key in store.keys().await.unwrap() {
+            let part = cache
+                .load_partition(&tokencache::PartitionKey::new(key))
+                .await
+                .unwrap();
+            refresh_tokens += part.len(tokencache::Section::RefreshToken);
+        }
+        refresh_tokens
+    })
+}
+
+#[test]
+fn encrypted_stores_take_keys_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    let key1 = dir.path().join("k1.key");
+    let key2 = dir.path().join("k2.key");
+    std::fs::write(&key1, "11".repeat(32)).unwrap();
+    std::fs::write(&key2, "22".repeat(32)).unwrap();
+    let (k1, k2) = (key1.to_str().unwrap(), key2.to_str().unwrap());
+    let sample = sample();
+
+    // Into a store, encrypted under the id the application uses.
+    let out = ok(&["migrate", &sample, &url, "--key-file", k1, "--key-id", "k1"]);
+    assert!(
+        out.contains("3 partition(s)") && out.contains("verified"),
+        "{out}"
+    );
+    assert_eq!(key_ids(&url), vec![Some("k1".to_owned()); 3]);
+    let refresh_tokens = app_reads(&url, "k1", [0x11; 32]);
+    assert!(
+        refresh_tokens > 0,
+        "the application reads what the CLI wrote"
+    );
+
+    // Without the key: each partition is reported with its key id; with it, every verb works.
+    let out = fails(&["validate", &url]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("encrypted (key id \"k1\")"), "{said}");
+    let shown = ok(&["inspect", &url, "--key-file", k1]);
+    assert!(
+        shown.contains("jane@contoso.com") && shown.contains("Accounts: 3"),
+        "{shown}"
+    );
+    ok(&["validate", &url, "--key-file", k1]);
+    let out = ok(&["prune", &url, "--key-file", k1]);
+    assert!(out.contains("removed 4 expired"), "{out}");
+    assert_eq!(
+        key_ids(&url),
+        vec![Some("k1".to_owned()); 3],
+        "prune keeps the encryption"
+    );
+
+    // Rotation: re-encrypted under k2, read with the previous key.
+    let out = ok(&[
+        "encrypt",
+        &url,
+        "--key-file",
+        k2,
+        "--key-id",
+        "k2",
+        "--previous-key-file",
+        k1,
+    ]);
+    assert!(out.contains("encrypted 3 partition(s)"), "{out}");
+    assert_eq!(key_ids(&url), vec![Some("k2".to_owned()); 3]);
+    assert_eq!(app_reads(&url, "k2", [0x22; 32]), refresh_tokens);
+    let out = ok(&["encrypt", &url, "--key-file", k2, "--key-id", "k2"]);
+    assert!(
+        out.contains("encrypted 0 partition(s); 3 already were"),
+        "{out}"
+    );
+
+    // A wrong key changes nothing and says which partitions it could not read.
+    let out = fails(&["decrypt", &url, "--key-file", k1]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("left as it was") && said.contains("authentication failed"),
+        "{said}"
+    );
+    assert_eq!(key_ids(&url), vec![Some("k2".to_owned()); 3]);
+    // Encrypting a store needs the key id; lock-status has nothing to say about a store.
+    let out = fails(&["encrypt", &url, "--key-file", k2]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--key-id"));
+    let out = fails(&["lock-status", &url]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no cache-wide lock"));
+
+    // Back to plain text: readable without a key, and nothing lost on the way back to a file.
+    let out = ok(&["decrypt", &url, "--key-file", k2]);
+    assert!(out.contains("decrypted 3 partition(s)"), "{out}");
+    assert_eq!(key_ids(&url), vec![None; 3]);
+    let back = dir.path().join("back.json");
+    ok(&["migrate", &url, back.to_str().unwrap()]);
+    let shown = ok(&["inspect", back.to_str().unwrap()]);
+    assert!(
+        shown.contains("jane@contoso.com") && shown.contains("Accounts: 3"),
+        "{shown}"
+    );
+}

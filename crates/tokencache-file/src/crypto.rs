@@ -79,6 +79,12 @@ impl DataKey {
         Ok(DataKey(key))
     }
 
+    /// The key's 32 bytes, to hand it to another component (for example
+    /// `tokencache_store::PartitionKeys`, when one key file serves a desktop cache and a store).
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
     /// The key as base64 (to store it in a keyring or a file).
     pub fn to_base64(&self) -> Zeroizing<String> {
         Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(self.0.as_ref()))

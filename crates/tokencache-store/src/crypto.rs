@@ -19,6 +19,7 @@ const FORMAT: u8 = 1;
 pub struct PartitionKeys {
     current: (String, Zeroizing<[u8; 32]>),
     previous: Vec<(String, Zeroizing<[u8; 32]>)>,
+    write_plain: bool,
 }
 
 impl fmt::Debug for PartitionKeys {
@@ -27,6 +28,7 @@ impl fmt::Debug for PartitionKeys {
         f.debug_struct("PartitionKeys")
             .field("current", &self.current.0)
             .field("previous", &ids)
+            .field("write_plain", &self.write_plain)
             .finish()
     }
 }
@@ -38,6 +40,7 @@ impl PartitionKeys {
         Ok(PartitionKeys {
             current: (id.to_owned(), Zeroizing::new(key)),
             previous: Vec::new(),
+            write_plain: false,
         })
     }
 
@@ -46,6 +49,25 @@ impl PartitionKeys {
         check_id(id)?;
         self.previous.push((id.to_owned(), Zeroizing::new(key)));
         Ok(self)
+    }
+
+    /// Still reads documents encrypted under these keys, but writes plain text: for taking
+    /// encryption off a store (what `tokencache decrypt URL` does), one save at a time.
+    ///
+    /// ```
+    /// use tokencache_store::PartitionKeys;
+    /// let keys = PartitionKeys::new("k1", [7; 32])?.writing_plain_text();
+    /// assert!(keys.writes_plain_text());
+    /// # Ok::<(), tokencache_store::StoreError>(())
+    /// ```
+    pub fn writing_plain_text(mut self) -> PartitionKeys {
+        self.write_plain = true;
+        self
+    }
+
+    /// True when saves write plain text ([`PartitionKeys::writing_plain_text`]).
+    pub fn writes_plain_text(&self) -> bool {
+        self.write_plain
     }
 
     /// The id of the key new documents are written with.
@@ -143,6 +165,18 @@ pub(crate) fn is_encrypted(doc: &[u8]) -> bool {
     doc.starts_with(MAGIC)
 }
 
+/// The id of the key a stored document ([`crate::Versioned::document`]) is encrypted under, or
+/// `None` for a plain (or unrecognisable) document. The id is not secret; it tells an operator
+/// which key a partition needs.
+///
+/// ```
+/// use tokencache_store::encrypted_key_id;
+/// assert_eq!(encrypted_key_id(br#"{"AccessToken": {}}"#), None);
+/// ```
+pub fn encrypted_key_id(document: &[u8]) -> Option<String> {
+    parse(document).map(|p| String::from_utf8_lossy(p.key_id).into_owned())
+}
+
 /// The parts of an encrypted document.
 struct Parts<'a> {
     key_id: &'a [u8],
@@ -206,5 +240,10 @@ mod tests {
         bad[last] ^= 1;
         assert!(old.decrypt("alice", &bad).is_err());
         assert!(!format!("{old:?}").contains("[1"));
+        // The key id is readable without a key; plain documents have none.
+        assert_eq!(encrypted_key_id(&doc).as_deref(), Some("k1"));
+        assert_eq!(encrypted_key_id(&new_doc).as_deref(), Some("k2"));
+        assert_eq!(encrypted_key_id(b"{}"), None);
+        assert_eq!(encrypted_key_id(b"TCPE"), None, "truncated header");
     }
 }

@@ -32,7 +32,7 @@ mod redis;
 mod sqlite;
 
 pub use backend::{IfChanged, PartitionStore, SaveOutcome, Versioned, new_version, open};
-pub use crypto::PartitionKeys;
+pub use crypto::{PartitionKeys, encrypted_key_id};
 pub use error::{Result, StoreError};
 pub use memory::MemoryStore;
 pub use partitioned::{FailurePolicy, PartitionOptions, PartitionedCache, StoreMetrics};

@@ -238,7 +238,10 @@ impl PartitionedCache {
         let plain;
         let bytes: &[u8] = if is_encrypted(&stored.document) {
             let keys = self.options.encryption.as_ref().ok_or_else(|| {
-                unreadable("the partition is encrypted and no keys are configured".into())
+                unreadable(format!(
+                    "the partition is encrypted (key id {:?}) and no keys are configured",
+                    crate::crypto::encrypted_key_id(&stored.document).unwrap_or_default()
+                ))
             })?;
             plain = keys.decrypt(key, &stored.document)?;
             &plain
@@ -263,8 +266,8 @@ impl PartitionedCache {
     fn encode(&self, key: &str, cache: &TokenCache) -> Result<Vec<u8>> {
         let text = cache.serialize();
         match &self.options.encryption {
-            Some(keys) => keys.encrypt(key, text.as_bytes()),
-            None => Ok(text.into_bytes()),
+            Some(keys) if !keys.writes_plain_text() => keys.encrypt(key, text.as_bytes()),
+            _ => Ok(text.into_bytes()),
         }
     }
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 use tokencache::{PartitionKey, Section, TokenCache, TokenEvent};
 use tokencache_store::{
     IfChanged, PartitionKeys, PartitionOptions, PartitionStore, PartitionedCache, SaveOutcome,
-    StoreError,
+    StoreError, encrypted_key_id,
 };
 
 /// A store and whatever keeps its server alive.
@@ -296,6 +296,43 @@ async fn partitioned_cache(store: Arc<dyn PartitionStore>) {
     assert_eq!(a.partition_keys(), vec![alice.clone()]);
     let raw = store.load("alice.t").await.unwrap().unwrap().document;
     assert!(!String::from_utf8_lossy(&raw).contains("alice-secret"));
+    assert_eq!(encrypted_key_id(&raw).as_deref(), Some("k1"));
+    // Rotation: a rewrite under the new key set moves bob to k2; writing plain text takes the
+    // encryption off again.
+    let rewrite = |keys: PartitionKeys| {
+        let store = store.clone();
+        let bob = bob.clone();
+        async move {
+            let cache = PartitionedCache::new(
+                store.clone(),
+                PartitionOptions {
+                    encryption: Some(keys),
+                    ..PartitionOptions::default()
+                },
+            );
+            cache
+                .update_partition(&bob, &|_: &TokenCache| Ok(()))
+                .await
+                .unwrap();
+            let doc = store.load(bob.as_str()).await.unwrap().unwrap().document;
+            assert_eq!(
+                cache
+                    .load_partition(&bob)
+                    .await
+                    .unwrap()
+                    .len(Section::AccessToken),
+                1
+            );
+            encrypted_key_id(&doc)
+        }
+    };
+    let k2 = || PartitionKeys::new("k2", [8; 32]).unwrap();
+    let rotated = k2().with_previous("k1", [7; 32]).unwrap();
+    assert_eq!(rewrite(rotated).await.as_deref(), Some("k2"));
+    assert_eq!(rewrite(k2().writing_plain_text()).await, None);
+    // A plain partition is encrypted at its next save.
+    let k1 = PartitionKeys::new("k1", [7; 32]).unwrap();
+    assert_eq!(rewrite(k1).await.as_deref(), Some("k1"));
     // A change that would write bob's tokens into alice's partition is refused.
     let ev = user_event("bob", "sneaky");
     let e = cache

@@ -13,6 +13,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
@@ -24,7 +25,8 @@ use clap::Parser;
 use tokencache_client::{
     AccountInfo, AuthCodeFlow, AuthCodeOptions, ClientCredential, ConfidentialClientApplication,
 };
-use tokencache_store::{PartitionOptions, PartitionedCache};
+use tokencache_file::KeySource;
+use tokencache_store::{PartitionKeys, PartitionOptions, PartitionedCache};
 
 /// Command line and environment configuration.
 #[derive(Parser, Debug)]
@@ -66,6 +68,47 @@ struct Config {
         default_value = "https://graph.microsoft.com/v1.0/me"
     )]
     api_url: String,
+    /// Encrypt the stored partitions with the key in this file (64 hex digits or base64 of 32
+    /// bytes; the `tokencache` CLI reads the same file with `--key-file`).
+    #[arg(long, env = "WEBAPP_STORE_KEY_FILE")]
+    store_key_file: Option<PathBuf>,
+    /// The id written with each encrypted partition; give the key a new id when rotating.
+    #[arg(long, env = "WEBAPP_STORE_KEY_ID", default_value = "k1")]
+    store_key_id: String,
+    /// While rotating keys: the previous key's file, so partitions still under it stay readable
+    /// (each is rewritten under the new key at its next save).
+    #[arg(
+        long,
+        env = "WEBAPP_PREVIOUS_STORE_KEY_FILE",
+        requires = "store_key_file"
+    )]
+    previous_store_key_file: Option<PathBuf>,
+    /// The previous key's id.
+    #[arg(
+        long,
+        env = "WEBAPP_PREVIOUS_STORE_KEY_ID",
+        requires = "previous_store_key_file"
+    )]
+    previous_store_key_id: Option<String>,
+}
+
+/// The keys that encrypt stored partitions, if the configuration names any.
+fn partition_keys(config: &Config) -> Result<Option<PartitionKeys>, Box<dyn std::error::Error>> {
+    let read = |path: &PathBuf| -> Result<[u8; 32], Box<dyn std::error::Error>> {
+        Ok(*KeySource::File(path.clone()).resolve(false)?.as_bytes())
+    };
+    let Some(path) = &config.store_key_file else {
+        return Ok(None);
+    };
+    let mut keys = PartitionKeys::new(&config.store_key_id, read(path)?)?;
+    if let Some(previous) = &config.previous_store_key_file {
+        let id = config
+            .previous_store_key_id
+            .as_deref()
+            .ok_or("--previous-store-key-file needs --previous-store-key-id")?;
+        keys = keys.with_previous(id, read(previous)?)?;
+    }
+    Ok(Some(keys))
 }
 
 /// What a browser session holds (server-side).
@@ -277,7 +320,11 @@ async fn logout(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
 
 async fn build(config: Config) -> Result<(Router, SocketAddr), Box<dyn std::error::Error>> {
     let store = tokencache_store::open(&config.store).await?;
-    let cache = Arc::new(PartitionedCache::new(store, PartitionOptions::default()));
+    let options = PartitionOptions {
+        encryption: partition_keys(&config)?,
+        ..PartitionOptions::default()
+    };
+    let cache = Arc::new(PartitionedCache::new(store, options));
     let builder = ConfidentialClientApplication::builder(&config.client_id);
     let builder = if config.oidc {
         builder.oidc_authority(&config.authority)?

@@ -154,6 +154,9 @@ async fn two_users_in_two_browsers_see_only_their_own_data() {
     let idp = idp::Idp::start(&[("IDP_CLIENTS_FILE", clients_file.to_str().unwrap())]);
     let db = dir.path().join("tokens.db");
     let store_url = format!("sqlite://{}", db.display());
+    // The partitions are encrypted at rest.
+    let key_file = dir.path().join("store.key");
+    std::fs::write(&key_file, "5a".repeat(32)).unwrap();
 
     let mut webapp = Command::new(env!("CARGO_BIN_EXE_tokencache-webapp"))
         .args(["--authority", &idp.authority(), "--client-id", "web-app"])
@@ -165,6 +168,7 @@ async fn two_users_in_two_browsers_see_only_their_own_data() {
             "openid profile",
         ])
         .args(["--api-url", &format!("{}/me", idp.issuer)])
+        .args(["--store-key-file", key_file.to_str().unwrap()])
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -224,6 +228,14 @@ async fn two_users_in_two_browsers_see_only_their_own_data() {
     let store = tokencache_store::open(&store_url).await.unwrap();
     let keys = store.keys().await.unwrap();
     assert_eq!(keys.len(), 2, "{keys:?}");
+    for key in &keys {
+        let doc = store.load(key).await.unwrap().unwrap().document;
+        assert_eq!(
+            tokencache_store::encrypted_key_id(&doc).as_deref(),
+            Some("k1"),
+            "partition {key} is stored encrypted under the default key id"
+        );
+    }
     let alice_key = keys
         .iter()
         .find(|k| k.starts_with("a11ce"))
