@@ -158,6 +158,22 @@ enum Command {
         #[command(flatten)]
         key: KeyArgs,
     },
+    /// Fix what `validate` reports so that MSAL can use the cache: remove entries it cannot
+    /// use, drop times it cannot read from refresh tokens, move entries to their canonical keys.
+    /// A copy of the cache as it was is kept first. A file that is not valid JSON is refused.
+    Repair {
+        /// The cache file, or a store URL (every partition is repaired).
+        file: String,
+        /// Show what would change; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Where to keep the copy (default: `<FILE>.before-repair-<unix time>`, or
+        /// `tokencache-repair-<unix time>.json` here for a store; encrypted with the key given).
+        #[arg(long, value_name = "PATH")]
+        backup: Option<PathBuf>,
+        #[command(flatten)]
+        key: KeyArgs,
+    },
     /// Who holds the cache's lock (`<cache>.lockfile`), and whether it is stale.
     LockStatus {
         /// The cache file (a store has no cache-wide lock).
@@ -348,6 +364,51 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::Repair {
+            file,
+            dry_run,
+            backup,
+            key,
+        } => {
+            let now = SystemClock.now();
+            let repairs = if stores::is_store_url(&file) {
+                let backup =
+                    backup.unwrap_or_else(|| format!("tokencache-repair-{now}.json").into());
+                stores::block_on(async {
+                    let access = open_store(&file, &key).await?;
+                    stores::repair(&access, dry_run, || store(&backup, &key)).await
+                })??
+            } else {
+                let path = PathBuf::from(&file);
+                let cache = load(&path, &key)?;
+                let planned = TokenCache::from_json(&cache.serialize())?.repair();
+                if dry_run || planned.is_empty() {
+                    planned
+                } else {
+                    let backup = backup.unwrap_or_else(|| {
+                        PathBuf::from(format!("{}.before-repair-{now}", path.display()))
+                    });
+                    keep_copy(&path, &backup)?;
+                    println!("a copy of the cache as it was: {}", backup.display());
+                    store(&path, &key)?.update(|c| Ok(c.repair()))?
+                }
+            };
+            if repairs.is_empty() {
+                println!("{file}: nothing to repair");
+            }
+            for r in &repairs {
+                println!("  {r}");
+            }
+            if dry_run && !repairs.is_empty() {
+                println!(
+                    "{file}: {} change(s) planned; nothing written (--dry-run)",
+                    repairs.len()
+                );
+            } else if !repairs.is_empty() {
+                println!("{file}: {} change(s) made", repairs.len());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::LockStatus { file } if stores::is_store_url(&file) => {
             Err(CliError::Usage(format!(
                 "{file}: a store has no cache-wide lock: each save compares and sets its partition's version, and a refresh lease expires by itself"
@@ -501,6 +562,26 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Copies `file` byte for byte to a new file `to`, readable by its owner only.
+fn keep_copy(file: &PathBuf, to: &PathBuf) -> Result<(), CliError> {
+    use std::io::Write;
+    let bytes = std::fs::read(file).map_err(|source| CliError::Read {
+        path: file.clone(),
+        source,
+    })?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let written = options
+        .open(to)
+        .and_then(|mut f| f.write_all(&bytes).and_then(|()| f.sync_all()));
+    written.map_err(|source| CliError::Read {
+        path: to.clone(),
+        source,
+    })
 }
 
 fn existing(file: &PathBuf) -> Result<(), CliError> {

@@ -303,3 +303,66 @@ pub async fn rewrite_all(access: &StoreAccess, writes: &Writes) -> Result<Rewrit
     }
     Ok(done)
 }
+
+/// Repairs every partition (`repair` on a store). Unless `dry_run`, first writes all readable
+/// partitions, merged, to the cache file `backup` opens (refused if it exists), so nothing the
+/// repair removes is lost. A partition that cannot be read is reported and left alone.
+pub async fn repair(
+    access: &StoreAccess,
+    dry_run: bool,
+    backup: impl FnOnce() -> Result<tokencache_file::FileStore, CliError>,
+) -> Result<Vec<tokencache::Repair>, CliError> {
+    let (whole, unreadable) = load_all(access).await?;
+    for (key, why) in &unreadable {
+        eprintln!("warning: partition {key:?} not repaired: {why}");
+    }
+    let mut repairs = Vec::new();
+    let parts = whole.split_partitions();
+    let planned: usize = parts
+        .iter()
+        .map(|(_, doc)| TokenCache::from_json(doc).map_or(0, |c| c.repair().len()))
+        .sum();
+    if dry_run || planned == 0 {
+        for (_, doc) in &parts {
+            repairs.extend(TokenCache::from_json(doc)?.repair());
+        }
+        return Ok(repairs);
+    }
+    let file = backup()?;
+    if file.path().exists() {
+        return Err(CliError::Usage(format!(
+            "{} exists; give another --backup",
+            file.path().display()
+        )));
+    }
+    file.update(|c| {
+        for (key, doc) in &parts {
+            c.replace_partition(key, doc)?;
+        }
+        Ok(())
+    })?;
+    println!("a copy of the store as it was: {}", file.path().display());
+    let found = std::sync::Mutex::new(Vec::new());
+    for (key, _) in &parts {
+        found
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
+        access
+            .cache_for(key.as_str())
+            .await?
+            .update_partition(key, &|c: &TokenCache| {
+                *found
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = c.repair();
+                Ok(())
+            })
+            .await?;
+        repairs.append(
+            &mut found
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+    }
+    Ok(repairs)
+}

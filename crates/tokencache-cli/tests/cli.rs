@@ -360,3 +360,55 @@ fn re_encrypting_a_file_with_another_key_reads_it_with_the_previous_one() {
         Some(1)
     );
 }
+
+#[test]
+fn repair_fixes_what_validate_reports_and_keeps_a_copy_first() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let file = copy("messy.json", dir.path());
+    let original = std::fs::read(&file).expect("read");
+    assert_eq!(run(&["validate", path(&file)]).status.code(), Some(1));
+    // A dry run says what it would do and writes nothing.
+    let o = run(&["repair", path(&file), "--dry-run"]);
+    assert!(o.status.success());
+    let said = stdout(&o);
+    assert!(said.contains("3 change(s) planned"), "{said}");
+    assert!(
+        said.contains("moved to its canonical key") && said.contains("removed (not a JSON object)"),
+        "{said}"
+    );
+    assert_eq!(std::fs::read(&file).expect("read"), original);
+    assert_eq!(std::fs::read_dir(dir.path()).expect("ls").count(), 1);
+    // The repair: the copy holds the original bytes, owner-only; the cache validates.
+    let backup = dir.path().join("before.json");
+    let o = run(&["repair", path(&file), "--backup", path(&backup)]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(stdout(&o).contains("3 change(s) made"));
+    assert_eq!(std::fs::read(&backup).expect("backup"), original);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&backup)
+            .expect("stat")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    assert!(run(&["validate", path(&file)]).status.success());
+    let o = run(&["repair", path(&file)]);
+    assert!(stdout(&o).contains("nothing to repair"));
+    // The refresh token survived (only its unreadable time was dropped).
+    let o = run(&["inspect", "--json", path(&file)]);
+    assert!(
+        stdout(&o).contains("-refreshtoken-cid--user.read"),
+        "{}",
+        stdout(&o)
+    );
+    // A file that is not JSON is refused and left as it was.
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, "{\"AccessToken\": {").expect("write");
+    assert_eq!(run(&["repair", path(&bad)]).status.code(), Some(1));
+    assert_eq!(
+        std::fs::read_to_string(&bad).expect("read"),
+        "{\"AccessToken\": {"
+    );
+}

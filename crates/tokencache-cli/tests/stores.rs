@@ -263,3 +263,30 @@ fn encrypted_stores_take_keys_from_the_command_line() {
         "{shown}"
     );
 }
+
+#[test]
+fn repair_on_a_store_keeps_a_copy_and_fixes_every_partition() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    let messy = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples/caches/messy.json")
+        .display()
+        .to_string();
+    ok(&["migrate", &messy, &url]);
+    fails(&["validate", &url]);
+    // An existing file is never overwritten by the copy, and nothing is repaired then.
+    let taken = dir.path().join("taken.json");
+    std::fs::write(&taken, "mine").unwrap();
+    fails(&["repair", &url, "--backup", taken.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(&taken).unwrap(), "mine");
+    fails(&["validate", &url]);
+    let backup = dir.path().join("copy.json");
+    let backup = backup.to_str().unwrap();
+    let out = ok(&["repair", &url, "--backup", backup]);
+    assert!(out.contains("2 change(s) made"), "{out}");
+    ok(&["validate", &url]);
+    // The copy is a cache file holding the store as it was: it still has the problems.
+    let out = fails(&["validate", backup]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("non-canonical"));
+    assert!(ok(&["repair", &url]).contains("nothing to repair"));
+}

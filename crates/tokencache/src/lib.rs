@@ -36,6 +36,7 @@ mod load;
 mod partition;
 mod problems;
 mod query;
+mod repair;
 mod secret;
 mod section;
 mod state;
@@ -53,4 +54,5 @@ pub use ingest::{
 pub use partition::{PartitionKey, partition_key};
 pub use problems::{Problem, ProblemKind};
 pub use query::{AccessTokenQuery, AccountQuery, RefreshTokenQuery};
+pub use repair::{Repair, RepairAction};
 pub use secret::Secret;

@@ -70,7 +70,16 @@ fn required(section: Section) -> &'static [Field] {
     }
 }
 
-fn entry_problems(section: Section, key: &str, e: &Entry, out: &mut Vec<Problem>) {
+/// The time fields MSAL reads as integers.
+pub(crate) const TIME_FIELDS: [Field; 5] = [
+    Field::ExpiresOn,
+    Field::CachedAt,
+    Field::ExtendedExpiresOn,
+    Field::RefreshOn,
+    Field::LastModificationTime,
+];
+
+pub(crate) fn entry_problems(section: Section, key: &str, e: &Entry, out: &mut Vec<Problem>) {
     let mut push = |kind, message: String| {
         out.push(Problem {
             section: section.name().to_owned(),
@@ -94,13 +103,7 @@ fn entry_problems(section: Section, key: &str, e: &Entry, out: &mut Vec<Problem>
             );
         }
     }
-    for f in [
-        Field::ExpiresOn,
-        Field::CachedAt,
-        Field::ExtendedExpiresOn,
-        Field::RefreshOn,
-        Field::LastModificationTime,
-    ] {
+    for f in TIME_FIELDS {
         if let Some(v) = e.field(f)
             && !v.is_strict_int()
         {

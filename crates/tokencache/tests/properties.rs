@@ -124,6 +124,31 @@ proptest! {
     }
 
     #[test]
+    fn repair_leaves_no_problem_and_keeps_every_sound_entry(text in arb_cache_text()) {
+        let cache = TokenCache::from_json(&text).expect("valid JSON object");
+        let flagged: std::collections::HashSet<(String, String)> = cache
+            .problems()
+            .into_iter()
+            .map(|p| (p.section, p.key))
+            .collect();
+        let sections = [Section::AccessToken, Section::RefreshToken, Section::IdToken, Section::Account, Section::AppMetadata];
+        let sound: Vec<(Section, String)> = sections
+            .iter()
+            .flat_map(|&s| cache.entries(s).into_iter().map(move |(k, _)| (s, k)))
+            .filter(|(s, k)| !flagged.contains(&(s.name().to_owned(), k.clone())))
+            .collect();
+        let repairs = cache.repair();
+        prop_assert_eq!(repairs.is_empty(), flagged.is_empty());
+        prop_assert!(cache.problems().is_empty(), "{:?}", cache.problems());
+        prop_assert!(cache.repair().is_empty(), "a second repair changes nothing");
+        let reread = TokenCache::from_json(&cache.serialize()).expect("reparse");
+        prop_assert!(reread.problems().is_empty());
+        for (s, key) in sound {
+            prop_assert!(cache.entries(s).iter().any(|(k, e)| *k == key && e.is_some()), "{} {:?} kept", s.name(), key);
+        }
+    }
+
+    #[test]
     fn no_input_makes_the_reader_panic(text in any::<String>()) {
         let _ = TokenCache::from_json(&text);
         let _ = parse_value(&text);
