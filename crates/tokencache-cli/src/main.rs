@@ -174,9 +174,10 @@ enum Command {
         #[command(flatten)]
         key: KeyArgs,
     },
-    /// Who holds the cache's lock (`<cache>.lockfile`), and whether it is stale.
+    /// Who holds the cache's lock (`<cache>.lockfile`), and whether it is stale; for a store,
+    /// which partitions' refresh leases are held.
     LockStatus {
-        /// The cache file (a store has no cache-wide lock).
+        /// The cache file, or a store URL.
         file: String,
     },
     /// Encrypt a plain cache file or every partition of a store (XChaCha20-Poly1305), or
@@ -410,9 +411,24 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
             Ok(ExitCode::SUCCESS)
         }
         Command::LockStatus { file } if stores::is_store_url(&file) => {
-            Err(CliError::Usage(format!(
-                "{file}: a store has no cache-wide lock: each save compares and sets its partition's version, and a refresh lease expires by itself"
-            )))
+            // A store has no cache-wide lock; what can be held is a partition's refresh lease.
+            let held = stores::block_on(async {
+                let store = tokencache_store::open(&file).await?;
+                Ok::<_, CliError>(store.leases().await?)
+            })??;
+            println!(
+                "{file}: no cache-wide lock (each save compares and sets its partition's version); {} refresh lease(s) held",
+                held.len()
+            );
+            for lease in held {
+                println!(
+                    "  partition {:?}: held by {} for {:.1}s more",
+                    lease.partition,
+                    lease.holder,
+                    lease.expires_in.as_secs_f64()
+                );
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Command::LockStatus { file } => {
             let file = PathBuf::from(file);

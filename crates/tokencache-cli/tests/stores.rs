@@ -245,11 +245,9 @@ fn encrypted_stores_take_keys_from_the_command_line() {
         "{said}"
     );
     assert_eq!(key_ids(&url), vec![Some("k2".to_owned()); 3]);
-    // Encrypting a store needs the key id; lock-status has nothing to say about a store.
+    // Encrypting a store needs the key id.
     let out = fails(&["encrypt", &url, "--key-file", k2]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("--key-id"));
-    let out = fails(&["lock-status", &url]);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("no cache-wide lock"));
 
     // Back to plain text: readable without a key, and nothing lost on the way back to a file.
     let out = ok(&["decrypt", &url, "--key-file", k2]);
@@ -289,4 +287,26 @@ fn repair_on_a_store_keeps_a_copy_and_fixes_every_partition() {
     let out = fails(&["validate", backup]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("non-canonical"));
     assert!(ok(&["repair", &url]).contains("nothing to repair"));
+}
+
+#[test]
+fn lock_status_on_a_store_lists_the_refresh_leases_held() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    ok(&["migrate", &sample(), &url]);
+    let out = ok(&["lock-status", &url]);
+    assert!(out.contains("0 refresh lease(s) held"), "{out}");
+    let home = "00000000-0000-0000-aaaa-111111111111.72f988bf-86f1-41af-91ab-2d7cd011db47";
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let store = tokencache_store::open(&url).await.unwrap();
+        let ttl = std::time::Duration::from_secs(30);
+        assert!(store.try_lease(home, "web-1", ttl).await.unwrap());
+    });
+    let out = ok(&["lock-status", &url]);
+    assert!(out.contains("1 refresh lease(s) held"), "{out}");
+    assert!(out.contains(home) && out.contains("held by web-1"), "{out}");
 }

@@ -118,6 +118,21 @@ pub trait PartitionStore: Send + Sync + fmt::Debug {
 
     /// Every stored partition key (for migration and inspection; not for request paths).
     fn keys(&self) -> BoxFuture<'_, Result<Vec<String>>>;
+
+    /// The refresh leases held now, by partition key (for operators: `tokencache lock-status
+    /// URL`; not for request paths). Expired leases are not listed.
+    fn leases(&self) -> BoxFuture<'_, Result<Vec<Lease>>>;
+}
+
+/// A refresh lease held on a partition ([`PartitionStore::leases`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lease {
+    /// The partition key.
+    pub partition: String,
+    /// Who holds it: a process instance and a counter (not secret).
+    pub holder: String,
+    /// How long until it expires by itself.
+    pub expires_in: Duration,
 }
 
 /// Opens a backend by URL: `sqlite://PATH` (or a bare path ending in `.db`/`.sqlite`),

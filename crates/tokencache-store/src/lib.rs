@@ -31,7 +31,7 @@ mod redis;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
-pub use backend::{IfChanged, PartitionStore, SaveOutcome, Versioned, new_version, open};
+pub use backend::{IfChanged, Lease, PartitionStore, SaveOutcome, Versioned, new_version, open};
 pub use crypto::{PartitionKeys, encrypted_key_id};
 pub use error::{Result, StoreError};
 pub use memory::MemoryStore;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokencache_client::http::BoxFuture;
 
-use crate::backend::{PartitionStore, SaveOutcome, Versioned, new_version};
+use crate::backend::{Lease, PartitionStore, SaveOutcome, Versioned, new_version};
 use crate::error::Result;
 use crate::unix_now;
 
@@ -149,6 +149,27 @@ impl PartitionStore for MemoryStore {
                 leases.remove(key);
             }
             Ok(())
+        })
+    }
+
+    fn leases(&self) -> BoxFuture<'_, Result<Vec<Lease>>> {
+        Box::pin(async move {
+            let now_ms = unix_now_ms();
+            let leases = self
+                .leases
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut held: Vec<Lease> = leases
+                .iter()
+                .filter(|(_, (_, until))| *until > now_ms)
+                .map(|(key, (holder, until))| Lease {
+                    partition: key.clone(),
+                    holder: holder.clone(),
+                    expires_in: Duration::from_millis(u64::try_from(until - now_ms).unwrap_or(0)),
+                })
+                .collect();
+            held.sort_by(|a, b| a.partition.cmp(&b.partition));
+            Ok(held)
         })
     }
 

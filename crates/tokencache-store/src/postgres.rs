@@ -7,7 +7,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokencache_client::http::BoxFuture;
 use tokio_postgres::NoTls;
 
-use crate::backend::{IfChanged, PartitionStore, SaveOutcome, Versioned, new_version};
+use crate::backend::{IfChanged, Lease, PartitionStore, SaveOutcome, Versioned, new_version};
 use crate::error::{Result, StoreError, redact_url};
 use crate::memory::unix_now_ms;
 use crate::unix_now;
@@ -279,6 +279,30 @@ impl PartitionStore for PostgresStore {
             .await
             .map_err(unavailable)?;
             Ok(())
+        })
+    }
+
+    fn leases(&self) -> BoxFuture<'_, Result<Vec<Lease>>> {
+        Box::pin(async move {
+            let c = self.client().await?;
+            let now = unix_now_ms();
+            let rows = c
+                .query(
+                    "SELECT key, holder, until_ms FROM tokencache_leases WHERE until_ms > $1 ORDER BY key",
+                    &[&now],
+                )
+                .await
+                .map_err(unavailable)?;
+            Ok(rows
+                .iter()
+                .map(|r| Lease {
+                    partition: r.get(0),
+                    holder: r.get(1),
+                    expires_in: Duration::from_millis(
+                        u64::try_from(r.get::<_, i64>(2) - now).unwrap_or(0),
+                    ),
+                })
+                .collect())
         })
     }
 

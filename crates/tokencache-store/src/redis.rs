@@ -10,7 +10,7 @@ use redis::aio::{ConnectionLike, ConnectionManager};
 use redis::cluster_async::ClusterConnection;
 use tokencache_client::http::BoxFuture;
 
-use crate::backend::{IfChanged, PartitionStore, SaveOutcome, Versioned, new_version};
+use crate::backend::{IfChanged, Lease, PartitionStore, SaveOutcome, Versioned, new_version};
 use crate::error::{Result, StoreError, redact_url};
 
 const SAVE: &str = r"
@@ -289,6 +289,34 @@ async fn keys<C: ConnectionLike + Send>(
     Ok(live)
 }
 
+/// The leases held on the indexed partitions (a lease is only taken on a partition that holds
+/// a refresh token, so the partition index covers them).
+async fn leases<C: ConnectionLike + Send>(
+    c: &mut C,
+    k: &Keys,
+    backend: &'static str,
+) -> Result<Vec<Lease>> {
+    let mut held = Vec::new();
+    for partition in keys(c, k, backend).await? {
+        let (holder, ttl_ms): (Option<String>, i64) = redis::pipe()
+            .cmd("GET")
+            .arg(k.lease_key(&partition))
+            .cmd("PTTL")
+            .arg(k.lease_key(&partition))
+            .query_async(c)
+            .await
+            .map_err(unavailable(backend))?;
+        if let (Some(holder), Ok(ms)) = (holder, u64::try_from(ttl_ms)) {
+            held.push(Lease {
+                partition,
+                holder,
+                expires_in: Duration::from_millis(ms),
+            });
+        }
+    }
+    Ok(held)
+}
+
 macro_rules! impl_store {
     ($ty:ty, $name:literal) => {
         impl PartitionStore for $ty {
@@ -366,6 +394,11 @@ macro_rules! impl_store {
             fn keys(&self) -> BoxFuture<'_, Result<Vec<String>>> {
                 let mut c = self.conn.clone();
                 Box::pin(async move { keys(&mut c, &self.keys, $name).await })
+            }
+
+            fn leases(&self) -> BoxFuture<'_, Result<Vec<Lease>>> {
+                let mut c = self.conn.clone();
+                Box::pin(async move { leases(&mut c, &self.keys, $name).await })
             }
         }
     };

@@ -8,7 +8,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, params};
 use tokencache_client::http::BoxFuture;
 
-use crate::backend::{PartitionStore, SaveOutcome, Versioned, new_version};
+use crate::backend::{Lease, PartitionStore, SaveOutcome, Versioned, new_version};
 use crate::error::{Result, StoreError};
 use crate::memory::unix_now_ms;
 use crate::unix_now;
@@ -244,6 +244,25 @@ impl PartitionStore for SqliteStore {
                 params![key, holder],
             )?;
             Ok(())
+        }))
+    }
+
+    fn leases(&self) -> BoxFuture<'_, Result<Vec<Lease>>> {
+        Box::pin(self.with(|c| {
+            let now = unix_now_ms();
+            let mut stmt = c.prepare(
+                "SELECT key, holder, until_ms FROM tokencache_leases WHERE until_ms > ?1 ORDER BY key",
+            )?;
+            let rows = stmt.query_map(params![now], |r| {
+                Ok(Lease {
+                    partition: r.get(0)?,
+                    holder: r.get(1)?,
+                    expires_in: Duration::from_millis(
+                        u64::try_from(r.get::<_, i64>(2)? - now).unwrap_or(0),
+                    ),
+                })
+            })?;
+            rows.collect()
         }))
     }
 

@@ -187,6 +187,10 @@ async fn expiry(store: Arc<dyn PartitionStore>) {
 
 async fn leases(store: Arc<dyn PartitionStore>) {
     let ttl = Duration::from_millis(400);
+    for key in ["p", "q"] {
+        store.save(key, b"{}", None, None).await.unwrap();
+    }
+    assert!(store.leases().await.unwrap().is_empty());
     assert!(store.try_lease("p", "a", ttl).await.unwrap());
     assert!(!store.try_lease("p", "b", ttl).await.unwrap());
     assert!(
@@ -200,7 +204,19 @@ async fn leases(store: Arc<dyn PartitionStore>) {
     );
     store.release_lease("p", "a").await.unwrap();
     assert!(store.try_lease("p", "b", ttl).await.unwrap());
+    // Operators can see who holds which lease, and for how long yet.
+    let held = store.leases().await.unwrap();
+    assert_eq!(held.len(), 1, "{held:?}");
+    assert_eq!(
+        (held[0].partition.as_str(), held[0].holder.as_str()),
+        ("p", "b")
+    );
+    assert!(held[0].expires_in <= ttl && held[0].expires_in > Duration::ZERO);
     tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(
+        store.leases().await.unwrap().is_empty(),
+        "expired leases are not listed"
+    );
     assert!(
         store.try_lease("p", "c", ttl).await.unwrap(),
         "an expired lease is free"
@@ -209,6 +225,14 @@ async fn leases(store: Arc<dyn PartitionStore>) {
         store.try_lease("q", "a", ttl).await.unwrap(),
         "leases are per key"
     );
+    let held: Vec<_> = store
+        .leases()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|l| (l.partition, l.holder))
+        .collect();
+    assert_eq!(held, [("p".into(), "c".into()), ("q".into(), "a".into())]);
 }
 
 async fn no_lost_updates(store: Arc<dyn PartitionStore>) {
