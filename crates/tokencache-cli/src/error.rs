@@ -14,6 +14,14 @@ pub enum CliError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// A file could not be written.
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
     /// The cache file store failed (lock, corrupt file, encryption, keyring).
     #[error(transparent)]
     File(#[from] tokencache_file::FileError),
@@ -33,7 +41,7 @@ impl CliError {
     /// errors, 1 otherwise (invalid caches, refused paths, locks, keys).
     pub fn exit_code(&self) -> u8 {
         match self {
-            CliError::Read { .. } | CliError::Usage(_) => 2,
+            CliError::Read { .. } | CliError::Write { .. } | CliError::Usage(_) => 2,
             CliError::File(tokencache_file::FileError::Io { .. }) => 2,
             _ => 1,
         }

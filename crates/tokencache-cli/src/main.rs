@@ -594,7 +594,7 @@ fn keep_copy(file: &PathBuf, to: &PathBuf) -> Result<(), CliError> {
     let written = options
         .open(to)
         .and_then(|mut f| f.write_all(&bytes).and_then(|()| f.sync_all()));
-    written.map_err(|source| CliError::Read {
+    written.map_err(|source| CliError::Write {
         path: to.clone(),
         source,
     })

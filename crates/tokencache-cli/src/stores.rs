@@ -3,7 +3,7 @@
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use tokencache::{PartitionKey, Section, TokenCache};
 
@@ -316,18 +316,15 @@ pub async fn repair(
     for (key, why) in &unreadable {
         eprintln!("warning: partition {key:?} not repaired: {why}");
     }
-    let mut repairs = Vec::new();
     let parts = whole.split_partitions();
-    let planned: usize = parts
-        .iter()
-        .map(|(_, doc)| TokenCache::from_json(doc).map_or(0, |c| c.repair().len()))
-        .sum();
-    if dry_run || planned == 0 {
-        for (_, doc) in &parts {
-            repairs.extend(TokenCache::from_json(doc)?.repair());
-        }
-        return Ok(repairs);
+    let mut planned = Vec::new();
+    for (_, doc) in &parts {
+        planned.extend(TokenCache::from_json(doc)?.repair());
     }
+    if dry_run || planned.is_empty() {
+        return Ok(planned);
+    }
+    let mut repairs = Vec::new();
     let file = backup()?;
     if file.path().exists() {
         return Err(CliError::Usage(format!(
@@ -342,27 +339,22 @@ pub async fn repair(
         Ok(())
     })?;
     println!("a copy of the store as it was: {}", file.path().display());
-    let found = std::sync::Mutex::new(Vec::new());
+    // The change may run more than once (compare-and-set retries); the last run's list counts.
+    let found = Mutex::new(Vec::new());
     for (key, _) in &parts {
-        found
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clear();
         access
             .cache_for(key.as_str())
             .await?
             .update_partition(key, &|c: &TokenCache| {
-                *found
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner) = c.repair();
+                *locked(&found) = c.repair();
                 Ok(())
             })
             .await?;
-        repairs.append(
-            &mut found
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-        );
+        repairs.append(&mut locked(&found));
     }
     Ok(repairs)
+}
+
+fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
