@@ -262,17 +262,23 @@ const LENIENT_B64: GeneralPurpose = GeneralPurpose::new(
 /// Decodes base64url or standard base64, padded or not (as MSAL's `decode_part`), into a JSON
 /// object.
 pub fn decode_json_part(part: &str) -> Result<JsonObject, Error> {
-    let normalized: String = part
-        .trim_end_matches('=')
-        .chars()
-        .map(|c| match c {
-            '+' => '-',
-            '/' => '_',
-            c => c,
-        })
-        .collect();
+    // Standard base64 becomes base64url; only ASCII bytes change, so this is byte-wise.
+    let trimmed = part.trim_end_matches('=').as_bytes();
+    let normalized: std::borrow::Cow<'_, [u8]> = if memchr::memchr2(b'+', b'/', trimmed).is_some() {
+        trimmed
+            .iter()
+            .map(|&b| match b {
+                b'+' => b'-',
+                b'/' => b'_',
+                b => b,
+            })
+            .collect::<Vec<u8>>()
+            .into()
+    } else {
+        trimmed.into()
+    };
     let bytes = LENIENT_B64
-        .decode(normalized.as_bytes())
+        .decode(&normalized)
         .map_err(|e| Error::InvalidResponse {
             reason: format!("not base64: {e}"),
         })?;
@@ -553,4 +559,31 @@ pub(crate) fn entries_for(event: &TokenEvent, now: i64) -> Result<Vec<(Section, 
     }
     writes.push((Section::AppMetadata, meta));
     Ok(writes)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "in tests a panic is the failure report")]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_parts_decode_from_base64url_and_standard_base64_padded_or_not() {
+        // {"a":"~~~?"} has '-'/'_' in base64url and '+'/'/' in standard base64.
+        let want = JsonObject::parse(r#"{"a":"~~~?"}"#).unwrap();
+        for part in [
+            "eyJhIjoifn5-PyJ9",
+            "eyJhIjoifn5+PyJ9",
+            "eyJhIjoifn5-PyJ9==",
+            "eyJhIjoifn5+PyJ9==",
+        ] {
+            assert_eq!(decode_json_part(part).unwrap(), want, "{part}");
+        }
+        assert!(decode_json_part("e30").is_ok(), "{{}} without padding");
+        assert!(decode_json_part("not base64!").is_err());
+        assert!(decode_json_part("w6k").is_err(), "not a JSON object");
+        assert!(
+            decode_json_part("é").is_err(),
+            "non-ASCII input is an error, not a panic"
+        );
+    }
 }
