@@ -120,7 +120,9 @@ pub trait PartitionStore: Send + Sync + fmt::Debug {
     fn keys(&self) -> BoxFuture<'_, Result<Vec<String>>>;
 
     /// The refresh leases held now, by partition key (for operators: `tokencache lock-status
-    /// URL`; not for request paths). Expired leases are not listed.
+    /// URL`; not for request paths). Expired leases are not listed. Redis finds leases through
+    /// its partition index, so it lists those of stored partitions only (a refresh needs a
+    /// stored refresh token, so that is every lease a client takes).
     fn leases(&self) -> BoxFuture<'_, Result<Vec<Lease>>>;
 }
 
