@@ -80,6 +80,12 @@ impl StoreAccess {
         } else {
             self.key_id(partition).await?
         };
+        self.cache_for_key_id(id)
+    }
+
+    /// The cache for partitions stored under key id `id` (`None`: plain), when the caller has
+    /// already looked ([`StoreAccess::key_id`]).
+    pub fn cache_for_key_id(&self, id: Option<String>) -> Result<Arc<PartitionedCache>, CliError> {
         let mut caches = self.caches.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(cache) = caches.get(&id) {
             return Ok(cache.clone());

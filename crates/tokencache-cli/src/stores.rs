@@ -287,7 +287,7 @@ pub async fn rewrite_all(access: &StoreAccess, writes: &Writes) -> Result<Rewrit
             done.unchanged += 1;
         } else {
             let pk = PartitionKey::new(key.as_str());
-            let result = match access.cache_for(&key).await {
+            let result = match access.cache_for_key_id(id) {
                 Ok(cache) => cache
                     .update_partition(&pk, &|_: &TokenCache| Ok(()))
                     .await

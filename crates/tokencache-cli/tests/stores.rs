@@ -9,6 +9,9 @@ mod servers;
 
 use std::path::Path;
 use std::process::{Command, Output};
+use std::sync::Arc;
+
+use tokencache_store::PartitionStore;
 
 fn run(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_tokencache"))
@@ -26,6 +29,14 @@ fn ok(args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap()
+}
+
+/// Jane's home account id in the sample cache.
+const JANE: &str = "00000000-0000-0000-aaaa-111111111111.72f988bf-86f1-41af-91ab-2d7cd011db47";
+
+/// A SQLite store in `dir`.
+fn sqlite_url(dir: &tempfile::TempDir) -> String {
+    format!("sqlite://{}", dir.path().join("t.db").display())
 }
 
 fn sample() -> String {
@@ -92,13 +103,12 @@ fn migrate_through_a_redis_cluster() {
 #[test]
 fn prune_and_remove_account_on_a_store() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    let url = sqlite_url(&dir);
     ok(&["migrate", &sample(), &url]);
     // The sample's access tokens expired in 2023.
     let out = ok(&["prune", &url]);
     assert!(out.contains("removed 4 expired"), "{out}");
-    let home = "00000000-0000-0000-aaaa-111111111111.72f988bf-86f1-41af-91ab-2d7cd011db47";
-    let out = ok(&["remove-account", &url, home]);
+    let out = ok(&["remove-account", &url, JANE]);
     assert!(out.contains("deleted"), "{out}");
     let shown = ok(&["inspect", &url]);
     assert!(
@@ -124,14 +134,18 @@ fn fails(args: &[&str]) -> Output {
     out
 }
 
-/// The key id of every partition, read from the raw documents (`None`: plain text).
-fn key_ids(url: &str) -> Vec<Option<String>> {
-    let rt = tokio::runtime::Builder::new_current_thread()
+/// Runs `f` on the store at `url` the way an application would, on a runtime of its own.
+fn with_store<T>(url: &str, f: impl AsyncFnOnce(Arc<dyn PartitionStore>) -> T) -> T {
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .unwrap();
-    rt.block_on(async {
-        let store = tokencache_store::open(url).await.unwrap();
+        .unwrap()
+        .block_on(async { f(tokencache_store::open(url).await.unwrap()).await })
+}
+
+/// The key id of every partition, read from the raw documents (`None`: plain text).
+fn key_ids(url: &str) -> Vec<Option<String>> {
+    with_store(url, async |store| {
         let mut ids = Vec::new();
         for key in store.keys().await.unwrap() {
             let doc = store.load(&key).await.unwrap().unwrap().document;
@@ -150,12 +164,7 @@ fn key_ids(url: &str) -> Vec<Option<String>> {
 /// the number of refresh tokens over all partitions.
 fn app_reads(url: &str, id: &str, key: [u8; 32]) -> usize {
     use tokencache_store::{PartitionKeys, PartitionOptions, PartitionedCache};
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let store = tokencache_store::open(url).await.unwrap();
+    with_store(url, async |store| {
         let cache = PartitionedCache::new(
             store.clone(),
             PartitionOptions {
@@ -178,7 +187,7 @@ fn app_reads(url: &str, id: &str, key: [u8; 32]) -> usize {
 #[test]
 fn encrypted_stores_take_keys_from_the_command_line() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    let url = sqlite_url(&dir);
     let key1 = dir.path().join("k1.key");
     let key2 = dir.path().join("k2.key");
     std::fs::write(&key1, "11".repeat(32)).unwrap();
@@ -265,7 +274,7 @@ fn encrypted_stores_take_keys_from_the_command_line() {
 #[test]
 fn repair_on_a_store_keeps_a_copy_and_fixes_every_partition() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    let url = sqlite_url(&dir);
     let messy = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../examples/caches/messy.json")
         .display()
@@ -292,21 +301,15 @@ fn repair_on_a_store_keeps_a_copy_and_fixes_every_partition() {
 #[test]
 fn lock_status_on_a_store_lists_the_refresh_leases_held() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    let url = sqlite_url(&dir);
     ok(&["migrate", &sample(), &url]);
     let out = ok(&["lock-status", &url]);
     assert!(out.contains("0 refresh lease(s) held"), "{out}");
-    let home = "00000000-0000-0000-aaaa-111111111111.72f988bf-86f1-41af-91ab-2d7cd011db47";
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let store = tokencache_store::open(&url).await.unwrap();
+    with_store(&url, async |store| {
         let ttl = std::time::Duration::from_secs(30);
-        assert!(store.try_lease(home, "web-1", ttl).await.unwrap());
+        assert!(store.try_lease(JANE, "web-1", ttl).await.unwrap());
     });
     let out = ok(&["lock-status", &url]);
     assert!(out.contains("1 refresh lease(s) held"), "{out}");
-    assert!(out.contains(home) && out.contains("held by web-1"), "{out}");
+    assert!(out.contains(JANE) && out.contains("held by web-1"), "{out}");
 }

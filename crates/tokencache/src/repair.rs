@@ -172,11 +172,10 @@ impl TokenCache {
             self.put_entry_at(s, key, entry).ok()?;
             return Some(RepairAction::RemovedFields { fields });
         }
-        let kept = self
-            .entries(s)
-            .into_iter()
-            .find(|(k, _)| *k == canonical)
-            .and_then(|(_, e)| e);
+        let kept = self.with_state(|st| {
+            let slot = st.section(s).slot_of(&canonical)?;
+            st.entry(s, slot).map(|(_, e)| e.clone())
+        });
         self.remove_entry(s, key).ok()?;
         match kept {
             Some(existing) if written_at(&existing) >= written_at(&entry) => {
