@@ -158,9 +158,10 @@ enum Command {
         #[command(flatten)]
         key: KeyArgs,
     },
-    /// Fix what `validate` reports so that MSAL can use the cache: remove entries it cannot
-    /// use, drop times it cannot read from refresh tokens, move entries to their canonical keys.
-    /// A copy of the cache as it was is kept first. A file that is not valid JSON is refused.
+    /// Fix what `validate` reports, keeping a copy of the cache first.
+    ///
+    /// Removes entries MSAL cannot use, drops times it cannot read from refresh tokens, and
+    /// moves entries to their canonical keys. A file that is not valid JSON is refused.
     Repair {
         /// The cache file, or a store URL (every partition is repaired).
         file: String,
