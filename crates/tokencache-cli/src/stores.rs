@@ -246,7 +246,7 @@ pub async fn prune(access: &StoreAccess, now: i64) -> Result<usize, CliError> {
         let cache = access.cache_for(&key).await?;
         let before = cache.load_partition(&pk).await?.len(Section::AccessToken);
         cache
-            .update_partition(&pk, &move |c: &TokenCache| {
+            .rewrite_partition(&pk, &move |c: &TokenCache| {
                 c.purge_expired_access_tokens(now);
                 Ok(())
             })
@@ -289,7 +289,7 @@ pub async fn rewrite_all(access: &StoreAccess, writes: &Writes) -> Result<Rewrit
             let pk = PartitionKey::new(key.as_str());
             let result = match access.cache_for_key_id(id) {
                 Ok(cache) => cache
-                    .update_partition(&pk, &|_: &TokenCache| Ok(()))
+                    .rewrite_partition(&pk, &|_: &TokenCache| Ok(()))
                     .await
                     .map_err(CliError::from),
                 Err(e) => Err(e),
@@ -345,7 +345,7 @@ pub async fn repair(
         access
             .cache_for(key.as_str())
             .await?
-            .update_partition(key, &|c: &TokenCache| {
+            .rewrite_partition(key, &|c: &TokenCache| {
                 *locked(&found) = c.repair();
                 Ok(())
             })

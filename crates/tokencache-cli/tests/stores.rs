@@ -105,9 +105,27 @@ fn prune_and_remove_account_on_a_store() {
     let dir = tempfile::tempdir().unwrap();
     let url = sqlite_url(&dir);
     ok(&["migrate", &sample(), &url]);
+    // Each partition has 1,000 s left, as if its user had been away for a while.
+    let until = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+        + 1000;
+    set_expiries(&url, until);
     // The sample's access tokens expired in 2023.
     let out = ok(&["prune", &url]);
     assert!(out.contains("removed 4 expired"), "{out}");
+    assert_eq!(
+        expiries(&url),
+        vec![Some(until); 3],
+        "maintenance does not keep an idle user's tokens longer"
+    );
+    let key = dir.path().join("k.key");
+    std::fs::write(&key, "33".repeat(32)).unwrap();
+    let key = key.to_str().unwrap();
+    ok(&["encrypt", &url, "--key-file", key, "--key-id", "k3"]);
+    ok(&["decrypt", &url, "--key-file", key]);
+    assert_eq!(expiries(&url), vec![Some(until); 3]);
     let out = ok(&["remove-account", &url, JANE]);
     assert!(out.contains("deleted"), "{out}");
     let shown = ok(&["inspect", &url]);
@@ -141,6 +159,31 @@ fn with_store<T>(url: &str, f: impl AsyncFnOnce(Arc<dyn PartitionStore>) -> T) -
         .build()
         .unwrap()
         .block_on(async { f(tokencache_store::open(url).await.unwrap()).await })
+}
+
+/// Every partition's expiry, by key.
+fn expiries(url: &str) -> Vec<Option<i64>> {
+    with_store(url, async |store| {
+        let mut all = Vec::new();
+        for key in store.keys().await.unwrap() {
+            all.push(store.load(&key).await.unwrap().unwrap().expires_at);
+        }
+        all
+    })
+}
+
+/// Gives every partition the expiry `until`, changing nothing else.
+fn set_expiries(url: &str, until: i64) {
+    with_store(url, async |store| {
+        for key in store.keys().await.unwrap() {
+            let p = store.load(&key).await.unwrap().unwrap();
+            let saved = store
+                .save(&key, &p.document, Some(p.version), Some(until))
+                .await
+                .unwrap();
+            assert!(matches!(saved, tokencache_store::SaveOutcome::Saved(_)));
+        }
+    })
 }
 
 /// The key id of every partition, read from the raw documents (`None`: plain text).

@@ -21,6 +21,10 @@ pub struct Versioned {
     /// When the partition was created (Unix seconds): kept by updates, set again when a
     /// deleted or expired partition is re-created. Absolute expiry counts from it.
     pub created_at: Option<i64>,
+    /// When the partition expires (Unix seconds), as the last save set it; `None` when it
+    /// never does. Maintenance rewrites keep it
+    /// ([`PartitionedCache::rewrite_partition`](crate::PartitionedCache::rewrite_partition)).
+    pub expires_at: Option<i64>,
 }
 
 impl fmt::Debug for Versioned {
@@ -28,6 +32,7 @@ impl fmt::Debug for Versioned {
         f.debug_struct("Versioned")
             .field("version", &self.version)
             .field("created_at", &self.created_at)
+            .field("expires_at", &self.expires_at)
             .field("bytes", &self.document.len())
             .finish()
     }

@@ -59,6 +59,7 @@ impl PartitionStore for MemoryStore {
                     document: s.document.clone(),
                     version: s.version,
                     created_at: Some(s.created_at),
+                    expires_at: s.expires_at,
                 }))
         })
     }

@@ -271,7 +271,15 @@ impl PartitionedCache {
         }
     }
 
-    fn expires_at(&self, key: &str, cache: &TokenCache, created_at: Option<i64>) -> Option<i64> {
+    /// The expiry a save sets: an app-token partition's last access token's; a user
+    /// partition's from the options, or the one it had when `keep` is set and it existed.
+    fn expires_at(
+        &self,
+        key: &str,
+        cache: &TokenCache,
+        current: Option<&Versioned>,
+        keep: KeepExpiry,
+    ) -> Option<i64> {
         if key.ends_with("_AppTokenCache") {
             return cache
                 .all_access_tokens()
@@ -279,12 +287,15 @@ impl PartitionedCache {
                 .filter_map(|at| at.expires_on())
                 .max();
         }
+        if let (KeepExpiry::Yes, Some(current)) = (keep, current) {
+            return current.expires_at;
+        }
         let now = unix_now();
         let sliding = self.options.user_expiry.map(|d| now + d.as_secs() as i64);
         let absolute = self
             .options
             .user_absolute_expiry
-            .map(|d| created_at.unwrap_or(now) + d.as_secs() as i64);
+            .map(|d| current.and_then(|c| c.created_at).unwrap_or(now) + d.as_secs() as i64);
         match (sliding, absolute) {
             (Some(s), Some(a)) => Some(s.min(a)),
             (s, a) => s.or(a),
@@ -292,11 +303,48 @@ impl PartitionedCache {
     }
 
     /// Applies `change` to the partition `key` with compare-and-set, retrying on conflict;
-    /// deletes the partition when it ends up empty.
+    /// deletes the partition when it ends up empty. A user partition's sliding expiry starts
+    /// again, as with every save a request makes.
     pub async fn update_partition(
         &self,
         key: &PartitionKey,
         change: &(dyn Fn(&TokenCache) -> Result<(), tokencache::Error> + Send + Sync),
+    ) -> Result<()> {
+        self.update(key, change, KeepExpiry::No).await
+    }
+
+    /// [`update_partition`](Self::update_partition) for maintenance (pruning, re-encrypting,
+    /// repairing): a user partition that exists keeps the expiry it has, so that maintenance
+    /// does not keep an idle user's tokens longer. An app-token partition still expires with
+    /// its last access token.
+    ///
+    /// ```
+    /// # async fn f() -> Result<(), Box<dyn std::error::Error>> {
+    /// use tokencache::{PartitionKey, TokenCache};
+    /// use tokencache_store::{PartitionOptions, PartitionedCache};
+    /// let cache = PartitionedCache::new(tokencache_store::open("memory://").await?, PartitionOptions::default());
+    /// let key = PartitionKey::for_account("uid.utid");
+    /// cache
+    ///     .rewrite_partition(&key, &|c: &TokenCache| {
+    ///         c.purge_expired_access_tokens(1_700_000_000);
+    ///         Ok(())
+    ///     })
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn rewrite_partition(
+        &self,
+        key: &PartitionKey,
+        change: &(dyn Fn(&TokenCache) -> Result<(), tokencache::Error> + Send + Sync),
+    ) -> Result<()> {
+        self.update(key, change, KeepExpiry::Yes).await
+    }
+
+    async fn update(
+        &self,
+        key: &PartitionKey,
+        change: &(dyn Fn(&TokenCache) -> Result<(), tokencache::Error> + Send + Sync),
+        keep_expiry: KeepExpiry,
     ) -> Result<()> {
         let key_str = key.as_str();
         // The first attempt starts from the document this process loaded moments ago, if any
@@ -339,20 +387,8 @@ impl PartitionedCache {
                 }
             } else {
                 let doc = self.encode(key_str, &cache)?;
-                match self
-                    .store
-                    .save(
-                        key_str,
-                        &doc,
-                        expected,
-                        self.expires_at(
-                            key_str,
-                            &cache,
-                            current.as_ref().and_then(|c| c.created_at),
-                        ),
-                    )
-                    .await?
-                {
+                let expires_at = self.expires_at(key_str, &cache, current.as_ref(), keep_expiry);
+                match self.store.save(key_str, &doc, expected, expires_at).await? {
                     SaveOutcome::Saved(v) => {
                         let created_at =
                             current.as_ref().map_or(Some(unix_now()), |c| c.created_at);
@@ -363,6 +399,7 @@ impl PartitionedCache {
                                 document: doc,
                                 version: v,
                                 created_at,
+                                expires_at,
                             },
                         ));
                         Some(Some((v, len)))
@@ -449,6 +486,13 @@ impl PartitionedCache {
             tokio::time::sleep(Duration::from_millis(10 + jitter)).await;
         }
     }
+}
+
+/// Whether a save keeps a user partition's expiry ([`PartitionedCache::rewrite_partition`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum KeepExpiry {
+    Yes,
+    No,
 }
 
 fn missing_partition() -> ClientError {

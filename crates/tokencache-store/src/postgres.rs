@@ -129,7 +129,7 @@ impl PartitionStore for PostgresStore {
             let c = self.client().await?;
             let row = c
                 .query_opt(
-                    "SELECT document, version, created_at FROM tokencache_partitions
+                    "SELECT document, version, created_at, expires_at FROM tokencache_partitions
                      WHERE key = $1 AND (expires_at IS NULL OR expires_at > $2)",
                     &[&key, &unix_now()],
                 )
@@ -139,6 +139,7 @@ impl PartitionStore for PostgresStore {
                 document: r.get(0),
                 version: r.get::<_, i64>(1) as u64,
                 created_at: r.get(2),
+                expires_at: r.get(3),
             }))
         })
     }
@@ -148,7 +149,7 @@ impl PartitionStore for PostgresStore {
             let c = self.client().await?;
             let row = c
                 .query_opt(
-                    "SELECT CASE WHEN version = $3 THEN NULL ELSE document END, version, created_at
+                    "SELECT CASE WHEN version = $3 THEN NULL ELSE document END, version, created_at, expires_at
                      FROM tokencache_partitions
                      WHERE key = $1 AND (expires_at IS NULL OR expires_at > $2)",
                     &[&key, &unix_now(), &(known as i64)],
@@ -165,6 +166,7 @@ impl PartitionStore for PostgresStore {
                     document: document.unwrap_or_default(),
                     version,
                     created_at: r.get(2),
+                    expires_at: r.get(3),
                 }))),
             }
         })

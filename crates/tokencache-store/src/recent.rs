@@ -107,6 +107,7 @@ mod tests {
             document: format!("doc {version}").into_bytes(),
             version,
             created_at: None,
+            expires_at: None,
         }
     }
 

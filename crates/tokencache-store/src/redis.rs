@@ -1,4 +1,6 @@
-//! Redis, standalone and Cluster: one hash per partition (`v` version, `d` document) with a TTL;
+//! Redis, standalone and Cluster: one hash per partition (`v` version, `d` document, `c`
+//! creation time, `e` expiry in Unix milliseconds or empty for none) with the same expiry as
+//! its TTL;
 //! compare-and-set, delete and leases are Lua scripts, atomic on the server and single-key, so
 //! they work on a cluster. Connections reconnect after an outage.
 
@@ -16,7 +18,7 @@ use crate::error::{Result, StoreError, redact_url};
 const SAVE: &str = r"
 local cur = redis.call('HGET', KEYS[1], 'v')
 if (ARGV[1] == '' and cur) or (ARGV[1] ~= '' and cur ~= ARGV[1]) then return 0 end
-redis.call('HSET', KEYS[1], 'v', ARGV[2], 'd', ARGV[3])
+redis.call('HSET', KEYS[1], 'v', ARGV[2], 'd', ARGV[3], 'e', ARGV[4])
 if not cur then redis.call('HSET', KEYS[1], 'c', ARGV[5]) end
 if ARGV[4] == '' then redis.call('PERSIST', KEYS[1]) else redis.call('PEXPIREAT', KEYS[1], ARGV[4]) end
 return 1";
@@ -24,7 +26,7 @@ return 1";
 const LOAD_IF_CHANGED: &str = r"
 local v = redis.call('HGET', KEYS[1], 'v')
 if v and v == ARGV[1] then return {v} end
-return redis.call('HMGET', KEYS[1], 'v', 'd', 'c')";
+return redis.call('HMGET', KEYS[1], 'v', 'd', 'c', 'e')";
 
 const DELETE: &str = r"
 if ARGV[1] ~= '' and redis.call('HGET', KEYS[1], 'v') ~= ARGV[1] then return 0 end
@@ -92,36 +94,75 @@ async fn load<C: ConnectionLike + Send>(
 ) -> Result<Option<Versioned>> {
     // The hot path of every request: the command is sized up front (no regrowth).
     let partition = k.partition(key);
-    let mut hmget = redis::Cmd::with_capacity(5, partition.len() + 8);
-    hmget.arg("HMGET").arg(partition).arg("v").arg("d").arg("c");
-    let (v, d, created): (Option<String>, Option<Vec<u8>>, Option<String>) =
+    let mut hmget = redis::Cmd::with_capacity(6, partition.len() + 10);
+    hmget
+        .arg("HMGET")
+        .arg(&partition)
+        .arg("v")
+        .arg("d")
+        .arg("c")
+        .arg("e");
+    type Fields = (
+        Option<Vec<u8>>,
+        Option<Vec<u8>>,
+        Option<Vec<u8>>,
+        Option<Vec<u8>>,
+    );
+    let (v, d, created, expires): Fields =
         hmget.query_async(c).await.map_err(unavailable(backend))?;
-    Ok(versioned(
-        v.map(String::into_bytes),
-        d,
-        created.map(String::into_bytes),
-    ))
+    let mut found = versioned(v, d, created);
+    with_expiry(c, &partition, &mut found, expires, backend).await?;
+    Ok(found)
 }
 
 /// A partition from its hash fields `v`, `d` and `c` (`None` unless it has a version and a
-/// document).
+/// document); its expiry is filled in by [`with_expiry`].
 fn versioned(
     v: Option<Vec<u8>>,
     d: Option<Vec<u8>>,
     created: Option<Vec<u8>>,
 ) -> Option<Versioned> {
-    let number = |b: Option<Vec<u8>>| {
-        b.and_then(|b| String::from_utf8(b).ok())
-            .and_then(|s| s.parse::<i64>().ok())
-    };
     match (number(v), d) {
         (Some(version), Some(document)) => Some(Versioned {
             document,
             version: version as u64,
             created_at: number(created),
+            expires_at: None,
         }),
         _ => None,
     }
+}
+
+fn number(bytes: Option<Vec<u8>>) -> Option<i64> {
+    bytes
+        .and_then(|b| String::from_utf8(b).ok())
+        .and_then(|s| s.parse::<i64>().ok())
+}
+
+/// Sets the expiry of a loaded partition from its `e` field (Unix milliseconds, empty for
+/// none). A partition saved before the field existed has none; its TTL answers instead.
+async fn with_expiry<C: ConnectionLike + Send>(
+    c: &mut C,
+    partition: &str,
+    found: &mut Option<Versioned>,
+    expires: Option<Vec<u8>>,
+    backend: &'static str,
+) -> Result<()> {
+    let Some(loaded) = found else {
+        return Ok(());
+    };
+    loaded.expires_at = match expires {
+        Some(ms) => number(Some(ms)).map(|ms| ms.div_euclid(1000)),
+        None => {
+            let ttl_ms: i64 = redis::cmd("PTTL")
+                .arg(partition)
+                .query_async(c)
+                .await
+                .map_err(unavailable(backend))?;
+            (ttl_ms >= 0).then(|| (crate::unix_now_ms() + ttl_ms).div_euclid(1000))
+        }
+    };
+    Ok(())
 }
 
 async fn load_if_changed<C: ConnectionLike + Send>(
@@ -131,9 +172,10 @@ async fn load_if_changed<C: ConnectionLike + Send>(
     known: u64,
     backend: &'static str,
 ) -> Result<IfChanged> {
+    let partition = k.partition(key);
     let reply: Vec<Option<Vec<u8>>> = k
         .load_if_changed
-        .key(k.partition(key))
+        .key(&partition)
         .arg(known.to_string())
         .invoke_async(c)
         .await
@@ -143,7 +185,9 @@ async fn load_if_changed<C: ConnectionLike + Send>(
     }
     let mut fields = reply.into_iter();
     let mut next = || fields.next().flatten();
-    Ok(IfChanged::Changed(versioned(next(), next(), next())))
+    let mut found = versioned(next(), next(), next());
+    with_expiry(c, &partition, &mut found, next(), backend).await?;
+    Ok(IfChanged::Changed(found))
 }
 
 async fn version<C: ConnectionLike + Send>(

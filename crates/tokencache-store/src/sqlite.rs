@@ -136,7 +136,7 @@ impl PartitionStore for SqliteStore {
         let key = key.to_owned();
         Box::pin(self.with(move |c| {
             c.query_row(
-                "SELECT document, version, created_at FROM tokencache_partitions
+                "SELECT document, version, created_at, expires_at FROM tokencache_partitions
                  WHERE key = ?1 AND (expires_at IS NULL OR expires_at > ?2)",
                 params![key, unix_now()],
                 |row| {
@@ -144,6 +144,7 @@ impl PartitionStore for SqliteStore {
                         document: row.get(0)?,
                         version: row.get::<_, i64>(1)? as u64,
                         created_at: row.get(2)?,
+                        expires_at: row.get(3)?,
                     })
                 },
             )

@@ -165,11 +165,28 @@ async fn expiry(store: Arc<dyn PartitionStore>) {
         .save("short", b"a", None, Some(now() + 2))
         .await
         .unwrap();
+    let long_until = now() + 3600;
     store
-        .save("long", b"b", None, Some(now() + 3600))
+        .save("long", b"b", None, Some(long_until))
         .await
         .unwrap();
+    store.save("forever", b"c", None, None).await.unwrap();
     assert!(store.load("short").await.unwrap().is_some());
+    // A load tells when the partition expires.
+    let long = store.load("long").await.unwrap().unwrap();
+    assert_eq!(long.expires_at, Some(long_until));
+    assert_eq!(
+        store.load("forever").await.unwrap().unwrap().expires_at,
+        None
+    );
+    match store
+        .load_if_changed("long", long.version ^ 1)
+        .await
+        .unwrap()
+    {
+        IfChanged::Changed(Some(changed)) => assert_eq!(changed.expires_at, Some(long_until)),
+        other => panic!("another version must come back: {other:?}"),
+    }
     tokio::time::sleep(Duration::from_millis(3100)).await;
     assert_eq!(store.load("short").await.unwrap(), None);
     assert_eq!(store.version("short").await.unwrap(), None);
@@ -181,8 +198,84 @@ async fn expiry(store: Arc<dyn PartitionStore>) {
     ));
     assert_eq!(
         store.keys().await.unwrap(),
-        vec!["long".to_owned(), "short".to_owned()]
+        vec!["forever".to_owned(), "long".to_owned(), "short".to_owned()]
     );
+}
+
+async fn maintenance_keeps_expiry(store: Arc<dyn PartitionStore>) {
+    // A request saved the partition with 100 s to live. A maintenance rewrite by a process
+    // whose policy is an hour keeps the 100 s; a request's save starts the hour.
+    let request = PartitionedCache::new(
+        store.clone(),
+        PartitionOptions {
+            user_expiry: Some(Duration::from_secs(100)),
+            ..PartitionOptions::default()
+        },
+    );
+    let key = PartitionKey::new("alice.t");
+    let ev = user_event("alice", "one");
+    let before = now();
+    request
+        .update_partition(&key, &move |c: &TokenCache| c.add(&ev))
+        .await
+        .unwrap();
+    let saved = store
+        .load("alice.t")
+        .await
+        .unwrap()
+        .unwrap()
+        .expires_at
+        .unwrap();
+    assert!((before + 100..=now() + 100).contains(&saved), "{saved}");
+    let tool = PartitionedCache::new(
+        store.clone(),
+        PartitionOptions {
+            user_expiry: Some(Duration::from_secs(3600)),
+            ..PartitionOptions::default()
+        },
+    );
+    tool.rewrite_partition(&key, &|c: &TokenCache| {
+        c.purge_expired_access_tokens(now());
+        Ok(())
+    })
+    .await
+    .unwrap();
+    let rewritten = store.load("alice.t").await.unwrap().unwrap();
+    assert_eq!(
+        rewritten.expires_at,
+        Some(saved),
+        "maintenance kept the expiry"
+    );
+    assert_eq!(
+        PartitionedCache::new(store.clone(), PartitionOptions::default())
+            .load_partition(&key)
+            .await
+            .unwrap()
+            .len(Section::AccessToken),
+        1,
+        "and the tokens"
+    );
+    let ev = user_event("alice", "two");
+    tool.update_partition(&key, &move |c: &TokenCache| c.add(&ev))
+        .await
+        .unwrap();
+    let renewed = store
+        .load("alice.t")
+        .await
+        .unwrap()
+        .unwrap()
+        .expires_at
+        .unwrap();
+    assert!(
+        renewed >= before + 3600,
+        "a request's save renews it: {renewed}"
+    );
+    // A rewrite of a partition that is not there creates nothing.
+    let nobody = PartitionKey::new("nobody.t");
+    tool.rewrite_partition(&nobody, &|_: &TokenCache| Ok(()))
+        .await
+        .unwrap();
+    assert_eq!(store.load("nobody.t").await.unwrap(), None);
 }
 
 async fn leases(store: Arc<dyn PartitionStore>) {
@@ -587,6 +680,11 @@ macro_rules! suite {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn partitioned_cache() {
                 super::partitioned_cache(super::$backend().await.store).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn maintenance_keeps_expiry() {
+                super::maintenance_keeps_expiry(super::$backend().await.store).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,0 +1,64 @@
+//! The Redis key layout across versions: a partition hash written before the `e` (expiry)
+//! field existed still reports its expiry, from the key's TTL.
+
+#![allow(clippy::unwrap_used, reason = "in tests a panic is the failure report")]
+
+mod common;
+
+use std::process::Command;
+
+use tokencache_store::PartitionStore;
+
+fn redis_cli(port: u16, args: &[&str]) {
+    let out = Command::new("redis-cli")
+        .args(["-p", &port.to_string()])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+#[tokio::test]
+async fn a_partition_without_an_expiry_field_reports_its_ttl() {
+    let redis = common::Redis::start();
+    let store = tokencache_store::RedisStore::connect(&redis.url())
+        .await
+        .unwrap();
+    let hash = ["v", "5", "d", "{}", "c", "1700000000"];
+    redis_cli(
+        redis.port,
+        &[&["HSET", "tokencache:p:old"], &hash[..]].concat(),
+    );
+    redis_cli(redis.port, &["PEXPIRE", "tokencache:p:old", "600000"]);
+    redis_cli(
+        redis.port,
+        &[&["HSET", "tokencache:p:kept"], &hash[..]].concat(),
+    );
+
+    let before = now();
+    let old = store.load("old").await.unwrap().unwrap();
+    assert_eq!((old.version, old.created_at), (5, Some(1_700_000_000)));
+    let expires_at = old.expires_at.unwrap();
+    assert!(
+        (before + 599..=now() + 600).contains(&expires_at),
+        "{expires_at} is not 600 s from {before}"
+    );
+    let kept = store.load("kept").await.unwrap().unwrap();
+    assert_eq!(kept.expires_at, None, "no TTL: it never expires");
+    // The same through the L1's validation path.
+    match store.load_if_changed("old", 4).await.unwrap() {
+        tokencache_store::IfChanged::Changed(Some(p)) => assert_eq!(p.expires_at, Some(expires_at)),
+        other => panic!("version 5 is not 4: {other:?}"),
+    }
+}
