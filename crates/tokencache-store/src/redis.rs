@@ -140,7 +140,8 @@ fn number(bytes: Option<Vec<u8>>) -> Option<i64> {
 }
 
 /// Sets the expiry of a loaded partition from its `e` field (Unix milliseconds, empty for
-/// none). A partition saved before the field existed has none; its TTL answers instead.
+/// none). A partition saved before the field existed has none, and a garbled one is not
+/// trusted: the key's TTL answers instead.
 async fn with_expiry<C: ConnectionLike + Send>(
     c: &mut C,
     partition: &str,
@@ -151,8 +152,12 @@ async fn with_expiry<C: ConnectionLike + Send>(
     let Some(loaded) = found else {
         return Ok(());
     };
-    loaded.expires_at = match expires {
-        Some(ms) => number(Some(ms)).map(|ms| ms.div_euclid(1000)),
+    let recorded = match expires {
+        Some(e) if e.is_empty() => Some(None),
+        e => number(e).map(|ms| Some(ms.div_euclid(1000))),
+    };
+    loaded.expires_at = match recorded {
+        Some(expires_at) => expires_at,
         None => {
             let ttl_ms: i64 = redis::cmd("PTTL")
                 .arg(partition)

@@ -1,5 +1,5 @@
 //! The Redis key layout across versions: a partition hash written before the `e` (expiry)
-//! field existed still reports its expiry, from the key's TTL.
+//! field existed (or with a garbled one) still reports its expiry, from the key's TTL.
 
 #![allow(clippy::unwrap_used, reason = "in tests a panic is the failure report")]
 
@@ -53,6 +53,17 @@ async fn a_partition_without_an_expiry_field_reports_its_ttl() {
     assert!(
         (before + 599..=now() + 600).contains(&expires_at),
         "{expires_at} is not 600 s from {before}"
+    );
+    // A garbled expiry field is not trusted either.
+    redis_cli(
+        redis.port,
+        &[&["HSET", "tokencache:p:garbled"], &hash[..], &["e", "soon"]].concat(),
+    );
+    redis_cli(redis.port, &["PEXPIRE", "tokencache:p:garbled", "600000"]);
+    let garbled = store.load("garbled").await.unwrap().unwrap();
+    assert!(
+        garbled.expires_at.is_some_and(|e| e >= before + 599),
+        "{garbled:?}"
     );
     let kept = store.load("kept").await.unwrap().unwrap();
     assert_eq!(kept.expires_at, None, "no TTL: it never expires");
