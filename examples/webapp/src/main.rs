@@ -11,6 +11,10 @@
 //!     --api-url https://graph.microsoft.com/v1.0/me
 //! ```
 
+// The flags' doc comments are also their `--help` text, where URLs and `<placeholders>` read
+// best as they are.
+#![allow(rustdoc::bare_urls, rustdoc::invalid_html_tags)]
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
