@@ -1,11 +1,14 @@
 //! The verbs on partitioned stores (`sqlite://`, `postgres://`, `redis://`,
 //! `redis+cluster://`), and `migrate` between stores and cache files.
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use tokencache::{PartitionKey, Section, TokenCache};
+
+use tokencache_store::SaveExpiry;
 
 use crate::error::CliError;
 use crate::store_access::{StoreAccess, Writes};
@@ -54,6 +57,17 @@ pub async fn load_all(
         }
     }
     Ok((whole, unreadable))
+}
+
+/// When each partition of the store expires (`None`: never), by key.
+async fn expiries(access: &StoreAccess) -> Result<HashMap<String, Option<i64>>, CliError> {
+    let mut all = HashMap::new();
+    for key in access.store().keys().await? {
+        if let Some(stored) = access.store().load(&key).await? {
+            all.insert(key, stored.expires_at);
+        }
+    }
+    Ok(all)
 }
 
 /// Counts of the entries that partitions carry.
@@ -150,16 +164,28 @@ pub async fn migrate(from: Endpoint, to: Endpoint) -> Result<bool, CliError> {
     for (key, why) in &unreadable {
         eprintln!("warning: partition {key:?} not migrated: {why}");
     }
+    // Between stores, each partition keeps its expiry; from a file it gets the store's.
+    let expiries = match (&from, &to) {
+        (Endpoint::Store(source), Endpoint::Store(_)) => expiries(source).await?,
+        _ => HashMap::new(),
+    };
     let mut progress = Progress::new(parts.len(), "partitions");
     match &to {
         Endpoint::Store(target) => {
             for (key, doc) in &parts {
                 let doc = doc.clone();
                 let k = key.clone();
+                let expiry = expiries
+                    .get(key.as_str())
+                    .map_or(SaveExpiry::Renew, |at| SaveExpiry::At(*at));
                 target
                     .cache_for(key.as_str())
                     .await?
-                    .update_partition(key, &move |c: &TokenCache| c.replace_partition(&k, &doc))
+                    .update_partition_with(
+                        key,
+                        &move |c: &TokenCache| c.replace_partition(&k, &doc),
+                        expiry,
+                    )
                     .await?;
                 progress.tick();
             }
@@ -246,10 +272,14 @@ pub async fn prune(access: &StoreAccess, now: i64) -> Result<usize, CliError> {
         let cache = access.cache_for(&key).await?;
         let before = cache.load_partition(&pk).await?.len(Section::AccessToken);
         cache
-            .rewrite_partition(&pk, &move |c: &TokenCache| {
-                c.purge_expired_access_tokens(now);
-                Ok(())
-            })
+            .update_partition_with(
+                &pk,
+                &move |c: &TokenCache| {
+                    c.purge_expired_access_tokens(now);
+                    Ok(())
+                },
+                SaveExpiry::Keep,
+            )
             .await?;
         let after = cache.load_partition(&pk).await?.len(Section::AccessToken);
         removed += before - after.min(before);
@@ -289,7 +319,7 @@ pub async fn rewrite_all(access: &StoreAccess, writes: &Writes) -> Result<Rewrit
             let pk = PartitionKey::new(key.as_str());
             let result = match access.cache_for_key_id(id) {
                 Ok(cache) => cache
-                    .rewrite_partition(&pk, &|_: &TokenCache| Ok(()))
+                    .update_partition_with(&pk, &|_: &TokenCache| Ok(()), SaveExpiry::Keep)
                     .await
                     .map_err(CliError::from),
                 Err(e) => Err(e),
@@ -345,10 +375,14 @@ pub async fn repair(
         access
             .cache_for(key.as_str())
             .await?
-            .rewrite_partition(key, &|c: &TokenCache| {
-                *locked(&found) = c.repair();
-                Ok(())
-            })
+            .update_partition_with(
+                key,
+                &|c: &TokenCache| {
+                    *locked(&found) = c.repair();
+                    Ok(())
+                },
+                SaveExpiry::Keep,
+            )
             .await?;
         repairs.append(&mut locked(&found));
     }

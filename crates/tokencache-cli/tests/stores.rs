@@ -90,8 +90,19 @@ fn migrate_through_redis_and_between_stores() {
     round_trip(&redis.url());
     let dir = tempfile::tempdir().unwrap();
     let sqlite = format!("sqlite://{}", dir.path().join("t.db").display());
+    // Each partition keeps its expiry from one store to the other.
+    let until = unix_now() + 1000;
+    set_expiries(&redis.url(), until);
     let out = ok(&["migrate", &redis.url(), &sqlite]);
     assert!(out.contains("3 partition(s)"), "{out}");
+    assert_eq!(expiries(&sqlite), vec![Some(until); 3]);
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
 }
 
 #[test]
@@ -106,11 +117,7 @@ fn prune_and_remove_account_on_a_store() {
     let url = sqlite_url(&dir);
     ok(&["migrate", &sample(), &url]);
     // Each partition has 1,000 s left, as if its user had been away for a while.
-    let until = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-        + 1000;
+    let until = unix_now() + 1000;
     set_expiries(&url, until);
     // The sample's access tokens expired in 2023.
     let out = ok(&["prune", &url]);

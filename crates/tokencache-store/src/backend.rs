@@ -22,8 +22,8 @@ pub struct Versioned {
     /// deleted or expired partition is re-created. Absolute expiry counts from it.
     pub created_at: Option<i64>,
     /// When the partition expires (Unix seconds), as the last save set it; `None` when it
-    /// never does. Maintenance rewrites keep it
-    /// ([`PartitionedCache::rewrite_partition`](crate::PartitionedCache::rewrite_partition)).
+    /// never does. Maintenance rewrites and migrations keep it
+    /// ([`PartitionedCache::update_partition_with`](crate::PartitionedCache::update_partition_with)).
     pub expires_at: Option<i64>,
 }
 

@@ -35,7 +35,9 @@ pub use backend::{IfChanged, Lease, PartitionStore, SaveOutcome, Versioned, new_
 pub use crypto::{PartitionKeys, encrypted_key_id};
 pub use error::{Result, StoreError};
 pub use memory::MemoryStore;
-pub use partitioned::{FailurePolicy, PartitionOptions, PartitionedCache, StoreMetrics};
+pub use partitioned::{
+    FailurePolicy, PartitionOptions, PartitionedCache, SaveExpiry, StoreMetrics,
+};
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresStore;
 #[cfg(feature = "redis")]

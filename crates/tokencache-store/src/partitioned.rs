@@ -272,13 +272,13 @@ impl PartitionedCache {
     }
 
     /// The expiry a save sets: an app-token partition's last access token's; a user
-    /// partition's from the options, or the one it had when `keep` is set and it existed.
+    /// partition's as `expiry` says.
     fn expires_at(
         &self,
         key: &str,
         cache: &TokenCache,
         current: Option<&Versioned>,
-        keep: KeepExpiry,
+        expiry: SaveExpiry,
     ) -> Option<i64> {
         if key.ends_with("_AppTokenCache") {
             return cache
@@ -287,8 +287,10 @@ impl PartitionedCache {
                 .filter_map(|at| at.expires_on())
                 .max();
         }
-        if let (KeepExpiry::Yes, Some(current)) = (keep, current) {
-            return current.expires_at;
+        match (expiry, current) {
+            (SaveExpiry::At(at), _) => return at,
+            (SaveExpiry::Keep, Some(current)) => return current.expires_at,
+            (SaveExpiry::Keep | SaveExpiry::Renew, _) => {}
         }
         let now = unix_now();
         let sliding = self.options.user_expiry.map(|d| now + d.as_secs() as i64);
@@ -310,41 +312,42 @@ impl PartitionedCache {
         key: &PartitionKey,
         change: &(dyn Fn(&TokenCache) -> Result<(), tokencache::Error> + Send + Sync),
     ) -> Result<()> {
-        self.update(key, change, KeepExpiry::No).await
+        self.update(key, change, SaveExpiry::Renew).await
     }
 
-    /// [`update_partition`](Self::update_partition) for maintenance (pruning, re-encrypting,
-    /// repairing): a user partition that exists keeps the expiry it has, so that maintenance
-    /// does not keep an idle user's tokens longer. An app-token partition still expires with
+    /// [`update_partition`](Self::update_partition) with a say in a user partition's expiry:
+    /// [`SaveExpiry::Keep`] for maintenance (pruning, re-encrypting, repairing), so that it
+    /// never keeps an idle user's tokens longer, or [`SaveExpiry::At`] to carry a partition's
+    /// expiry over from another store (migration). An app-token partition still expires with
     /// its last access token.
     ///
     /// ```
     /// # async fn f() -> Result<(), Box<dyn std::error::Error>> {
     /// use tokencache::{PartitionKey, TokenCache};
-    /// use tokencache_store::{PartitionOptions, PartitionedCache};
+    /// use tokencache_store::{PartitionOptions, PartitionedCache, SaveExpiry};
     /// let cache = PartitionedCache::new(tokencache_store::open("memory://").await?, PartitionOptions::default());
     /// let key = PartitionKey::for_account("uid.utid");
-    /// cache
-    ///     .rewrite_partition(&key, &|c: &TokenCache| {
-    ///         c.purge_expired_access_tokens(1_700_000_000);
-    ///         Ok(())
-    ///     })
-    ///     .await?;
+    /// let prune = |c: &TokenCache| {
+    ///     c.purge_expired_access_tokens(1_700_000_000);
+    ///     Ok(())
+    /// };
+    /// cache.update_partition_with(&key, &prune, SaveExpiry::Keep).await?;
     /// # Ok(()) }
     /// ```
-    pub async fn rewrite_partition(
+    pub async fn update_partition_with(
         &self,
         key: &PartitionKey,
         change: &(dyn Fn(&TokenCache) -> Result<(), tokencache::Error> + Send + Sync),
+        expiry: SaveExpiry,
     ) -> Result<()> {
-        self.update(key, change, KeepExpiry::Yes).await
+        self.update(key, change, expiry).await
     }
 
     async fn update(
         &self,
         key: &PartitionKey,
         change: &(dyn Fn(&TokenCache) -> Result<(), tokencache::Error> + Send + Sync),
-        keep_expiry: KeepExpiry,
+        expiry: SaveExpiry,
     ) -> Result<()> {
         let key_str = key.as_str();
         // The first attempt starts from the document this process loaded moments ago, if any
@@ -387,7 +390,7 @@ impl PartitionedCache {
                 }
             } else {
                 let doc = self.encode(key_str, &cache)?;
-                let expires_at = self.expires_at(key_str, &cache, current.as_ref(), keep_expiry);
+                let expires_at = self.expires_at(key_str, &cache, current.as_ref(), expiry);
                 match self.store.save(key_str, &doc, expected, expires_at).await? {
                     SaveOutcome::Saved(v) => {
                         let created_at =
@@ -488,11 +491,19 @@ impl PartitionedCache {
     }
 }
 
-/// Whether a save keeps a user partition's expiry ([`PartitionedCache::rewrite_partition`]).
+/// How a save sets a user partition's expiry
+/// ([`PartitionedCache::update_partition_with`]). An app-token partition always expires with
+/// its last access token.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum KeepExpiry {
-    Yes,
-    No,
+#[non_exhaustive]
+pub enum SaveExpiry {
+    /// From the options: the sliding expiry starts again (capped by the absolute one). What
+    /// every save a request makes does.
+    Renew,
+    /// The expiry the partition has (as [`Renew`](Self::Renew) when it does not exist yet).
+    Keep,
+    /// This one (Unix seconds; `None`: never).
+    At(Option<i64>),
 }
 
 fn missing_partition() -> ClientError {

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use tokencache::{PartitionKey, Section, TokenCache, TokenEvent};
 use tokencache_store::{
-    IfChanged, PartitionKeys, PartitionOptions, PartitionStore, PartitionedCache, SaveOutcome,
-    StoreError, encrypted_key_id,
+    IfChanged, PartitionKeys, PartitionOptions, PartitionStore, PartitionedCache, SaveExpiry,
+    SaveOutcome, StoreError, encrypted_key_id,
 };
 
 /// A store and whatever keeps its server alive.
@@ -234,12 +234,13 @@ async fn maintenance_keeps_expiry(store: Arc<dyn PartitionStore>) {
             ..PartitionOptions::default()
         },
     );
-    tool.rewrite_partition(&key, &|c: &TokenCache| {
+    let prune = |c: &TokenCache| {
         c.purge_expired_access_tokens(now());
         Ok(())
-    })
-    .await
-    .unwrap();
+    };
+    tool.update_partition_with(&key, &prune, SaveExpiry::Keep)
+        .await
+        .unwrap();
     let rewritten = store.load("alice.t").await.unwrap().unwrap();
     assert_eq!(
         rewritten.expires_at,
@@ -272,10 +273,24 @@ async fn maintenance_keeps_expiry(store: Arc<dyn PartitionStore>) {
     );
     // A rewrite of a partition that is not there creates nothing.
     let nobody = PartitionKey::new("nobody.t");
-    tool.rewrite_partition(&nobody, &|_: &TokenCache| Ok(()))
+    tool.update_partition_with(&nobody, &|_: &TokenCache| Ok(()), SaveExpiry::Keep)
         .await
         .unwrap();
     assert_eq!(store.load("nobody.t").await.unwrap(), None);
+    // A migration sets the expiry the partition had in the other store.
+    let ev = user_event("alice", "three");
+    let carried = before + 500;
+    tool.update_partition_with(
+        &key,
+        &move |c: &TokenCache| c.add(&ev),
+        SaveExpiry::At(Some(carried)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        store.load("alice.t").await.unwrap().unwrap().expires_at,
+        Some(carried)
+    );
 }
 
 async fn leases(store: Arc<dyn PartitionStore>) {
