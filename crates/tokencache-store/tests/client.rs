@@ -1,6 +1,6 @@
 //! The partitioned stores under a real web-app client: sign-ins by several users against the
 //! loopback OpenID provider, isolation, sign-out, one refresh for 50 concurrent requests in one
-//! process and in three processes sharing Redis, and a Redis outage.
+//! process and in three processes sharing Redis, SQLite or PostgreSQL.
 
 #![allow(clippy::unwrap_used, reason = "in tests a panic is the failure report")]
 
@@ -130,9 +130,31 @@ async fn fifty_concurrent_requests_with_an_expired_token_make_one_refresh() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_processes_sharing_redis_make_one_refresh() {
-    let idp = Idp::start(&[]);
     let redis = common::Redis::start();
-    let store = tokencache_store::open(&redis.url()).await.unwrap();
+    three_processes_make_one_refresh(&redis.url()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_processes_sharing_sqlite_make_one_refresh() {
+    let dir = tempfile::tempdir().unwrap();
+    three_processes_make_one_refresh(&format!(
+        "sqlite://{}",
+        dir.path().join("tokens.db").display()
+    ))
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_processes_sharing_postgres_make_one_refresh() {
+    let db = common::Postgres::create();
+    three_processes_make_one_refresh(&db.url).await;
+}
+
+/// 50 concurrent silent requests in each of three processes sharing the store at `url`, for a
+/// user whose access token expired: exactly one refresh at the provider (the store's lease).
+async fn three_processes_make_one_refresh(url: &str) {
+    let idp = Idp::start(&[]);
+    let store = tokencache_store::open(url).await.unwrap();
     let cache = Arc::new(PartitionedCache::new(store, PartitionOptions::default()));
     let app = web_app(&idp, cache.clone());
     let alice = sign_in(&idp, &app, "alice").await;
@@ -154,12 +176,7 @@ async fn three_processes_sharing_redis_make_one_refresh() {
                     "--client-id",
                     "confidential-app",
                 ])
-                .args([
-                    "--store",
-                    &redis.url(),
-                    "--home-account-id",
-                    &alice.home_account_id,
-                ])
+                .args(["--store", url, "--home-account-id", &alice.home_account_id])
                 .args(["--scopes", API, "--concurrency", "50"])
                 .env("TOKENCACHE_CLIENT_SECRET", "confidential-secret")
                 .stdout(std::process::Stdio::piped())

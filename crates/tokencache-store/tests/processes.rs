@@ -1,0 +1,158 @@
+//! No lost update across processes: three copies of `examples/concurrent_writes` save to one
+//! user's partition at once (8 saves in flight each) in a shared SQLite file, PostgreSQL
+//! database, Redis or Redis Cluster; every save's access token must be there at the end.
+
+#![allow(clippy::unwrap_used, reason = "in tests a panic is the failure report")]
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use tokencache::json::{JsonObject, JsonValue};
+use tokencache::{PartitionKey, Section};
+use tokencache_store::{PartitionOptions, PartitionedCache};
+
+const COPIES: usize = 3;
+const SAVES: usize = 40;
+
+fn example() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let path = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples/concurrent_writes");
+    assert!(path.exists(), "{} is not built", path.display());
+    path
+}
+
+/// Runs the copies against `url`, numbered from `first_writer`; returns the conflicts they
+/// met.
+fn run_copies(url: &str, first_writer: usize) -> i64 {
+    let children: Vec<_> = (first_writer..first_writer + COPIES)
+        .map(|writer| {
+            Command::new(example())
+                .args(["--store", url, "--writer", &writer.to_string()])
+                .args(["--saves", &SAVES.to_string(), "--concurrency", "8"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut conflicts = 0;
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report = JsonObject::parse(String::from_utf8_lossy(&out.stdout).trim()).unwrap();
+        let count = |k: &str| report.get(k).and_then(JsonValue::as_int_lenient).unwrap();
+        assert_eq!(
+            count("saved"),
+            SAVES as i64,
+            "every save of a copy succeeded"
+        );
+        conflicts += count("conflicts");
+    }
+    conflicts
+}
+
+async fn no_lost_update_across_processes(url: &str) {
+    let conflicts = run_copies(url, 0);
+    let cache = PartitionedCache::new(
+        tokencache_store::open(url).await.unwrap(),
+        PartitionOptions::default(),
+    );
+    let partition = cache
+        .load_partition(&PartitionKey::for_account("shared-user.t"))
+        .await
+        .unwrap();
+    let mut scopes: Vec<String> = partition
+        .all_access_tokens()
+        .iter()
+        .filter_map(|at| at.target().map(str::to_owned))
+        .collect();
+    scopes.sort();
+    let mut expected: Vec<String> = (0..COPIES)
+        .flat_map(|w| (0..SAVES).map(move |n| format!("api://x/w{w}-{n}")))
+        .collect();
+    expected.sort();
+    assert_eq!(
+        partition.len(Section::AccessToken),
+        COPIES * SAVES,
+        "one access token per save ({conflicts} conflicts were retried)"
+    );
+    assert_eq!(scopes, expected);
+    assert!(
+        conflicts > 0,
+        "24 writers on one partition must have collided; the test did not exercise contention"
+    );
+}
+
+#[tokio::test]
+async fn sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("tokens.db").display());
+    // Created once before the copies race to create the schema.
+    drop(tokencache_store::open(&url).await.unwrap());
+    no_lost_update_across_processes(&url).await;
+}
+
+#[tokio::test]
+async fn postgres() {
+    let db = common::Postgres::create();
+    no_lost_update_across_processes(&db.url).await;
+}
+
+#[tokio::test]
+async fn redis() {
+    let server = common::Redis::start();
+    no_lost_update_across_processes(&server.url()).await;
+}
+
+#[tokio::test]
+async fn redis_cluster() {
+    let cluster = common::RedisCluster::start();
+    no_lost_update_across_processes(&cluster.url()).await;
+}
+
+/// A process with an L1 sees every save the other processes make.
+#[tokio::test]
+async fn an_l1_sees_every_save_of_other_processes() {
+    let server = common::Redis::start();
+    let url = server.url();
+    let cache = PartitionedCache::new(
+        tokencache_store::open(&url).await.unwrap(),
+        PartitionOptions {
+            l1_bytes: 1 << 20,
+            ..PartitionOptions::default()
+        },
+    );
+    let key = PartitionKey::for_account("shared-user.t");
+    let tokens = async || {
+        cache
+            .load_partition(&key)
+            .await
+            .unwrap()
+            .len(Section::AccessToken)
+    };
+    run_copies(&url, 0);
+    assert_eq!(tokens().await, COPIES * SAVES);
+    assert_eq!(tokens().await, COPIES * SAVES);
+    assert_eq!(
+        cache.metrics().l1_hits,
+        1,
+        "the second read came from the L1"
+    );
+    run_copies(&url, COPIES);
+    assert_eq!(
+        tokens().await,
+        2 * COPIES * SAVES,
+        "the L1 copy was stale and replaced"
+    );
+}
