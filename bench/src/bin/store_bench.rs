@@ -4,17 +4,23 @@
 //! ```text
 //! cargo run --release -p tokencache-bench --bin store-bench -- [--partitions 100000]
 //!     [--seconds 30] [--concurrency 64] [--backends redis,sqlite,postgres,memory] [--l1-mb 0]
-//!     [--skip-python]
+//!     [--skip-python] [--workers 1]
 //! ```
 //!
 //! Each request loads one random user's partition, finds the access token a silent call would
 //! return, and one request in 20 (chosen at random) records a new token response and saves the
-//! partition (compare-and-set). Phase 1 runs closed-loop at the given concurrency (peak throughput);
-//! phase 2 paces requests at half that rate and reports the latency there. Throughput per core
-//! divides by the CPU time the client process used. On Redis, MSAL Python's peak phase and ours
-//! take turns in three slices (the same machine conditions for both); the half-load phases run
-//! one after the other. The `memory` backend (an in-process store,
-//! not in the default list) shows what the library itself costs, without a network or a server.
+//! partition (compare-and-set). Phase 1 runs closed-loop at the given concurrency (peak
+//! throughput); phase 2 paces requests at half that rate and reports the latency there.
+//! Throughput per core divides by the CPU time the client process used. On Redis, MSAL
+//! Python's peak phase and ours take turns in three slices (the same machine conditions for
+//! both); the half-load phases run one after the other. The `memory` backend (an in-process
+//! store, not in the default list) shows what the library itself costs, without a network or a
+//! server.
+//!
+//! The client runs on one runtime worker thread by default: MSAL Python runs on one core (its
+//! threads share the GIL), and a thread-per-core server runs one such worker per core.
+//! `--workers 0` gives tokio's default, a worker per core; on a 2-core machine shared with
+//! redis-server, the second worker looking for work made each request cost about 40% more CPU.
 
 #[path = "../workload.rs"]
 #[allow(dead_code)]
@@ -38,6 +44,8 @@ struct Options {
     refresh_every: u64,
     skip_python: bool,
     l1_mb: usize,
+    /// Runtime worker threads (0: one per core, tokio's default).
+    workers: usize,
 }
 
 fn parse_args() -> Result<Options, String> {
@@ -49,6 +57,7 @@ fn parse_args() -> Result<Options, String> {
         refresh_every: 20,
         skip_python: false,
         l1_mb: 0,
+        workers: 1,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -63,6 +72,7 @@ fn parse_args() -> Result<Options, String> {
             "--backends" => o.backends = value()?.split(',').map(str::to_owned).collect(),
             "--skip-python" => o.skip_python = true,
             "--l1-mb" => o.l1_mb = value()?.parse().map_err(|_| "--l1-mb")?,
+            "--workers" => o.workers = value()?.parse().map_err(|_| "--workers")?,
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -444,12 +454,27 @@ fn row(name: &str, peak: &Outcome, half: &Outcome) {
     }
 }
 
-#[tokio::main(flavor = "multi_thread")]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> Result<(), Box<dyn std::error::Error>> {
     let o = parse_args()?;
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if o.workers > 0 {
+        runtime.worker_threads(o.workers);
+    }
+    runtime.enable_all().build()?.block_on(run(o))
+}
+
+async fn run(o: Options) -> Result<(), Box<dyn std::error::Error>> {
     println!(
-        "store-bench: {} user partitions, concurrency {}, {} s per phase, a save every {} requests",
-        o.partitions, o.concurrency, o.seconds, o.refresh_every
+        "store-bench: {} user partitions, concurrency {}, {} s per phase, a save every {} requests, {}",
+        o.partitions,
+        o.concurrency,
+        o.seconds,
+        o.refresh_every,
+        match o.workers {
+            0 => "a runtime worker per core".to_owned(),
+            1 => "one runtime worker".to_owned(),
+            n => format!("{n} runtime workers"),
+        }
     );
     println!(
         "  {:<22} {:>10} {:>10} {:>8} {:>8} {:>12}",
