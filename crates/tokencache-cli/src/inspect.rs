@@ -6,21 +6,23 @@ use std::fmt::Write as _;
 use tokencache::json::{JsonObject, JsonValue};
 use tokencache::{Entry, TokenCache};
 
+/// A length of time in its two largest units: `45s`, `3m`, `1h 15m`, `89d 23h`.
+fn span(seconds: i64) -> String {
+    let s = seconds.abs();
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m", s / 60),
+        3600..86400 => format!("{}h {}m", s / 3600, s % 3600 / 60),
+        _ => format!("{}d {}h", s / 86400, s % 86400 / 3600),
+    }
+}
+
 /// Formats seconds until (or since) expiry: `in 1h 15m`, `expired 3m ago`.
 fn expiry(expires_on: Option<i64>, now: i64) -> String {
     let Some(at) = expires_on else {
         return "no expiry".into();
     };
     let d = at - now;
-    let span = |s: i64| {
-        let s = s.abs();
-        match s {
-            0..60 => format!("{s}s"),
-            60..3600 => format!("{}m", s / 60),
-            3600..86400 => format!("{}h {}m", s / 3600, s % 3600 / 60),
-            _ => format!("{}d {}h", s / 86400, s % 86400 / 3600),
-        }
-    };
     if d >= 0 {
         format!("in {}", span(d))
     } else {
@@ -218,10 +220,62 @@ fn redacted(key: &str, entry: &Entry) -> JsonValue {
     JsonValue::Object(Box::new(o))
 }
 
+/// One stored partition, as `inspect URL` lists it (nothing secret: the key is the account's
+/// `home_account_id`, or the app's or assertion's partition key).
+#[derive(Debug)]
+pub struct PartitionRow {
+    /// The partition key.
+    pub key: String,
+    /// The stored document's size.
+    pub bytes: usize,
+    /// The key id it is encrypted under (`None`: plain text).
+    pub key_id: Option<String>,
+    /// When it was created (Unix seconds), if the store knows.
+    pub created_at: Option<i64>,
+    /// When it expires (Unix seconds; `None`: never).
+    pub expires_at: Option<i64>,
+}
+
+/// The partitions of a store, as a table after the cache's.
+pub fn partitions_table(rows: &[PartitionRow], now: i64) -> String {
+    let mut out = format!("Partitions: {}\n", rows.len());
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.key.clone(),
+                r.bytes.to_string(),
+                or_dash(r.key_id.as_deref()),
+                r.created_at
+                    .map_or_else(|| "-".to_owned(), |c| format!("{} ago", span(now - c))),
+                match r.expires_at {
+                    None => "never".to_owned(),
+                    at => expiry(at, now),
+                },
+            ]
+        })
+        .collect();
+    if !cells.is_empty() {
+        columns(
+            &mut out,
+            "  ",
+            &["PARTITION", "BYTES", "KEY ID", "CREATED", "EXPIRES"],
+            &cells,
+        );
+    }
+    out.trim_end().to_owned()
+}
+
+fn optional_number(n: Option<i64>) -> JsonValue {
+    n.map_or(JsonValue::Null, |n| JsonValue::Number(n.to_string().into()))
+}
+
 /// The JSON view: `{"accounts": [...], "access_tokens": [...], "refresh_tokens": [...],
 /// "id_tokens": [...], "app_metadata": [...]}`; each element is the entry's MSAL fields in
-/// order, without `secret`, preceded by `cache_key`.
-pub fn json(cache: &TokenCache) -> String {
+/// order, without `secret`, preceded by `cache_key`. For a store, `"partitions"` follows:
+/// `{"partition", "bytes", "key_id", "created_at", "expires_at"}` each (`null` when unknown or
+/// none).
+pub fn json(cache: &TokenCache, partitions: Option<&[PartitionRow]>) -> String {
     let arr = |items: Vec<JsonValue>| JsonValue::Array(items.into());
     let mut o = JsonObject::new();
     o.insert(
@@ -264,5 +318,25 @@ pub fn json(cache: &TokenCache) -> String {
             .map(|t| redacted(t.key(), t.entry()))
             .collect()),
     );
+    if let Some(rows) = partitions {
+        let listed = rows
+            .iter()
+            .map(|r| {
+                let mut p = JsonObject::new();
+                p.insert("partition", JsonValue::string(&r.key));
+                p.insert("bytes", JsonValue::Number(r.bytes.to_string().into()));
+                p.insert(
+                    "key_id",
+                    r.key_id
+                        .as_deref()
+                        .map_or(JsonValue::Null, JsonValue::string),
+                );
+                p.insert("created_at", optional_number(r.created_at));
+                p.insert("expires_at", optional_number(r.expires_at));
+                JsonValue::Object(Box::new(p))
+            })
+            .collect();
+        o.insert("partitions", arr(listed));
+    }
     o.to_python_json(true)
 }

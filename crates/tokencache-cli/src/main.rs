@@ -119,7 +119,8 @@ fn report_rewrite(url: &str, done: &stores::Rewritten, verb: &str) -> ExitCode {
 enum Command {
     /// Show the accounts and tokens of a cache (secrets are never shown).
     Inspect {
-        /// The cache file, or a store URL (every partition is shown).
+        /// The cache file, or a store URL (every partition is shown, then a list of the
+        /// partitions with their size, encryption key id, age and expiry).
         file: String,
         /// Print one JSON object (accounts, access_tokens, refresh_tokens, id_tokens,
         /// app_metadata) instead of tables.
@@ -254,22 +255,29 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
             now,
             key,
         } => {
-            let cache = if stores::is_store_url(&file) {
-                let (whole, unreadable) = stores::block_on(async {
-                    stores::load_all(&open_store(&file, &key).await?).await
+            let (cache, partitions) = if stores::is_store_url(&file) {
+                let (whole, unreadable, rows) = stores::block_on(async {
+                    let access = open_store(&file, &key).await?;
+                    let (whole, unreadable) = stores::load_all(&access).await?;
+                    let rows = stores::partition_rows(&access).await?;
+                    Ok::<_, CliError>((whole, unreadable, rows))
                 })??;
                 for (k, why) in unreadable {
                     eprintln!("warning: partition {k:?}: {why}");
                 }
-                std::sync::Arc::new(whole)
+                (std::sync::Arc::new(whole), Some(rows))
             } else {
-                load(&PathBuf::from(&file), &key)?
+                (load(&PathBuf::from(&file), &key)?, None)
             };
             let now = now.unwrap_or_else(|| SystemClock.now());
-            let out = if json {
-                inspect::json(&cache)
-            } else {
-                inspect::table(&cache, now)
+            let out = match (json, &partitions) {
+                (true, _) => inspect::json(&cache, partitions.as_deref()),
+                (false, None) => inspect::table(&cache, now),
+                (false, Some(rows)) => format!(
+                    "{}\n\n{}",
+                    inspect::table(&cache, now),
+                    inspect::partitions_table(rows, now)
+                ),
             };
             println!("{out}");
             Ok(ExitCode::SUCCESS)

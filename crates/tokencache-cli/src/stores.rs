@@ -11,6 +11,7 @@ use tokencache::{PartitionKey, Section, TokenCache};
 use tokencache_store::SaveExpiry;
 
 use crate::error::CliError;
+use crate::inspect::PartitionRow;
 use crate::store_access::{StoreAccess, Writes};
 
 const SCHEMES: &[&str] = &[
@@ -57,6 +58,24 @@ pub async fn load_all(
         }
     }
     Ok((whole, unreadable))
+}
+
+/// Every stored partition's size, encryption key id, creation and expiry (for `inspect URL`;
+/// read from the stored documents, no key needed).
+pub async fn partition_rows(access: &StoreAccess) -> Result<Vec<PartitionRow>, CliError> {
+    let mut rows = Vec::new();
+    for key in access.store().keys().await? {
+        if let Some(stored) = access.store().load(&key).await? {
+            rows.push(PartitionRow {
+                bytes: stored.document.len(),
+                key_id: tokencache_store::encrypted_key_id(&stored.document),
+                created_at: stored.created_at,
+                expires_at: stored.expires_at,
+                key,
+            });
+        }
+    }
+    Ok(rows)
 }
 
 /// When each partition of the store expires (`None`: never), by key.

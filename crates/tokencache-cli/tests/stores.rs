@@ -127,6 +127,27 @@ fn prune_and_remove_account_on_a_store() {
         vec![Some(until); 3],
         "maintenance does not keep an idle user's tokens longer"
     );
+    // `inspect` lists the partitions with their expiry, in the table and in JSON.
+    let shown = ok(&["inspect", &url, "--now", &(until - 1000).to_string()]);
+    assert!(shown.contains("Partitions: 3"), "{shown}");
+    assert!(
+        shown.contains(&format!("{JANE}  ")) && shown.contains("in 16m"),
+        "{shown}"
+    );
+    let listed = ok(&["inspect", "--json", &url]);
+    let listed = tokencache::json::JsonObject::parse(&listed).unwrap();
+    let Some(tokencache::json::JsonValue::Array(partitions)) = listed.get("partitions") else {
+        panic!("no partitions in {listed:?}")
+    };
+    assert_eq!(partitions.len(), 3);
+    for p in partitions.iter() {
+        let tokencache::json::JsonValue::Object(p) = p else {
+            panic!("{p:?}")
+        };
+        let expires_at = p.get("expires_at").and_then(|v| v.as_int_lenient());
+        assert_eq!(expires_at, Some(until));
+        assert_eq!(p.get("key_id"), Some(&tokencache::json::JsonValue::Null));
+    }
     let key = dir.path().join("k.key");
     std::fs::write(&key, "33".repeat(32)).unwrap();
     let key = key.to_str().unwrap();
@@ -252,6 +273,13 @@ fn encrypted_stores_take_keys_from_the_command_line() {
         "{out}"
     );
     assert_eq!(key_ids(&url), vec![Some("k1".to_owned()); 3]);
+    // Which key each partition needs shows without the key.
+    let out = run(&["inspect", &url]);
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        shown.contains("Partitions: 3") && shown.matches("  k1  ").count() == 3,
+        "{shown}"
+    );
     let refresh_tokens = app_reads(&url, "k1", [0x11; 32]);
     assert!(
         refresh_tokens > 0,
