@@ -7,7 +7,6 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use tokencache::{PartitionKey, Section, TokenCache};
-
 use tokencache_store::SaveExpiry;
 
 use crate::error::CliError;
@@ -76,17 +75,6 @@ pub async fn partition_rows(access: &StoreAccess) -> Result<Vec<PartitionRow>, C
         }
     }
     Ok(rows)
-}
-
-/// When each partition of the store expires (`None`: never), by key.
-async fn expiries(access: &StoreAccess) -> Result<HashMap<String, Option<i64>>, CliError> {
-    let mut all = HashMap::new();
-    for key in access.store().keys().await? {
-        if let Some(stored) = access.store().load(&key).await? {
-            all.insert(key, stored.expires_at);
-        }
-    }
-    Ok(all)
 }
 
 /// Counts of the entries that partitions carry.
@@ -185,7 +173,11 @@ pub async fn migrate(from: Endpoint, to: Endpoint) -> Result<bool, CliError> {
     }
     // Between stores, each partition keeps its expiry; from a file it gets the store's.
     let expiries = match (&from, &to) {
-        (Endpoint::Store(source), Endpoint::Store(_)) => expiries(source).await?,
+        (Endpoint::Store(source), Endpoint::Store(_)) => partition_rows(source)
+            .await?
+            .into_iter()
+            .map(|row| (row.key, row.expires_at))
+            .collect(),
         _ => HashMap::new(),
     };
     let mut progress = Progress::new(parts.len(), "partitions");
