@@ -76,7 +76,8 @@ pub trait PartitionStore: Send + Sync + fmt::Debug {
     /// The backend's name (`sqlite`, `postgres`, `redis`, `redis-cluster`, `memory`).
     fn backend(&self) -> &'static str;
 
-    /// The partition's document and version, or `None` (absent or expired).
+    /// The partition's document, version, creation time and expiry, or `None` (absent or
+    /// expired).
     fn load<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Versioned>>>;
 
     /// Only the version (cheap; used to validate an L1 copy).
