@@ -256,16 +256,13 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
             key,
         } => {
             let (cache, partitions) = if stores::is_store_url(&file) {
-                let (whole, unreadable, rows) = stores::block_on(async {
-                    let access = open_store(&file, &key).await?;
-                    let (whole, unreadable) = stores::load_all(&access).await?;
-                    let rows = stores::partition_rows(&access).await?;
-                    Ok::<_, CliError>((whole, unreadable, rows))
+                let loaded = stores::block_on(async {
+                    stores::load_all(&open_store(&file, &key).await?).await
                 })??;
-                for (k, why) in unreadable {
+                for (k, why) in loaded.unreadable {
                     eprintln!("warning: partition {k:?}: {why}");
                 }
-                (std::sync::Arc::new(whole), Some(rows))
+                (std::sync::Arc::new(loaded.whole), Some(loaded.partitions))
             } else {
                 (load(&PathBuf::from(&file), &key)?, None)
             };
@@ -283,7 +280,9 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Validate { file, key } if stores::is_store_url(&file) => {
-            let (whole, unreadable) = stores::block_on(async {
+            let stores::Loaded {
+                whole, unreadable, ..
+            } = stores::block_on(async {
                 stores::load_all(&open_store(&file, &key).await?).await
             })??;
             let problems = whole.problems();

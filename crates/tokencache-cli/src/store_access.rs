@@ -83,6 +83,13 @@ impl StoreAccess {
         self.cache_for_key_id(id)
     }
 
+    /// The cache that reads a partition whose stored document is `document`.
+    pub fn cache_for_document(&self, document: &[u8]) -> Result<Arc<PartitionedCache>, CliError> {
+        // Without a key, the plain cache says which key id an encrypted partition needs.
+        let id = self.key.as_ref().and_then(|_| encrypted_key_id(document));
+        self.cache_for_key_id(id)
+    }
+
     /// The cache for partitions stored under key id `id` (`None`: plain), when the caller has
     /// already looked ([`StoreAccess::key_id`]).
     pub fn cache_for_key_id(&self, id: Option<String>) -> Result<Arc<PartitionedCache>, CliError> {

@@ -38,43 +38,46 @@ pub fn block_on<F: std::future::Future>(f: F) -> Result<F::Output, CliError> {
     Ok(rt.block_on(f))
 }
 
-/// Every partition merged into one cache (for display and checks), plus the partitions that
-/// could not be read.
-pub async fn load_all(
-    access: &StoreAccess,
-) -> Result<(TokenCache, Vec<(String, String)>), CliError> {
-    let whole = TokenCache::new();
-    let mut unreadable = Vec::new();
-    for key in access.store().keys().await? {
-        let pk = PartitionKey::new(key.clone());
-        let loaded = match access.cache_for(&key).await {
-            Ok(cache) => cache.load_partition(&pk).await.map_err(CliError::from),
-            Err(e) => Err(e),
-        };
-        match loaded {
-            Ok(part) => whole.replace_partition(&pk, &part.serialize())?,
-            Err(e) => unreadable.push((key, e.to_string())),
-        }
-    }
-    Ok((whole, unreadable))
+/// A whole store, read once ([`load_all`]).
+pub struct Loaded {
+    /// Every readable partition merged into one cache (for display and checks).
+    pub whole: TokenCache,
+    /// The partitions that could not be read, with why.
+    pub unreadable: Vec<(String, String)>,
+    /// Every stored partition's size, encryption key id, creation and expiry (read from the
+    /// stored documents, so unreadable ones are listed too).
+    pub partitions: Vec<PartitionRow>,
 }
 
-/// Every stored partition's size, encryption key id, creation and expiry (for `inspect URL`;
-/// read from the stored documents, no key needed).
-pub async fn partition_rows(access: &StoreAccess) -> Result<Vec<PartitionRow>, CliError> {
-    let mut rows = Vec::new();
+/// Reads every partition of the store once.
+pub async fn load_all(access: &StoreAccess) -> Result<Loaded, CliError> {
+    let mut loaded = Loaded {
+        whole: TokenCache::new(),
+        unreadable: Vec::new(),
+        partitions: Vec::new(),
+    };
     for key in access.store().keys().await? {
-        if let Some(stored) = access.store().load(&key).await? {
-            rows.push(PartitionRow {
-                bytes: stored.document.len(),
-                key_id: tokencache_store::encrypted_key_id(&stored.document),
-                created_at: stored.created_at,
-                expires_at: stored.expires_at,
-                key,
-            });
+        // Gone since the listing (deleted or expired): nothing to show.
+        let Some(stored) = access.store().load(&key).await? else {
+            continue;
+        };
+        let pk = PartitionKey::new(key.clone());
+        let part = access
+            .cache_for_document(&stored.document)
+            .and_then(|cache| Ok(cache.decode_partition(&pk, &stored)?));
+        match part {
+            Ok(part) => loaded.whole.replace_partition(&pk, &part.serialize())?,
+            Err(e) => loaded.unreadable.push((key.clone(), e.to_string())),
         }
+        loaded.partitions.push(PartitionRow {
+            bytes: stored.document.len(),
+            key_id: tokencache_store::encrypted_key_id(&stored.document),
+            created_at: stored.created_at,
+            expires_at: stored.expires_at,
+            key,
+        });
     }
-    Ok(rows)
+    Ok(loaded)
 }
 
 /// Counts of the entries that partitions carry.
@@ -144,6 +147,9 @@ pub enum Endpoint {
 /// Copies every partition from `from` to `to`, checks that everything arrived, and prints a
 /// summary. Returns false when the target does not hold what the source held.
 pub async fn migrate(from: Endpoint, to: Endpoint) -> Result<bool, CliError> {
+    // Between stores, each partition keeps its expiry; from a file, which records none, it
+    // gets the target store's.
+    let mut expiries: HashMap<String, Option<i64>> = HashMap::new();
     // Read the source as partition documents.
     let (source_whole, parts, unreadable) = match &from {
         Endpoint::File(file) => {
@@ -163,23 +169,19 @@ pub async fn migrate(from: Endpoint, to: Endpoint) -> Result<bool, CliError> {
             )
         }
         Endpoint::Store(cache) => {
-            let (whole, unreadable) = load_all(cache).await?;
-            let parts = whole.split_partitions();
-            (whole, parts, unreadable)
+            let loaded = load_all(cache).await?;
+            let parts = loaded.whole.split_partitions();
+            expiries = loaded
+                .partitions
+                .into_iter()
+                .map(|row| (row.key, row.expires_at))
+                .collect();
+            (loaded.whole, parts, loaded.unreadable)
         }
     };
     for (key, why) in &unreadable {
         eprintln!("warning: partition {key:?} not migrated: {why}");
     }
-    // Between stores, each partition keeps its expiry; from a file it gets the store's.
-    let expiries = match (&from, &to) {
-        (Endpoint::Store(source), Endpoint::Store(_)) => partition_rows(source)
-            .await?
-            .into_iter()
-            .map(|row| (row.key, row.expires_at))
-            .collect(),
-        _ => HashMap::new(),
-    };
     let mut progress = Progress::new(parts.len(), "partitions");
     match &to {
         Endpoint::Store(target) => {
@@ -225,7 +227,7 @@ pub async fn migrate(from: Endpoint, to: Endpoint) -> Result<bool, CliError> {
             file.reload()?;
             TokenCache::from_json(&file.cache().serialize())?
         }
-        Endpoint::Store(cache) => load_all(cache).await?.0,
+        Endpoint::Store(cache) => load_all(cache).await?.whole,
     };
     let mut ok = unreadable.is_empty();
     for (key, _) in &parts {
@@ -353,11 +355,11 @@ pub async fn repair(
     dry_run: bool,
     backup: impl FnOnce() -> Result<tokencache_file::FileStore, CliError>,
 ) -> Result<Vec<tokencache::Repair>, CliError> {
-    let (whole, unreadable) = load_all(access).await?;
-    for (key, why) in &unreadable {
+    let loaded = load_all(access).await?;
+    for (key, why) in &loaded.unreadable {
         eprintln!("warning: partition {key:?} not repaired: {why}");
     }
-    let parts = whole.split_partitions();
+    let parts = loaded.whole.split_partitions();
     let mut planned = Vec::new();
     for (_, doc) in &parts {
         planned.extend(TokenCache::from_json(doc)?.repair());

@@ -230,6 +230,29 @@ impl PartitionedCache {
         Ok(cache)
     }
 
+    /// A stored partition as this cache reads it: decrypted with its keys, without entries of
+    /// other partitions. For tools that walk a store ([`PartitionStore::keys`], then
+    /// [`PartitionStore::load`]) and want each partition as the application sees it, from
+    /// the one read.
+    ///
+    /// ```
+    /// # async fn f() -> Result<(), Box<dyn std::error::Error>> {
+    /// use tokencache::PartitionKey;
+    /// use tokencache_store::{PartitionOptions, PartitionedCache};
+    /// let store = tokencache_store::open("memory://").await?;
+    /// let cache = PartitionedCache::new(store.clone(), PartitionOptions::default());
+    /// for key in store.keys().await? {
+    ///     if let Some(stored) = store.load(&key).await? {
+    ///         let partition = cache.decode_partition(&PartitionKey::new(key), &stored)?;
+    ///         println!("{} access tokens", partition.len(tokencache::Section::AccessToken));
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn decode_partition(&self, key: &PartitionKey, stored: &Versioned) -> Result<TokenCache> {
+        self.decode(key.as_str(), stored)
+    }
+
     fn decode(&self, key: &str, stored: &Versioned) -> Result<TokenCache> {
         let unreadable = |reason: String| StoreError::Unreadable {
             partition: key.to_owned(),
