@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! cargo run -p tokencache-store --example concurrent_writes -- --store sqlite://tokens.db \
-//!     --writer 1 --saves 40 --concurrency 8
+//!     --writer 1 --saves 40 --concurrency 8 [--start-at-ms UNIX_MS]
 //! ```
 
 use std::process::ExitCode;
@@ -30,6 +30,10 @@ struct Args {
     /// Saves in flight at once.
     #[arg(long, default_value_t = 8)]
     concurrency: usize,
+    /// Start at this time (Unix milliseconds), so that copies started one after the other
+    /// write at the same time.
+    #[arg(long)]
+    start_at_ms: Option<u64>,
 }
 
 /// The user every copy writes for.
@@ -55,6 +59,11 @@ fn event(scope: &str) -> Result<TokenEvent, tokencache::Error> {
 async fn run(args: Args) -> Result<(usize, u64), Box<dyn std::error::Error>> {
     let store = tokencache_store::open(&args.store).await?;
     let cache = Arc::new(PartitionedCache::new(store, PartitionOptions::default()));
+    if let Some(at) = args.start_at_ms {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?;
+        let wait = std::time::Duration::from_millis(at).saturating_sub(now);
+        tokio::time::sleep(wait).await;
+    }
     let key = PartitionKey::for_account(&format!("{USER}.t"));
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let workers: Vec<_> = (0..args.concurrency)

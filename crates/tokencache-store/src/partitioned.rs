@@ -130,6 +130,8 @@ pub struct PartitionedCache {
     next_holder: AtomicU64,
     holders: Mutex<HashMap<String, String>>,
     recent: RecentLoads,
+    /// One turn at a time per partition for this process's saves (see [`WriterTurn`]).
+    writers: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl PartitionedCache {
@@ -145,6 +147,7 @@ impl PartitionedCache {
             next_holder: AtomicU64::new(0),
             holders: Mutex::new(HashMap::new()),
             recent: RecentLoads::default(),
+            writers: Mutex::new(HashMap::new()),
         }
     }
 
@@ -372,6 +375,20 @@ impl PartitionedCache {
         change: &(dyn Fn(&TokenCache) -> Result<(), tokencache::Error> + Send + Sync),
         expiry: SaveExpiry,
     ) -> Result<()> {
+        // Saves of this process to one partition take turns: they would only conflict with
+        // each other, and each starts from the document the one before it saved. Saves of
+        // other processes are still settled by compare-and-set.
+        let turn = WriterTurn::new(&self.writers, key.as_str());
+        let _mine = turn.lock.lock().await;
+        self.update_in_turn(key, change, expiry).await
+    }
+
+    async fn update_in_turn(
+        &self,
+        key: &PartitionKey,
+        change: &(dyn Fn(&TokenCache) -> Result<(), tokencache::Error> + Send + Sync),
+        expiry: SaveExpiry,
+    ) -> Result<()> {
         let key_str = key.as_str();
         // The first attempt starts from the document this process loaded moments ago, if any
         // (see `recent.rs`); a conflict then reloads.
@@ -514,6 +531,43 @@ impl PartitionedCache {
     }
 }
 
+/// A place in the queue of this process's saves to one partition. The queue's entry is
+/// removed when the last save waiting on it is done (or dropped), so the map holds only
+/// partitions being saved.
+struct WriterTurn<'a> {
+    writers: &'a Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    key: &'a str,
+    lock: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl<'a> WriterTurn<'a> {
+    fn new(
+        writers: &'a Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+        key: &'a str,
+    ) -> WriterTurn<'a> {
+        let lock = writers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(key.to_owned())
+            .or_default()
+            .clone();
+        WriterTurn { writers, key, lock }
+    }
+}
+
+impl Drop for WriterTurn<'_> {
+    fn drop(&mut self) {
+        let mut writers = self
+            .writers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Clones are only made under this lock: two means the map's and ours.
+        if Arc::strong_count(&self.lock) == 2 {
+            writers.remove(self.key);
+        }
+    }
+}
+
 /// How a save sets a user partition's expiry
 /// ([`PartitionedCache::update_partition_with`]). An app-token partition always expires with
 /// its last access token.
@@ -601,5 +655,49 @@ impl CacheStore for PartitionedCache {
             }
             Ok(())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "in tests a panic is the failure report")]
+
+    use super::*;
+
+    fn waiting(cache: &PartitionedCache) -> usize {
+        cache.writers.lock().unwrap().len()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_queue_of_a_partition_goes_when_its_saves_are_done_or_dropped() {
+        let cache = Arc::new(PartitionedCache::new(
+            Arc::new(crate::MemoryStore::new()),
+            PartitionOptions::default(),
+        ));
+        let key = PartitionKey::new("alice.t");
+        let saves: Vec<_> = (0..8)
+            .map(|_| {
+                let (cache, key) = (cache.clone(), key.clone());
+                tokio::spawn(async move { cache.update_partition(&key, &|_| Ok(())).await })
+            })
+            .collect();
+        for save in saves {
+            save.await.unwrap().unwrap();
+        }
+        assert_eq!(waiting(&cache), 0);
+
+        // A save abandoned while it waits for its turn leaves nothing behind either.
+        let turn = WriterTurn::new(&cache.writers, key.as_str());
+        let held = turn.lock.lock().await;
+        let abandoned = tokio::time::timeout(
+            Duration::from_millis(50),
+            cache.update_partition(&key, &|_| Ok(())),
+        )
+        .await;
+        assert!(abandoned.is_err(), "it waited for the turn held above");
+        assert_eq!(waiting(&cache), 1, "the held turn is still queued");
+        drop(held);
+        drop(turn);
+        assert_eq!(waiting(&cache), 0);
     }
 }

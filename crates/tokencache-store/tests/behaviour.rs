@@ -582,6 +582,11 @@ async fn concurrent_partition_updates(store: Arc<dyn PartitionStore>) {
     }
     let loaded = cache.load_partition(&key).await.unwrap();
     assert_eq!(loaded.len(Section::AccessToken), 8);
+    assert_eq!(
+        cache.metrics().conflicts,
+        0,
+        "the saves of one process to one partition take turns instead of conflicting"
+    );
 }
 
 async fn save_after_load_with_a_writer_in_between(store: Arc<dyn PartitionStore>) {
