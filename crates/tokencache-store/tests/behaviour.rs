@@ -202,6 +202,11 @@ async fn expiry(store: Arc<dyn PartitionStore>) {
     );
 }
 
+/// When the stored partition `key` expires (it must exist and expire).
+async fn expires_at(store: &Arc<dyn PartitionStore>, key: &str) -> i64 {
+    store.load(key).await.unwrap().unwrap().expires_at.unwrap()
+}
+
 async fn maintenance_keeps_expiry(store: Arc<dyn PartitionStore>) {
     // A request saved the partition with 100 s to live. A maintenance rewrite by a process
     // whose policy is an hour keeps the 100 s; a request's save starts the hour.
@@ -219,13 +224,7 @@ async fn maintenance_keeps_expiry(store: Arc<dyn PartitionStore>) {
         .update_partition(&key, &move |c: &TokenCache| c.add(&ev))
         .await
         .unwrap();
-    let saved = store
-        .load("alice.t")
-        .await
-        .unwrap()
-        .unwrap()
-        .expires_at
-        .unwrap();
+    let saved = expires_at(&store, "alice.t").await;
     assert!((before + 100..=now() + 100).contains(&saved), "{saved}");
     let tool = PartitionedCache::new(
         store.clone(),
@@ -260,13 +259,7 @@ async fn maintenance_keeps_expiry(store: Arc<dyn PartitionStore>) {
     tool.update_partition(&key, &move |c: &TokenCache| c.add(&ev))
         .await
         .unwrap();
-    let renewed = store
-        .load("alice.t")
-        .await
-        .unwrap()
-        .unwrap()
-        .expires_at
-        .unwrap();
+    let renewed = expires_at(&store, "alice.t").await;
     assert!(
         renewed >= before + 3600,
         "a request's save renews it: {renewed}"

@@ -159,14 +159,7 @@ async fn three_processes_make_one_refresh(url: &str) {
     let app = web_app(&idp, cache.clone());
     let alice = sign_in(&idp, &app, "alice").await;
     expire_access_tokens(&cache, &PartitionKey::for_account(&alice.home_account_id)).await;
-    let exe = std::env::current_exe().unwrap();
-    let example = exe
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples/silent_load");
-    assert!(example.exists(), "{} is not built", example.display());
+    let example = common::example_binary("silent_load");
     let children: Vec<_> = (0..3)
         .map(|_| {
             std::process::Command::new(&example)

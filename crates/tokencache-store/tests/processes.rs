@@ -7,7 +7,6 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use tokencache::json::{JsonObject, JsonValue};
@@ -16,18 +15,6 @@ use tokencache_store::{PartitionOptions, PartitionedCache};
 
 const COPIES: usize = 3;
 const SAVES: usize = 40;
-
-fn example() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let path = exe
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples/concurrent_writes");
-    assert!(path.exists(), "{} is not built", path.display());
-    path
-}
 
 /// Runs the copies against `url`, numbered from `first_writer`; returns the conflicts they
 /// met.
@@ -41,7 +28,7 @@ fn run_copies(url: &str, first_writer: usize) -> i64 {
         .to_string();
     let children: Vec<_> = (first_writer..first_writer + COPIES)
         .map(|writer| {
-            Command::new(example())
+            Command::new(common::example_binary("concurrent_writes"))
                 .args(["--store", url, "--writer", &writer.to_string()])
                 .args(["--start-at-ms", &start_at_ms])
                 .args(["--saves", &SAVES.to_string(), "--concurrency", "8"])
