@@ -180,14 +180,7 @@ async fn three_processes_make_one_refresh(url: &str) {
         .collect();
     let (mut ok, mut from_provider) = (0, 0);
     for child in children {
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let line = String::from_utf8_lossy(&out.stdout);
-        let o = tokencache::json::JsonObject::parse(line.trim()).unwrap();
+        let o = common::json_report(child);
         ok += o.get("ok").and_then(JsonValue::as_int_lenient).unwrap();
         from_provider += o
             .get("identity_provider")

@@ -9,7 +9,7 @@ mod common;
 
 use std::process::{Command, Stdio};
 
-use tokencache::json::{JsonObject, JsonValue};
+use tokencache::json::JsonValue;
 use tokencache::{PartitionKey, Section};
 use tokencache_store::{PartitionOptions, PartitionedCache};
 
@@ -40,13 +40,7 @@ fn run_copies(url: &str, first_writer: usize) -> i64 {
         .collect();
     let mut conflicts = 0;
     for child in children {
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let report = JsonObject::parse(String::from_utf8_lossy(&out.stdout).trim()).unwrap();
+        let report = common::json_report(child);
         let count = |k: &str| report.get(k).and_then(JsonValue::as_int_lenient).unwrap();
         assert_eq!(
             count("saved"),

@@ -222,6 +222,18 @@ pub fn example_binary(name: &str) -> PathBuf {
     path
 }
 
+/// Waits for an example process that reports on one JSON line; fails the test (with its
+/// stderr) unless it succeeded. Returns the report.
+pub fn json_report(child: Child) -> tokencache::json::JsonObject {
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    tokencache::json::JsonObject::parse(String::from_utf8_lossy(&out.stdout).trim()).unwrap()
+}
+
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
