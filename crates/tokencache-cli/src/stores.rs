@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use tokencache::{PartitionKey, Section, TokenCache};
-use tokencache_store::SaveExpiry;
+use tokencache_store::{SaveExpiry, Updated};
 
 use crate::error::CliError;
 use crate::inspect::PartitionRow;
@@ -275,27 +275,30 @@ pub async fn delete_partition(access: &StoreAccess, key: &str) -> Result<bool, C
     Ok(access.store().delete(key, None).await?)
 }
 
-/// Purges expired access tokens in every partition (each keeps its encryption).
+/// Purges expired access tokens in every partition (each keeps its encryption and expiry).
+/// A partition with nothing to purge is not written.
 pub async fn prune(access: &StoreAccess, now: i64) -> Result<usize, CliError> {
     let mut removed = 0;
     let keys = access.store().keys().await?;
     let mut progress = Progress::new(keys.len(), "partitions");
+    // The change may run more than once (compare-and-set retries); the last run's count counts.
+    let purged = Mutex::new(0);
     for key in keys {
         let pk = PartitionKey::new(key.as_str());
-        let cache = access.cache_for(&key).await?;
-        let before = cache.load_partition(&pk).await?.len(Section::AccessToken);
-        cache
+        *locked(&purged) = 0;
+        access
+            .cache_for(&key)
+            .await?
             .update_partition_with(
                 &pk,
-                &move |c: &TokenCache| {
-                    c.purge_expired_access_tokens(now);
+                &|c: &TokenCache| {
+                    *locked(&purged) = c.purge_expired_access_tokens(now);
                     Ok(())
                 },
                 SaveExpiry::Keep,
             )
             .await?;
-        let after = cache.load_partition(&pk).await?.len(Section::AccessToken);
-        removed += before - after.min(before);
+        removed += *locked(&purged);
         progress.tick();
     }
     Ok(removed)
@@ -338,7 +341,8 @@ pub async fn rewrite_all(access: &StoreAccess, writes: &Writes) -> Result<Rewrit
                 Err(e) => Err(e),
             };
             match result {
-                Ok(()) => done.rewritten += 1,
+                Ok(Updated::Unchanged) => done.unchanged += 1,
+                Ok(_) => done.rewritten += 1,
                 Err(e) => done.failed.push((key, e.to_string())),
             }
         }

@@ -127,6 +127,11 @@ fn prune_and_remove_account_on_a_store() {
         vec![Some(until); 3],
         "maintenance does not keep an idle user's tokens longer"
     );
+    // Nothing left to prune: no partition is written again.
+    let before = versions(&url);
+    let out = ok(&["prune", &url]);
+    assert!(out.contains("removed 0 expired"), "{out}");
+    assert_eq!(versions(&url), before);
     // `inspect` lists the partitions with their expiry, in the table and in JSON.
     let shown = ok(&["inspect", &url, "--now", &(until - 1000).to_string()]);
     assert!(shown.contains("Partitions: 3"), "{shown}");
@@ -195,6 +200,19 @@ fn expiries(url: &str) -> Vec<Option<i64>> {
         let mut all = Vec::new();
         for key in store.keys().await.unwrap() {
             all.push(store.load(&key).await.unwrap().unwrap().expires_at);
+        }
+        all
+    })
+}
+
+/// Every partition's version, in key order.
+fn versions(url: &str) -> Vec<u64> {
+    with_store(url, async |store| {
+        let mut keys = store.keys().await.unwrap();
+        keys.sort();
+        let mut all = Vec::new();
+        for key in keys {
+            all.push(store.load(&key).await.unwrap().unwrap().version);
         }
         all
     })

@@ -36,7 +36,7 @@ pub use crypto::{PartitionKeys, encrypted_key_id};
 pub use error::{Result, StoreError};
 pub use memory::MemoryStore;
 pub use partitioned::{
-    FailurePolicy, PartitionOptions, PartitionedCache, SaveExpiry, StoreMetrics,
+    FailurePolicy, PartitionOptions, PartitionedCache, SaveExpiry, StoreMetrics, Updated,
 };
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresStore;

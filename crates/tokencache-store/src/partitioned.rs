@@ -257,6 +257,12 @@ impl PartitionedCache {
     }
 
     fn decode(&self, key: &str, stored: &Versioned) -> Result<TokenCache> {
+        Ok(self.decode_stored(key, stored)?.0)
+    }
+
+    /// The partition's cache, and whether the stored document is as this cache would write it
+    /// again: encrypted as the options say and holding nothing but the partition's entries.
+    fn decode_stored(&self, key: &str, stored: &Versioned) -> Result<(TokenCache, bool)> {
         let unreadable = |reason: String| StoreError::Unreadable {
             partition: key.to_owned(),
             reason,
@@ -283,10 +289,22 @@ impl PartitionedCache {
                 partition = key,
                 "a stored partition held other partitions' entries; ignoring them"
             );
-            return TokenCache::from_json(&cache.serialize_partition(&own))
-                .map_err(|e| unreadable(e.to_string()));
+            let own_only = TokenCache::from_json(&cache.serialize_partition(&own))
+                .map_err(|e| unreadable(e.to_string()))?;
+            return Ok((own_only, false));
         }
-        Ok(cache)
+        Ok((cache, self.encrypted_as_configured(&stored.document)))
+    }
+
+    /// True when `document` is encrypted under the key saves use, or plain when they write
+    /// plain text.
+    fn encrypted_as_configured(&self, document: &[u8]) -> bool {
+        match &self.options.encryption {
+            Some(keys) if !keys.writes_plain_text() => {
+                crate::crypto::encrypted_key_id(document).as_deref() == Some(keys.current_id())
+            }
+            _ => !is_encrypted(document),
+        }
     }
 
     fn encode(&self, key: &str, cache: &TokenCache) -> Result<Vec<u8>> {
@@ -332,12 +350,13 @@ impl PartitionedCache {
 
     /// Applies `change` to the partition `key` with compare-and-set, retrying on conflict;
     /// deletes the partition when it ends up empty. A user partition's sliding expiry starts
-    /// again, as with every save a request makes.
+    /// again, as with every save a request makes. Writes nothing when the change changed
+    /// nothing and the expiry stays as it was ([`Updated::Unchanged`]).
     pub async fn update_partition(
         &self,
         key: &PartitionKey,
         change: &(dyn Fn(&TokenCache) -> Result<(), tokencache::Error> + Send + Sync),
-    ) -> Result<()> {
+    ) -> Result<Updated> {
         self.update(key, change, SaveExpiry::Renew).await
     }
 
@@ -346,6 +365,11 @@ impl PartitionedCache {
     /// never keeps an idle user's tokens longer, or [`SaveExpiry::At`] to carry a partition's
     /// expiry over from another store (migration). An app-token partition still expires with
     /// its last access token.
+    ///
+    /// A change that changes nothing writes nothing, unless the stored document is not as
+    /// these options would write it: encrypted under another key (or not at all), or holding
+    /// entries of other partitions. So a no-op change re-encrypts a partition after a key
+    /// rotation, and a prune that finds nothing to remove leaves the partition alone.
     ///
     /// ```
     /// # async fn f() -> Result<(), Box<dyn std::error::Error>> {
@@ -357,7 +381,8 @@ impl PartitionedCache {
     ///     c.purge_expired_access_tokens(1_700_000_000);
     ///     Ok(())
     /// };
-    /// cache.update_partition_with(&key, &prune, SaveExpiry::Keep).await?;
+    /// let updated = cache.update_partition_with(&key, &prune, SaveExpiry::Keep).await?;
+    /// assert_eq!(updated, tokencache_store::Updated::Unchanged, "nothing was there");
     /// # Ok(()) }
     /// ```
     pub async fn update_partition_with(
@@ -365,7 +390,7 @@ impl PartitionedCache {
         key: &PartitionKey,
         change: &(dyn Fn(&TokenCache) -> Result<(), tokencache::Error> + Send + Sync),
         expiry: SaveExpiry,
-    ) -> Result<()> {
+    ) -> Result<Updated> {
         self.update(key, change, expiry).await
     }
 
@@ -374,7 +399,7 @@ impl PartitionedCache {
         key: &PartitionKey,
         change: &(dyn Fn(&TokenCache) -> Result<(), tokencache::Error> + Send + Sync),
         expiry: SaveExpiry,
-    ) -> Result<()> {
+    ) -> Result<Updated> {
         // Saves of this process to one partition take turns: they would only conflict with
         // each other, and each starts from the document the one before it saved. Saves of
         // other processes are still settled by compare-and-set.
@@ -388,7 +413,7 @@ impl PartitionedCache {
         key: &PartitionKey,
         change: &(dyn Fn(&TokenCache) -> Result<(), tokencache::Error> + Send + Sync),
         expiry: SaveExpiry,
-    ) -> Result<()> {
+    ) -> Result<Updated> {
         let key_str = key.as_str();
         // The first attempt starts from the document this process loaded moments ago, if any
         // (see `recent.rs`); a conflict then reloads.
@@ -401,9 +426,9 @@ impl PartitionedCache {
                 Some(loaded) => Some(loaded),
                 None => self.store.load(key_str).await?,
             };
-            let cache = match &current {
-                Some(stored) => self.decode(key_str, stored)?,
-                None => TokenCache::new(),
+            let (cache, stored_as_written) = match &current {
+                Some(stored) => self.decode_stored(key_str, stored)?,
+                None => (TokenCache::new(), true),
             };
             change(&cache)?;
             if !cache.holds_only(key)
@@ -429,8 +454,18 @@ impl PartitionedCache {
                     Some(v) => self.store.delete(key_str, Some(v)).await?.then_some(None),
                 }
             } else {
-                let doc = self.encode(key_str, &cache)?;
                 let expires_at = self.expires_at(key_str, &cache, current.as_ref(), expiry);
+                let unchanged = stored_as_written
+                    && !cache.has_state_changed()
+                    && current.as_ref().is_some_and(|c| c.expires_at == expires_at);
+                if unchanged && from_memory {
+                    // Nothing to write from this process's copy; the store's may be newer.
+                    continue;
+                }
+                if unchanged {
+                    return Ok(Updated::Unchanged);
+                }
+                let doc = self.encode(key_str, &cache)?;
                 match self.store.save(key_str, &doc, expected, expires_at).await? {
                     SaveOutcome::Saved(v) => {
                         let created_at =
@@ -451,6 +486,7 @@ impl PartitionedCache {
                 }
             };
             match outcome {
+                Some(None) if expected.is_none() => return Ok(Updated::Unchanged),
                 Some(saved) => {
                     bump(&self.counters.saves);
                     if let Some(l1) = &self.l1 {
@@ -461,8 +497,9 @@ impl PartitionedCache {
                     }
                     if saved.is_none() {
                         self.recent.forget(key_str);
+                        return Ok(Updated::Deleted);
                     }
-                    return Ok(());
+                    return Ok(Updated::Saved);
                 }
                 None if from_memory => {
                     tracing::debug!(
@@ -568,6 +605,19 @@ impl Drop for WriterTurn<'_> {
     }
 }
 
+/// What [`PartitionedCache::update_partition`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Updated {
+    /// The partition was written (created or replaced).
+    Saved,
+    /// The change left the partition empty, so it was deleted.
+    Deleted,
+    /// Nothing was written: the change left the partition as it was stored (same entries,
+    /// same expiry, same encryption), or left a partition that did not exist empty.
+    Unchanged,
+}
+
 /// How a save sets a user partition's expiry
 /// ([`PartitionedCache::update_partition_with`]). An app-token partition always expires with
 /// its last access token.
@@ -610,7 +660,8 @@ impl CacheStore for PartitionedCache {
     ) -> BoxFuture<'a, tokencache_client::Result<()>> {
         Box::pin(async move {
             let key = access.partition_key.ok_or_else(missing_partition)?;
-            Ok(self.update_partition(key, &*change).await?)
+            self.update_partition(key, &*change).await?;
+            Ok(())
         })
     }
 

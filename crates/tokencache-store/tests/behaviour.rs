@@ -12,7 +12,7 @@ use std::time::Duration;
 use tokencache::{PartitionKey, Section, TokenCache, TokenEvent};
 use tokencache_store::{
     IfChanged, PartitionKeys, PartitionOptions, PartitionStore, PartitionedCache, SaveExpiry,
-    SaveOutcome, StoreError, encrypted_key_id,
+    SaveOutcome, StoreError, Updated, encrypted_key_id,
 };
 
 /// A store and whatever keeps its server alive.
@@ -237,10 +237,26 @@ async fn maintenance_keeps_expiry(store: Arc<dyn PartitionStore>) {
         c.purge_expired_access_tokens(now());
         Ok(())
     };
-    tool.update_partition_with(&key, &prune, SaveExpiry::Keep)
+    let version = store.load("alice.t").await.unwrap().unwrap().version;
+    let updated = tool
+        .update_partition_with(&key, &prune, SaveExpiry::Keep)
         .await
         .unwrap();
+    assert_eq!(updated, Updated::Unchanged, "nothing had expired");
+    assert_eq!(
+        store.load("alice.t").await.unwrap().unwrap().version,
+        version,
+        "so nothing was written"
+    );
+    // A change that changes something is written, with the expiry kept.
+    let ev = user_event("alice", "two");
+    let updated = tool
+        .update_partition_with(&key, &move |c: &TokenCache| c.add(&ev), SaveExpiry::Keep)
+        .await
+        .unwrap();
+    assert_eq!(updated, Updated::Saved);
     let rewritten = store.load("alice.t").await.unwrap().unwrap();
+    assert_ne!(rewritten.version, version);
     assert_eq!(
         rewritten.expires_at,
         Some(saved),
@@ -255,7 +271,7 @@ async fn maintenance_keeps_expiry(store: Arc<dyn PartitionStore>) {
         1,
         "and the tokens"
     );
-    let ev = user_event("alice", "two");
+    let ev = user_event("alice", "three");
     tool.update_partition(&key, &move |c: &TokenCache| c.add(&ev))
         .await
         .unwrap();
@@ -266,12 +282,14 @@ async fn maintenance_keeps_expiry(store: Arc<dyn PartitionStore>) {
     );
     // A rewrite of a partition that is not there creates nothing.
     let nobody = PartitionKey::new("nobody.t");
-    tool.update_partition_with(&nobody, &|_: &TokenCache| Ok(()), SaveExpiry::Keep)
+    let updated = tool
+        .update_partition_with(&nobody, &|_: &TokenCache| Ok(()), SaveExpiry::Keep)
         .await
         .unwrap();
+    assert_eq!(updated, Updated::Unchanged);
     assert_eq!(store.load("nobody.t").await.unwrap(), None);
     // A migration sets the expiry the partition had in the other store.
-    let ev = user_event("alice", "three");
+    let ev = user_event("alice", "four");
     let carried = before + 500;
     tool.update_partition_with(
         &key,
@@ -435,10 +453,16 @@ async fn partitioned_cache(store: Arc<dyn PartitionStore>) {
                     ..PartitionOptions::default()
                 },
             );
-            cache
+            let updated = cache
                 .update_partition(&bob, &|_: &TokenCache| Ok(()))
                 .await
                 .unwrap();
+            assert_eq!(updated, Updated::Saved, "written under the new keys");
+            let again = cache
+                .update_partition_with(&bob, &|_: &TokenCache| Ok(()), SaveExpiry::Keep)
+                .await
+                .unwrap();
+            assert_eq!(again, Updated::Unchanged, "already as these keys write it");
             let doc = store.load(bob.as_str()).await.unwrap().unwrap().document;
             assert_eq!(
                 cache
@@ -480,13 +504,14 @@ async fn partitioned_cache(store: Arc<dyn PartitionStore>) {
         0
     );
     // Removing everything deletes the partition instead of storing an empty one.
-    cache
+    let updated = cache
         .update_partition(&bob, &|c: &TokenCache| {
             c.remove_account_everywhere("bob.t");
             Ok(())
         })
         .await
         .unwrap();
+    assert_eq!(updated, Updated::Deleted);
     assert_eq!(store.load("bob.t").await.unwrap(), None);
     // App partitions expire with their last token.
     let app = PartitionKey::for_app("daemon", "t");
@@ -654,6 +679,32 @@ async fn save_after_load_with_a_writer_in_between(store: Arc<dyn PartitionStore>
             .len(Section::AccessToken),
         1,
         "the signed-out tokens do not come back from the remembered document"
+    );
+    // A change that changes nothing in the remembered document is not taken as "unchanged"
+    // before the store's document had its turn: here the other instance's save gives the
+    // change something to do.
+    let _ = web1.load_partition(&key).await.unwrap();
+    let sixth = with_scope("s6", "api://x/six");
+    web2.update_partition(&key, &move |c: &TokenCache| c.add(&sixth))
+        .await
+        .unwrap();
+    let keep_one = |c: &TokenCache| {
+        for at in c.all_access_tokens().iter().skip(1) {
+            c.remove_entry(Section::AccessToken, at.key())?;
+        }
+        Ok(())
+    };
+    let updated = web1
+        .update_partition_with(&key, &keep_one, SaveExpiry::Keep)
+        .await
+        .unwrap();
+    assert_eq!(updated, Updated::Saved);
+    assert_eq!(
+        web2.load_partition(&key)
+            .await
+            .unwrap()
+            .len(Section::AccessToken),
+        1
     );
 }
 

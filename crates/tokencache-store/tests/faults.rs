@@ -37,7 +37,8 @@ async fn save(cache: &PartitionedCache, i: usize) -> Result<(), StoreError> {
     let ev = event(&format!("user{i}"));
     cache
         .update_partition(&key(i), &move |c: &TokenCache| c.add(&ev))
-        .await
+        .await?;
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
