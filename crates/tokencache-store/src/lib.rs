@@ -28,6 +28,8 @@ mod postgres;
 mod recent;
 #[cfg(feature = "redis")]
 mod redis;
+#[cfg(feature = "redis")]
+mod redis_batch;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
@@ -42,6 +44,8 @@ pub use partitioned::{
 pub use postgres::PostgresStore;
 #[cfg(feature = "redis")]
 pub use redis::{RedisClusterStore, RedisStore};
+#[cfg(feature = "redis")]
+pub use redis_batch::ReadBatches;
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
 

@@ -2,18 +2,21 @@
 //! creation time, `e` expiry in Unix milliseconds or empty for none) with the same expiry as
 //! its TTL;
 //! compare-and-set, delete and leases are Lua scripts, atomic on the server and single-key, so
-//! they work on a cluster. Connections reconnect after an outage.
+//! they work on a cluster. Loads and version checks are plain commands; on a standalone
+//! server, concurrent ones are sent together (`redis_batch.rs`). Connections reconnect after
+//! an outage.
 
 use std::fmt;
 use std::time::Duration;
 
-use redis::Script;
 use redis::aio::{ConnectionLike, ConnectionManager};
 use redis::cluster_async::ClusterConnection;
+use redis::{Cmd, FromRedisValue, Script, Value};
 use tokencache_client::http::BoxFuture;
 
 use crate::backend::{IfChanged, Lease, PartitionStore, SaveOutcome, Versioned, new_version};
 use crate::error::{Result, StoreError, redact_url};
+use crate::redis_batch::{Batcher, ReadBatches};
 
 const SAVE: &str = r"
 local cur = redis.call('HGET', KEYS[1], 'v')
@@ -22,11 +25,6 @@ redis.call('HSET', KEYS[1], 'v', ARGV[2], 'd', ARGV[3], 'e', ARGV[4])
 if not cur then redis.call('HSET', KEYS[1], 'c', ARGV[5]) end
 if ARGV[4] == '' then redis.call('PERSIST', KEYS[1]) else redis.call('PEXPIREAT', KEYS[1], ARGV[4]) end
 return 1";
-
-const LOAD_IF_CHANGED: &str = r"
-local v = redis.call('HGET', KEYS[1], 'v')
-if v and v == ARGV[1] then return {v} end
-return redis.call('HMGET', KEYS[1], 'v', 'd', 'c', 'e')";
 
 const DELETE: &str = r"
 if ARGV[1] ~= '' and redis.call('HGET', KEYS[1], 'v') ~= ARGV[1] then return 0 end
@@ -54,7 +52,6 @@ fn unavailable(backend: &'static str) -> impl Fn(redis::RedisError) -> StoreErro
 struct Keys {
     prefix: String,
     save: Script,
-    load_if_changed: Script,
     delete: Script,
     lease: Script,
     release: Script,
@@ -65,7 +62,6 @@ impl Keys {
         Keys {
             prefix: prefix.to_owned(),
             save: Script::new(SAVE),
-            load_if_changed: Script::new(LOAD_IF_CHANGED),
             delete: Script::new(DELETE),
             lease: Script::new(LEASE),
             release: Script::new(RELEASE),
@@ -85,8 +81,45 @@ impl Keys {
     }
 }
 
+/// How a store sends the reads of the hot path (loads and version checks): batched with
+/// concurrent ones on a standalone server, one by one on a cluster (where each goes to the
+/// node owning its key).
+trait Reads {
+    fn read(&self, cmd: Cmd) -> impl Future<Output = Result<Value>> + Send;
+}
+
+impl Reads for RedisStore {
+    async fn read(&self, cmd: Cmd) -> Result<Value> {
+        self.batcher
+            .send(cmd)
+            .await
+            .map_err(|reason| StoreError::Unavailable {
+                backend: "redis",
+                reason,
+            })
+    }
+}
+
+impl Reads for RedisClusterStore {
+    async fn read(&self, cmd: Cmd) -> Result<Value> {
+        let mut c = self.conn.clone();
+        cmd.query_async(&mut c)
+            .await
+            .map_err(unavailable("redis-cluster"))
+    }
+}
+
+/// A reply of the expected shape, or the store's error.
+fn reply<T: FromRedisValue>(value: Value, backend: &'static str) -> Result<T> {
+    T::from_redis_value(value).map_err(|e| StoreError::Unavailable {
+        backend,
+        reason: format!("unexpected reply: {e}"),
+    })
+}
+
 /// The operations, generic over the connection kind.
 async fn load<C: ConnectionLike + Send>(
+    reads: &impl Reads,
     c: &mut C,
     k: &Keys,
     key: &str,
@@ -108,8 +141,7 @@ async fn load<C: ConnectionLike + Send>(
         Option<Vec<u8>>,
         Option<Vec<u8>>,
     );
-    let (v, d, created, expires): Fields =
-        hmget.query_async(c).await.map_err(unavailable(backend))?;
+    let (v, d, created, expires): Fields = reply(reads.read(hmget).await?, backend)?;
     let mut found = versioned(v, d, created);
     with_expiry(c, &partition, &mut found, expires, backend).await?;
     Ok(found)
@@ -170,43 +202,32 @@ async fn with_expiry<C: ConnectionLike + Send>(
     Ok(())
 }
 
+/// The version first (a small reply); the partition only when it changed, which for an L1
+/// that this process keeps up to date is rare.
 async fn load_if_changed<C: ConnectionLike + Send>(
+    reads: &impl Reads,
     c: &mut C,
     k: &Keys,
     key: &str,
     known: u64,
     backend: &'static str,
 ) -> Result<IfChanged> {
-    let partition = k.partition(key);
-    let reply: Vec<Option<Vec<u8>>> = k
-        .load_if_changed
-        .key(&partition)
-        .arg(known.to_string())
-        .invoke_async(c)
-        .await
-        .map_err(unavailable(backend))?;
-    if reply.len() == 1 {
-        return Ok(IfChanged::Unchanged);
+    match version(reads, k, key, backend).await? {
+        Some(v) if v == known => Ok(IfChanged::Unchanged),
+        None => Ok(IfChanged::Changed(None)),
+        Some(_) => Ok(IfChanged::Changed(load(reads, c, k, key, backend).await?)),
     }
-    let mut fields = reply.into_iter();
-    let mut next = || fields.next().flatten();
-    let mut found = versioned(next(), next(), next());
-    with_expiry(c, &partition, &mut found, next(), backend).await?;
-    Ok(IfChanged::Changed(found))
 }
 
-async fn version<C: ConnectionLike + Send>(
-    c: &mut C,
+async fn version(
+    reads: &impl Reads,
     k: &Keys,
     key: &str,
     backend: &'static str,
 ) -> Result<Option<u64>> {
-    let v: Option<String> = redis::cmd("HGET")
-        .arg(k.partition(key))
-        .arg("v")
-        .query_async(c)
-        .await
-        .map_err(unavailable(backend))?;
+    let mut hget = Cmd::new();
+    hget.arg("HGET").arg(k.partition(key)).arg("v");
+    let v: Option<String> = reply(reads.read(hget).await?, backend)?;
     Ok(v.and_then(|v| v.parse().ok()))
 }
 
@@ -375,7 +396,7 @@ macro_rules! impl_store {
 
             fn load<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Versioned>>> {
                 let mut c = self.conn.clone();
-                Box::pin(async move { load(&mut c, &self.keys, key, $name).await })
+                Box::pin(async move { load(self, &mut c, &self.keys, key, $name).await })
             }
 
             fn load_if_changed<'a>(
@@ -384,14 +405,13 @@ macro_rules! impl_store {
                 known: u64,
             ) -> BoxFuture<'a, Result<IfChanged>> {
                 let mut c = self.conn.clone();
-                Box::pin(
-                    async move { load_if_changed(&mut c, &self.keys, key, known, $name).await },
-                )
+                Box::pin(async move {
+                    load_if_changed(self, &mut c, &self.keys, key, known, $name).await
+                })
             }
 
             fn version<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<u64>>> {
-                let mut c = self.conn.clone();
-                Box::pin(async move { version(&mut c, &self.keys, key, $name).await })
+                Box::pin(async move { version(self, &self.keys, key, $name).await })
             }
 
             fn save<'a>(
@@ -458,6 +478,7 @@ macro_rules! impl_store {
 #[derive(Clone)]
 pub struct RedisStore {
     conn: ConnectionManager,
+    batcher: Batcher,
     keys: Keys,
     url: String,
 }
@@ -501,10 +522,26 @@ impl RedisStore {
             .await
             .map_err(unavailable("redis"))?;
         Ok(RedisStore {
+            batcher: Batcher::spawn(conn.clone()),
             conn,
             keys: Keys::new("tokencache:"),
             url: redact_url(url),
         })
+    }
+}
+
+impl RedisStore {
+    /// How the loads and version checks went out so far: concurrent ones share a round trip.
+    ///
+    /// ```no_run
+    /// # async fn f() -> tokencache_store::Result<()> {
+    /// let store = tokencache_store::RedisStore::connect("redis://127.0.0.1:6379/").await?;
+    /// let sent = store.read_batches();
+    /// println!("{} reads in {} round trips", sent.reads, sent.batches);
+    /// # Ok(()) }
+    /// ```
+    pub fn read_batches(&self) -> ReadBatches {
+        self.batcher.counts()
     }
 }
 

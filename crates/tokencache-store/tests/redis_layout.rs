@@ -1,5 +1,6 @@
-//! The Redis key layout across versions: a partition hash written before the `e` (expiry)
-//! field existed (or with a garbled one) still reports its expiry, from the key's TTL.
+//! Redis specifics: the key layout across versions (a partition hash written before the `e`
+//! (expiry) field existed, or with a garbled one, still reports its expiry, from the key's
+//! TTL), and concurrent loads sharing round trips without mixing up their replies.
 
 #![allow(clippy::unwrap_used, reason = "in tests a panic is the failure report")]
 
@@ -72,4 +73,60 @@ async fn a_partition_without_an_expiry_field_reports_its_ttl() {
         tokencache_store::IfChanged::Changed(Some(p)) => assert_eq!(p.expires_at, Some(expires_at)),
         other => panic!("version 5 is not 4: {other:?}"),
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_loads_share_round_trips_and_keep_their_own_replies() {
+    let redis = common::Redis::start();
+    let store = std::sync::Arc::new(
+        tokencache_store::RedisStore::connect(&redis.url())
+            .await
+            .unwrap(),
+    );
+    for i in 0..64 {
+        let doc = format!("{{\"n\": {i}}}");
+        store
+            .save(&format!("u{i}"), doc.as_bytes(), None, None)
+            .await
+            .unwrap();
+    }
+    // A key of the wrong type: its load fails, the loads batched with it do not.
+    redis_cli(redis.port, &["SET", "tokencache:p:wrong", "a string"]);
+    let before = store.read_batches();
+    let loads: Vec<_> = (0..64)
+        .map(|i| format!("u{i}"))
+        .chain(["wrong".to_owned(), "absent".to_owned()])
+        .map(|key| {
+            let store = store.clone();
+            tokio::spawn(async move { (store.load(&key).await, key) })
+        })
+        .collect();
+    for load in loads {
+        let (loaded, key) = load.await.unwrap();
+        match key.as_str() {
+            "wrong" => {
+                let e = loaded.unwrap_err();
+                assert!(e.to_string().contains("WRONGTYPE"), "{e}");
+            }
+            "absent" => assert_eq!(loaded.unwrap(), None),
+            _ => {
+                let doc = loaded.unwrap().unwrap().document;
+                assert_eq!(
+                    doc,
+                    format!("{{\"n\": {}}}", &key[1..]).into_bytes(),
+                    "{key}"
+                );
+            }
+        }
+    }
+    let after = store.read_batches();
+    let (reads, batches) = (after.reads - before.reads, after.batches - before.batches);
+    assert_eq!(reads, 66);
+    assert!(
+        batches <= 16,
+        "66 concurrent loads took {batches} round trips"
+    );
+    // One load on its own goes out at once, alone.
+    store.load("u1").await.unwrap().unwrap();
+    assert_eq!(store.read_batches().batches, after.batches + 1);
 }
