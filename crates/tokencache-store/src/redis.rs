@@ -474,7 +474,8 @@ macro_rules! impl_store {
 }
 
 /// Partitions in a standalone Redis (`redis://host:port/db`), through a connection manager
-/// that reconnects after an outage.
+/// that reconnects after an outage. Loads and version checks made while others are on the
+/// wire are sent together as one pipeline ([`RedisStore::read_batches`] counts them).
 #[derive(Clone)]
 pub struct RedisStore {
     conn: ConnectionManager,
