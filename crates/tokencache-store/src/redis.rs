@@ -118,9 +118,9 @@ fn reply<T: FromRedisValue>(value: Value, backend: &'static str) -> Result<T> {
 }
 
 /// The operations, generic over the connection kind.
-async fn load<C: ConnectionLike + Send>(
+async fn load<C: ConnectionLike + Clone + Send + Sync>(
     reads: &impl Reads,
-    c: &mut C,
+    conn: &C,
     k: &Keys,
     key: &str,
     backend: &'static str,
@@ -143,7 +143,7 @@ async fn load<C: ConnectionLike + Send>(
     );
     let (v, d, created, expires): Fields = reply(reads.read(hmget).await?, backend)?;
     let mut found = versioned(v, d, created);
-    with_expiry(c, &partition, &mut found, expires, backend).await?;
+    with_expiry(conn, &partition, &mut found, expires, backend).await?;
     Ok(found)
 }
 
@@ -174,8 +174,8 @@ fn number(bytes: Option<Vec<u8>>) -> Option<i64> {
 /// Sets the expiry of a loaded partition from its `e` field (Unix milliseconds, empty for
 /// none). A partition saved before the field existed has none, and a garbled one is not
 /// trusted: the key's TTL answers instead.
-async fn with_expiry<C: ConnectionLike + Send>(
-    c: &mut C,
+async fn with_expiry<C: ConnectionLike + Clone + Send + Sync>(
+    conn: &C,
     partition: &str,
     found: &mut Option<Versioned>,
     expires: Option<Vec<u8>>,
@@ -193,7 +193,7 @@ async fn with_expiry<C: ConnectionLike + Send>(
         None => {
             let ttl_ms: i64 = redis::cmd("PTTL")
                 .arg(partition)
-                .query_async(c)
+                .query_async(&mut conn.clone())
                 .await
                 .map_err(unavailable(backend))?;
             (ttl_ms >= 0).then(|| (crate::unix_now_ms() + ttl_ms).div_euclid(1000))
@@ -204,9 +204,9 @@ async fn with_expiry<C: ConnectionLike + Send>(
 
 /// The version first (a small reply); the partition only when it changed, which for an L1
 /// that this process keeps up to date is rare.
-async fn load_if_changed<C: ConnectionLike + Send>(
+async fn load_if_changed<C: ConnectionLike + Clone + Send + Sync>(
     reads: &impl Reads,
-    c: &mut C,
+    conn: &C,
     k: &Keys,
     key: &str,
     known: u64,
@@ -215,7 +215,9 @@ async fn load_if_changed<C: ConnectionLike + Send>(
     match version(reads, k, key, backend).await? {
         Some(v) if v == known => Ok(IfChanged::Unchanged),
         None => Ok(IfChanged::Changed(None)),
-        Some(_) => Ok(IfChanged::Changed(load(reads, c, k, key, backend).await?)),
+        Some(_) => Ok(IfChanged::Changed(
+            load(reads, conn, k, key, backend).await?,
+        )),
     }
 }
 
@@ -395,8 +397,7 @@ macro_rules! impl_store {
             }
 
             fn load<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Versioned>>> {
-                let mut c = self.conn.clone();
-                Box::pin(async move { load(self, &mut c, &self.keys, key, $name).await })
+                Box::pin(async move { load(self, &self.conn, &self.keys, key, $name).await })
             }
 
             fn load_if_changed<'a>(
@@ -404,9 +405,8 @@ macro_rules! impl_store {
                 key: &'a str,
                 known: u64,
             ) -> BoxFuture<'a, Result<IfChanged>> {
-                let mut c = self.conn.clone();
                 Box::pin(async move {
-                    load_if_changed(self, &mut c, &self.keys, key, known, $name).await
+                    load_if_changed(self, &self.conn, &self.keys, key, known, $name).await
                 })
             }
 
