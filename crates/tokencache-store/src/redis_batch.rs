@@ -1,8 +1,8 @@
 //! Batching of concurrent reads on one Redis connection (automatic pipelining).
 //!
 //! Every request of a web app loads its user's partition. Sent one by one, each load costs a
-//! write and a read system call on both sides of the connection, which on a busy server is a
-//! third or more of the CPU a request takes. Here the loads (and version checks) go to one
+//! write and a read system call on both sides of the connection: about a third of the
+//! client's CPU per request in the store benchmark. Here the loads (and version checks) go to one
 //! task that sends whatever has queued up as one pipeline: the first load of a quiet moment
 //! goes out at once, and the loads made while a batch is on the wire leave together when its
 //! replies are in. No load waits for a timer, and the batch size follows the load.
