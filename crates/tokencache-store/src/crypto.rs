@@ -177,6 +177,11 @@ pub fn encrypted_key_id(document: &[u8]) -> Option<String> {
     parse(document).map(|p| String::from_utf8_lossy(p.key_id).into_owned())
 }
 
+/// True when `document` is encrypted under the key `id`.
+pub(crate) fn is_encrypted_under(document: &[u8], id: &str) -> bool {
+    parse(document).is_some_and(|p| p.key_id == id.as_bytes())
+}
+
 /// The parts of an encrypted document.
 struct Parts<'a> {
     key_id: &'a [u8],

@@ -260,8 +260,8 @@ impl PartitionedCache {
         Ok(self.decode_stored(key, stored)?.0)
     }
 
-    /// The partition's cache, and whether the stored document is as this cache would write it
-    /// again: encrypted as the options say and holding nothing but the partition's entries.
+    /// The partition's cache, and whether the stored document held nothing but the
+    /// partition's entries.
     fn decode_stored(&self, key: &str, stored: &Versioned) -> Result<(TokenCache, bool)> {
         let unreadable = |reason: String| StoreError::Unreadable {
             partition: key.to_owned(),
@@ -293,7 +293,7 @@ impl PartitionedCache {
                 .map_err(|e| unreadable(e.to_string()))?;
             return Ok((own_only, false));
         }
-        Ok((cache, self.encrypted_as_configured(&stored.document)))
+        Ok((cache, true))
     }
 
     /// True when `document` is encrypted under the key saves use, or plain when they write
@@ -301,7 +301,7 @@ impl PartitionedCache {
     fn encrypted_as_configured(&self, document: &[u8]) -> bool {
         match &self.options.encryption {
             Some(keys) if !keys.writes_plain_text() => {
-                crate::crypto::encrypted_key_id(document).as_deref() == Some(keys.current_id())
+                crate::crypto::is_encrypted_under(document, keys.current_id())
             }
             _ => !is_encrypted(document),
         }
@@ -426,8 +426,14 @@ impl PartitionedCache {
                 Some(loaded) => Some(loaded),
                 None => self.store.load(key_str).await?,
             };
+            // Whether the stored document is as this save would write it again: only the
+            // partition's entries, encrypted as the options say.
             let (cache, stored_as_written) = match &current {
-                Some(stored) => self.decode_stored(key_str, stored)?,
+                Some(stored) => {
+                    let (cache, own_only) = self.decode_stored(key_str, stored)?;
+                    let as_written = own_only && self.encrypted_as_configured(&stored.document);
+                    (cache, as_written)
+                }
                 None => (TokenCache::new(), true),
             };
             change(&cache)?;
