@@ -139,7 +139,30 @@ fn start_redis() -> Result<(Server, u16), String> {
     Ok((Server(child), port))
 }
 
-fn postgres_db() -> Result<String, String> {
+/// The benchmark's own database, dropped when the benchmark is done with it.
+struct Database {
+    admin: String,
+    name: String,
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        let dropped = Command::new("psql")
+            .arg(&self.admin)
+            .args([
+                "-q",
+                "-c",
+                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+            ])
+            .status()
+            .is_ok_and(|s| s.success());
+        if !dropped {
+            eprintln!("  (could not drop the benchmark database {})", self.name);
+        }
+    }
+}
+
+fn postgres_db() -> Result<(String, Database), String> {
     let base = std::env::var("TOKENCACHE_TEST_POSTGRES")
         .unwrap_or_else(|_| "postgres://tokencache@127.0.0.1:15432/tokencache".into());
     let name = format!("tc_bench_{:x}", tokencache_store::new_version());
@@ -153,7 +176,8 @@ fn postgres_db() -> Result<String, String> {
         return Err("could not create the benchmark database (bash .ci/setup-services)".into());
     }
     let head = base.rsplit_once('/').map_or(base.as_str(), |(h, _)| h);
-    Ok(format!("{head}/{name}"))
+    let url = format!("{head}/{name}");
+    Ok((url, Database { admin: base, name }))
 }
 
 fn unix_now() -> i64 {
@@ -483,6 +507,8 @@ async fn run(o: Options) -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
     let mut python_ratio = None;
     for backend in &o.backends {
+        // Each backend's server or database lives until the end of its iteration.
+        let mut _database = None;
         let (url, server) = match backend.as_str() {
             "redis" => {
                 let (server, port) = start_redis()?;
@@ -492,7 +518,11 @@ async fn run(o: Options) -> Result<(), Box<dyn std::error::Error>> {
                 format!("sqlite://{}", dir.path().join("bench.db").display()),
                 None,
             ),
-            "postgres" => (postgres_db()?, None),
+            "postgres" => {
+                let (url, database) = postgres_db()?;
+                _database = Some(database);
+                (url, None)
+            }
             "memory" => ("memory://".to_owned(), None),
             other => return Err(format!("unknown backend {other}").into()),
         };
