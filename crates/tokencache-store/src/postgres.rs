@@ -1,11 +1,19 @@
 //! PostgreSQL: one table with a version column (created or migrated on start), compare-and-set
 //! saves by `UPDATE … WHERE version = $expected`, leases in a second table.
+//!
+//! Every operation on a partition is one statement, prepared once per connection. Those
+//! statements go over a few connections that concurrent requests share: tokio-postgres
+//! pipelines the queries made on one connection, so requests that arrive together share the
+//! connection's writes and reads instead of each taking a connection (and a server process) of
+//! its own. The pool hands out the rest: the schema migration and the listings.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokencache_client::http::BoxFuture;
-use tokio_postgres::NoTls;
+use tokio_postgres::{NoTls, Row};
 
 use crate::backend::{IfChanged, Lease, PartitionStore, SaveOutcome, Versioned, new_version};
 use crate::error::{Result, StoreError, redact_url};
@@ -32,11 +40,46 @@ CREATE TABLE IF NOT EXISTS tokencache_leases (
     "ALTER TABLE tokencache_partitions ADD COLUMN IF NOT EXISTS created_at BIGINT;",
 ];
 
+/// How many connections the single-statement operations share. Two per core of this 2-core
+/// machine's server measured best (see the README's Web stores section); more connections
+/// mean more server processes to schedule, fewer mean longer pipelines.
+const SHARED_CONNECTIONS: usize = 4;
+
+/// At most this many connections in all: the shared ones plus those the migration and the
+/// listings take for themselves.
+const MAX_CONNECTIONS: usize = 16;
+
 /// Partitions in a PostgreSQL table, through a connection pool.
 #[derive(Clone)]
 pub struct PostgresStore {
     pool: Pool,
+    shared: Arc<SharedConnections>,
     url: String,
+}
+
+/// Connections that concurrent requests use at the same time, taken from the pool when first
+/// needed and replaced when found closed (after a server restart, for instance).
+#[derive(Default)]
+struct SharedConnections {
+    slots: [Slot; SHARED_CONNECTIONS],
+    next: AtomicUsize,
+}
+
+#[derive(Default)]
+struct Slot {
+    connection: Mutex<Option<Arc<deadpool_postgres::Object>>>,
+    /// Held while the slot connects, so the requests that find it empty wait for one
+    /// connection instead of each taking one from the pool.
+    connecting: tokio::sync::Mutex<()>,
+}
+
+impl Slot {
+    fn open(&self) -> Option<Connection> {
+        lock(&self.connection)
+            .as_ref()
+            .filter(|object| !object.is_closed())
+            .map(|object| Connection(object.clone()))
+    }
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -69,7 +112,7 @@ impl PostgresStore {
             },
         );
         let pool = Pool::builder(manager)
-            .max_size(16)
+            .max_size(MAX_CONNECTIONS)
             .runtime(deadpool_postgres::Runtime::Tokio1)
             .wait_timeout(Some(Duration::from_secs(10)))
             .create_timeout(Some(Duration::from_secs(10)))
@@ -77,18 +120,37 @@ impl PostgresStore {
             .map_err(unavailable)?;
         let store = PostgresStore {
             pool,
+            shared: Arc::default(),
             url: redact_url(url),
         };
         store.migrate().await?;
         Ok(store)
     }
 
-    async fn client(&self) -> Result<deadpool_postgres::Object> {
-        self.pool.get().await.map_err(unavailable)
+    /// A connection of its own, for a transaction or a long listing.
+    async fn client(&self) -> Result<Connection> {
+        let object = self.pool.get().await.map_err(unavailable)?;
+        Ok(Connection(Arc::new(object)))
+    }
+
+    /// One of the shared connections, in turn, for a single statement.
+    async fn shared(&self) -> Result<Connection> {
+        let turn = self.shared.next.fetch_add(1, Ordering::Relaxed);
+        let slot = &self.shared.slots[turn % SHARED_CONNECTIONS];
+        if let Some(connection) = slot.open() {
+            return Ok(connection);
+        }
+        let _connecting = slot.connecting.lock().await;
+        if let Some(connection) = slot.open() {
+            return Ok(connection);
+        }
+        let object = Arc::new(self.pool.get().await.map_err(unavailable)?);
+        *lock(&slot.connection) = Some(object.clone());
+        Ok(Connection(object))
     }
 
     async fn migrate(&self) -> Result<()> {
-        let mut client = self.client().await?;
+        let mut client = self.pool.get().await.map_err(unavailable)?;
         let tx = client.transaction().await.map_err(unavailable)?;
         // One migrator at a time, across processes.
         tx.execute("SELECT pg_advisory_xact_lock(7463616368)", &[])
@@ -119,6 +181,57 @@ impl PostgresStore {
     }
 }
 
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // The slot holds no invariant a panic elsewhere could break.
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A pooled connection, shared or not. Its statements are prepared once and kept with it, so
+/// a query takes one round trip instead of two (parse, then bind and execute).
+struct Connection(Arc<deadpool_postgres::Object>);
+
+impl std::ops::Deref for Connection {
+    type Target = deadpool_postgres::Object;
+
+    fn deref(&self) -> &deadpool_postgres::Object {
+        &self.0
+    }
+}
+
+type Param<'a> = &'a (dyn tokio_postgres::types::ToSql + Sync);
+
+impl Connection {
+    async fn statement(&self, sql: &str) -> Result<tokio_postgres::Statement> {
+        self.prepare_cached(sql).await.map_err(unavailable)
+    }
+
+    async fn query_opt(&self, sql: &str, params: &[Param<'_>]) -> Result<Option<Row>> {
+        let statement = self.statement(sql).await?;
+        (**self)
+            .query_opt(&statement, params)
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn query(&self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>> {
+        let statement = self.statement(sql).await?;
+        (**self)
+            .query(&statement, params)
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn execute(&self, sql: &str, params: &[Param<'_>]) -> Result<u64> {
+        let statement = self.statement(sql).await?;
+        (**self)
+            .execute(&statement, params)
+            .await
+            .map_err(unavailable)
+    }
+}
+
 impl PartitionStore for PostgresStore {
     fn backend(&self) -> &'static str {
         "postgres"
@@ -126,15 +239,14 @@ impl PartitionStore for PostgresStore {
 
     fn load<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Versioned>>> {
         Box::pin(async move {
-            let c = self.client().await?;
+            let c = self.shared().await?;
             let row = c
                 .query_opt(
                     "SELECT document, version, created_at, expires_at FROM tokencache_partitions
                      WHERE key = $1 AND (expires_at IS NULL OR expires_at > $2)",
                     &[&key, &unix_now()],
                 )
-                .await
-                .map_err(unavailable)?;
+                .await?;
             Ok(row.map(|r| Versioned {
                 document: r.get(0),
                 version: r.get::<_, i64>(1) as u64,
@@ -146,7 +258,7 @@ impl PartitionStore for PostgresStore {
 
     fn load_if_changed<'a>(&'a self, key: &'a str, known: u64) -> BoxFuture<'a, Result<IfChanged>> {
         Box::pin(async move {
-            let c = self.client().await?;
+            let c = self.shared().await?;
             let row = c
                 .query_opt(
                     "SELECT CASE WHEN version = $3 THEN NULL ELSE document END, version, created_at, expires_at
@@ -154,8 +266,7 @@ impl PartitionStore for PostgresStore {
                      WHERE key = $1 AND (expires_at IS NULL OR expires_at > $2)",
                     &[&key, &unix_now(), &(known as i64)],
                 )
-                .await
-                .map_err(unavailable)?;
+                .await?;
             let Some(r) = row else {
                 return Ok(IfChanged::Changed(None));
             };
@@ -174,15 +285,14 @@ impl PartitionStore for PostgresStore {
 
     fn version<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<u64>>> {
         Box::pin(async move {
-            let c = self.client().await?;
+            let c = self.shared().await?;
             let row = c
                 .query_opt(
                     "SELECT version FROM tokencache_partitions
                      WHERE key = $1 AND (expires_at IS NULL OR expires_at > $2)",
                     &[&key, &unix_now()],
                 )
-                .await
-                .map_err(unavailable)?;
+                .await?;
             Ok(row.map(|r| r.get::<_, i64>(0) as u64))
         })
     }
@@ -195,7 +305,7 @@ impl PartitionStore for PostgresStore {
         expires_at: Option<i64>,
     ) -> BoxFuture<'a, Result<SaveOutcome>> {
         Box::pin(async move {
-            let c = self.client().await?;
+            let c = self.shared().await?;
             let version = new_version() as i64;
             let now = unix_now();
             let n = match expected {
@@ -217,8 +327,7 @@ impl PartitionStore for PostgresStore {
                         &[&key, &document, &version, &expires_at, &now],
                     )
                     .await,
-            }
-            .map_err(unavailable)?;
+            }?;
             Ok(if n == 1 {
                 SaveOutcome::Saved(version as u64)
             } else {
@@ -229,7 +338,7 @@ impl PartitionStore for PostgresStore {
 
     fn delete<'a>(&'a self, key: &'a str, expected: Option<u64>) -> BoxFuture<'a, Result<bool>> {
         Box::pin(async move {
-            let c = self.client().await?;
+            let c = self.shared().await?;
             let n = match expected {
                 Some(v) => {
                     c.execute(
@@ -242,8 +351,7 @@ impl PartitionStore for PostgresStore {
                     c.execute("DELETE FROM tokencache_partitions WHERE key = $1", &[&key])
                         .await
                 }
-            }
-            .map_err(unavailable)?;
+            }?;
             Ok(n > 0)
         })
     }
@@ -255,7 +363,7 @@ impl PartitionStore for PostgresStore {
         ttl: Duration,
     ) -> BoxFuture<'a, Result<bool>> {
         Box::pin(async move {
-            let c = self.client().await?;
+            let c = self.shared().await?;
             let now = unix_now_ms();
             let until = now + ttl.as_millis() as i64;
             let n = c
@@ -265,21 +373,19 @@ impl PartitionStore for PostgresStore {
                      WHERE l.until_ms <= $4 OR l.holder = excluded.holder",
                     &[&key, &holder, &until, &now],
                 )
-                .await
-                .map_err(unavailable)?;
+                .await?;
             Ok(n == 1)
         })
     }
 
     fn release_lease<'a>(&'a self, key: &'a str, holder: &'a str) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
-            let c = self.client().await?;
+            let c = self.shared().await?;
             c.execute(
                 "DELETE FROM tokencache_leases WHERE key = $1 AND holder = $2",
                 &[&key, &holder],
             )
-            .await
-            .map_err(unavailable)?;
+            .await?;
             Ok(())
         })
     }
@@ -293,8 +399,7 @@ impl PartitionStore for PostgresStore {
                     "SELECT key, holder, until_ms FROM tokencache_leases WHERE until_ms > $1 ORDER BY key",
                     &[&now],
                 )
-                .await
-                .map_err(unavailable)?;
+                .await?;
             Ok(rows
                 .iter()
                 .map(|r| Lease {
@@ -317,8 +422,7 @@ impl PartitionStore for PostgresStore {
                      WHERE expires_at IS NULL OR expires_at > $1 ORDER BY key",
                     &[&unix_now()],
                 )
-                .await
-                .map_err(unavailable)?;
+                .await?;
             Ok(rows.iter().map(|r| r.get(0)).collect())
         })
     }

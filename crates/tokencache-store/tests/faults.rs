@@ -1,5 +1,6 @@
 //! A Redis outage in the middle of work: no panic, each failure policy does what it says and
 //! counts it, service resumes when Redis is back, and nothing saved before the outage is lost.
+//! PostgreSQL connections that the server ends are replaced.
 
 #![allow(clippy::unwrap_used, reason = "in tests a panic is the failure report")]
 
@@ -129,4 +130,59 @@ async fn a_redis_outage_is_survived_by_policy_and_loses_nothing() {
         assert_eq!(part.len(Section::RefreshToken), 1, "user{i}");
     }
     save(&strict, 99).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_requests_share_connections_and_replace_those_the_server_ends() {
+    let db = common::Postgres::create();
+    let store = tokencache_store::open(&db.url).await.unwrap();
+    let cache = Arc::new(PartitionedCache::new(
+        store,
+        PartitionOptions {
+            failure_policy: FailurePolicy::Fail,
+            ..PartitionOptions::default()
+        },
+    ));
+    for i in 0..20 {
+        save(&cache, i).await.unwrap();
+    }
+
+    // 64 concurrent loads go over the few shared connections (4, plus the one the schema
+    // migration used, idle in the pool), not a connection each up to the pool's 16.
+    let loads: Vec<_> = (0..64)
+        .map(|n| {
+            let cache = cache.clone();
+            tokio::spawn(async move { cache.load_partition(&key(n % 20)).await })
+        })
+        .collect();
+    for load in loads {
+        assert_eq!(load.await.unwrap().unwrap().len(Section::AccessToken), 1);
+    }
+    let connections = db.connections();
+    assert!(
+        (1..=5).contains(&connections),
+        "{connections} server connections"
+    );
+
+    // The server ends them all. Each shared connection fails at most the one statement that
+    // finds it gone; then it is replaced, and nothing saved is lost.
+    db.terminate_connections();
+    let mut failed = 0;
+    for round in 0..3 {
+        for i in 0..20 {
+            match cache.load_partition(&key(i)).await {
+                Ok(part) => assert_eq!(part.len(Section::RefreshToken), 1, "user{i}"),
+                Err(e) => {
+                    assert!(e.is_unavailable(), "{e}");
+                    assert_eq!(round, 0, "a failure after the first round: {e}");
+                    failed += 1;
+                }
+            }
+        }
+    }
+    assert!(
+        failed <= 4,
+        "{failed} loads failed after the connections ended"
+    );
+    save(&cache, 20).await.unwrap();
 }

@@ -193,6 +193,42 @@ impl Postgres {
         };
         Postgres { url, name, admin }
     }
+
+    /// Runs `sql` in this database from a separate `psql` session; returns its unaligned
+    /// output, trimmed.
+    pub fn sql(&self, sql: &str) -> String {
+        let out = Command::new("psql")
+            .arg(&self.url)
+            .args(["-q", "-At", "-v", "ON_ERROR_STOP=1", "-c", sql])
+            .output()
+            .expect("psql");
+        assert!(
+            out.status.success(),
+            "psql {sql}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    /// How many server connections to this database there are, besides the asking one.
+    pub fn connections(&self) -> usize {
+        self.sql(&format!(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = '{}' AND pid <> pg_backend_pid()",
+            self.name
+        ))
+        .parse()
+        .unwrap()
+    }
+
+    /// Ends every other server connection to this database, as a restart or an
+    /// administrator would.
+    pub fn terminate_connections(&self) {
+        self.sql(&format!(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE datname = '{}' AND pid <> pg_backend_pid()",
+            self.name
+        ));
+    }
 }
 
 impl Drop for Postgres {
