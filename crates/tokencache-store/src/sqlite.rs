@@ -28,12 +28,17 @@ CREATE TABLE IF NOT EXISTS tokencache_leases (
     until_ms INTEGER NOT NULL
 );";
 
+/// At most this many statements run at once, each on a connection of its own; the others wait
+/// for a turn. Connections are opened as needed, up to this many, and kept.
+const MAX_CONNECTIONS: usize = 8;
+
 /// Partitions in a SQLite file (WAL mode, 5-second busy timeout). Blocking calls run on tokio's
-/// blocking pool over a small pool of connections.
+/// blocking pool over a small pool of connections, each with its prepared statements.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     path: PathBuf,
     pool: Arc<Mutex<Vec<Connection>>>,
+    turns: Arc<tokio::sync::Semaphore>,
 }
 
 fn unavailable(e: impl std::fmt::Display) -> StoreError {
@@ -94,17 +99,28 @@ impl SqliteStore {
         Ok(SqliteStore {
             path,
             pool: Arc::new(Mutex::new(vec![conn])),
+            turns: Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS)),
         })
     }
 
-    /// Runs `f` on a pooled connection on the blocking pool.
+    /// Runs `f` on a pooled connection on the blocking pool, once one of the
+    /// [`MAX_CONNECTIONS`] turns is free. Without that bound, each of many concurrent requests
+    /// took a blocking thread, and those beyond the pool opened (and closed) a connection of
+    /// their own.
     async fn with<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> Result<T> {
         let pool = self.pool.clone();
         let path = self.path.clone();
+        let turn = self
+            .turns
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(unavailable)?;
         tokio::task::spawn_blocking(move || {
+            let _turn = turn;
             let taken = pool
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -117,7 +133,7 @@ impl SqliteStore {
             let mut pool = pool
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if pool.len() < 8 {
+            if pool.len() < MAX_CONNECTIONS {
                 pool.push(conn);
             }
             out
@@ -135,19 +151,18 @@ impl PartitionStore for SqliteStore {
     fn load<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Versioned>>> {
         let key = key.to_owned();
         Box::pin(self.with(move |c| {
-            c.query_row(
+            c.prepare_cached(
                 "SELECT document, version, created_at, expires_at FROM tokencache_partitions
                  WHERE key = ?1 AND (expires_at IS NULL OR expires_at > ?2)",
-                params![key, unix_now()],
-                |row| {
-                    Ok(Versioned {
-                        document: row.get(0)?,
-                        version: row.get::<_, i64>(1)? as u64,
-                        created_at: row.get(2)?,
-                        expires_at: row.get(3)?,
-                    })
-                },
-            )
+            )?
+            .query_row(params![key, unix_now()], |row| {
+                Ok(Versioned {
+                    document: row.get(0)?,
+                    version: row.get::<_, i64>(1)? as u64,
+                    created_at: row.get(2)?,
+                    expires_at: row.get(3)?,
+                })
+            })
             .optional()
         }))
     }
@@ -155,12 +170,13 @@ impl PartitionStore for SqliteStore {
     fn version<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<u64>>> {
         let key = key.to_owned();
         Box::pin(self.with(move |c| {
-            c.query_row(
+            c.prepare_cached(
                 "SELECT version FROM tokencache_partitions
                  WHERE key = ?1 AND (expires_at IS NULL OR expires_at > ?2)",
-                params![key, unix_now()],
-                |row| Ok(row.get::<_, i64>(0)? as u64),
-            )
+            )?
+            .query_row(params![key, unix_now()], |row| {
+                Ok(row.get::<_, i64>(0)? as u64)
+            })
             .optional()
         }))
     }
@@ -177,19 +193,17 @@ impl PartitionStore for SqliteStore {
             let version = new_version();
             let now = unix_now();
             let changed = match expected {
-                Some(old) => c.execute(
-                    "UPDATE tokencache_partitions SET document = ?1, version = ?2, expires_at = ?3
-                     WHERE key = ?4 AND version = ?5 AND (expires_at IS NULL OR expires_at > ?6)",
+                Some(old) => c.prepare_cached("UPDATE tokencache_partitions SET document = ?1, version = ?2, expires_at = ?3
+                     WHERE key = ?4 AND version = ?5 AND (expires_at IS NULL OR expires_at > ?6)")?.execute(
                     params![document, version as i64, expires_at, key, old as i64, now],
                 )?,
-                None => c.execute(
-                    "INSERT INTO tokencache_partitions (key, document, version, expires_at, created_at)
+                None => c.prepare_cached("INSERT INTO tokencache_partitions (key, document, version, expires_at, created_at)
                      VALUES (?1, ?2, ?3, ?4, ?5)
                      ON CONFLICT (key) DO UPDATE SET document = excluded.document,
                          version = excluded.version, expires_at = excluded.expires_at,
                          created_at = excluded.created_at
                      WHERE tokencache_partitions.expires_at IS NOT NULL
-                       AND tokencache_partitions.expires_at <= ?5",
+                       AND tokencache_partitions.expires_at <= ?5")?.execute(
                     params![key, document, version as i64, expires_at, now],
                 )?,
             };
@@ -205,14 +219,14 @@ impl PartitionStore for SqliteStore {
         let key = key.to_owned();
         Box::pin(self.with(move |c| {
             let n = match expected {
-                Some(v) => c.execute(
-                    "DELETE FROM tokencache_partitions WHERE key = ?1 AND version = ?2",
-                    params![key, v as i64],
-                )?,
-                None => c.execute(
-                    "DELETE FROM tokencache_partitions WHERE key = ?1",
-                    params![key],
-                )?,
+                Some(v) => c
+                    .prepare_cached(
+                        "DELETE FROM tokencache_partitions WHERE key = ?1 AND version = ?2",
+                    )?
+                    .execute(params![key, v as i64])?,
+                None => c
+                    .prepare_cached("DELETE FROM tokencache_partitions WHERE key = ?1")?
+                    .execute(params![key])?,
             };
             Ok(n > 0)
         }))
@@ -227,10 +241,9 @@ impl PartitionStore for SqliteStore {
         let (key, holder) = (key.to_owned(), holder.to_owned());
         Box::pin(self.with(move |c| {
             let now = unix_now_ms();
-            let n = c.execute(
-                "INSERT INTO tokencache_leases (key, holder, until_ms) VALUES (?1, ?2, ?3)
+            let n = c.prepare_cached("INSERT INTO tokencache_leases (key, holder, until_ms) VALUES (?1, ?2, ?3)
                  ON CONFLICT (key) DO UPDATE SET holder = excluded.holder, until_ms = excluded.until_ms
-                 WHERE tokencache_leases.until_ms <= ?4 OR tokencache_leases.holder = excluded.holder",
+                 WHERE tokencache_leases.until_ms <= ?4 OR tokencache_leases.holder = excluded.holder")?.execute(
                 params![key, holder, now + ttl.as_millis() as i64, now],
             )?;
             Ok(n == 1)
@@ -240,10 +253,8 @@ impl PartitionStore for SqliteStore {
     fn release_lease<'a>(&'a self, key: &'a str, holder: &'a str) -> BoxFuture<'a, Result<()>> {
         let (key, holder) = (key.to_owned(), holder.to_owned());
         Box::pin(self.with(move |c| {
-            c.execute(
-                "DELETE FROM tokencache_leases WHERE key = ?1 AND holder = ?2",
-                params![key, holder],
-            )?;
+            c.prepare_cached("DELETE FROM tokencache_leases WHERE key = ?1 AND holder = ?2")?
+                .execute(params![key, holder])?;
             Ok(())
         }))
     }
@@ -251,7 +262,7 @@ impl PartitionStore for SqliteStore {
     fn leases(&self) -> BoxFuture<'_, Result<Vec<Lease>>> {
         Box::pin(self.with(|c| {
             let now = unix_now_ms();
-            let mut stmt = c.prepare(
+            let mut stmt = c.prepare_cached(
                 "SELECT key, holder, until_ms FROM tokencache_leases WHERE until_ms > ?1 ORDER BY key",
             )?;
             let rows = stmt.query_map(params![now], |r| {
@@ -269,7 +280,7 @@ impl PartitionStore for SqliteStore {
 
     fn keys(&self) -> BoxFuture<'_, Result<Vec<String>>> {
         Box::pin(self.with(|c| {
-            let mut stmt = c.prepare(
+            let mut stmt = c.prepare_cached(
                 "SELECT key FROM tokencache_partitions
                  WHERE expires_at IS NULL OR expires_at > ?1 ORDER BY key",
             )?;
