@@ -80,6 +80,34 @@ impl Slot {
             .filter(|object| !object.is_closed())
             .map(|object| Connection(object.clone()))
     }
+
+    /// The slot's connection, or a new one from the pool if it has none open.
+    async fn connection(&self, pool: &Pool) -> Result<Connection> {
+        if let Some(connection) = self.open() {
+            return Ok(connection);
+        }
+        let _connecting = self.connecting.lock().await;
+        if let Some(connection) = self.open() {
+            return Ok(connection);
+        }
+        self.connect(pool).await
+    }
+
+    /// A new connection in place of `ended`, unless another request has replaced it already.
+    async fn replace(&self, pool: &Pool, ended: Connection) -> Result<Connection> {
+        let _connecting = self.connecting.lock().await;
+        if let Some(connection) = self.open().filter(|c| !Arc::ptr_eq(&c.0, &ended.0)) {
+            return Ok(connection);
+        }
+        self.connect(pool).await
+    }
+
+    /// Takes a connection from the pool into the slot; the caller holds `connecting`.
+    async fn connect(&self, pool: &Pool) -> Result<Connection> {
+        let object = Arc::new(pool.get().await.map_err(unavailable)?);
+        *lock(&self.connection) = Some(object.clone());
+        Ok(Connection(object))
+    }
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -133,20 +161,42 @@ impl PostgresStore {
         Ok(Connection(Arc::new(object)))
     }
 
-    /// One of the shared connections, in turn, for a single statement.
-    async fn shared(&self) -> Result<Connection> {
+    /// The next shared slot in turn.
+    fn slot(&self) -> &Slot {
         let turn = self.shared.next.fetch_add(1, Ordering::Relaxed);
-        let slot = &self.shared.slots[turn % SHARED_CONNECTIONS];
-        if let Some(connection) = slot.open() {
-            return Ok(connection);
+        &self.shared.slots[turn % SHARED_CONNECTIONS]
+    }
+
+    /// Runs one statement on a shared connection. If that connection turns out to be gone
+    /// (the server restarted or ended it, or a proxy dropped it while idle), the slot connects
+    /// again and the statement runs once more: either it never ran, or it was a write whose
+    /// outcome is lost, and every write here tolerates running twice (a compare-and-set save
+    /// or delete then reports a conflict, and a lease is renewed by its own holder).
+    async fn query_opt_shared(&self, sql: &str, params: &[Param<'_>]) -> Result<Option<Row>> {
+        let slot = self.slot();
+        let connection = slot.connection(&self.pool).await?;
+        match connection.query_opt(sql, params).await {
+            Err(e) if connection_ended(&e) => {
+                tracing::debug!(error = %e, "a shared PostgreSQL connection ended; running again");
+                let connection = slot.replace(&self.pool, connection).await?;
+                connection.query_opt(sql, params).await.map_err(unavailable)
+            }
+            outcome => outcome.map_err(unavailable),
         }
-        let _connecting = slot.connecting.lock().await;
-        if let Some(connection) = slot.open() {
-            return Ok(connection);
+    }
+
+    /// [`Self::query_opt_shared`] for a statement that returns the number of rows it changed.
+    async fn execute_shared(&self, sql: &str, params: &[Param<'_>]) -> Result<u64> {
+        let slot = self.slot();
+        let connection = slot.connection(&self.pool).await?;
+        match connection.execute(sql, params).await {
+            Err(e) if connection_ended(&e) => {
+                tracing::debug!(error = %e, "a shared PostgreSQL connection ended; running again");
+                let connection = slot.replace(&self.pool, connection).await?;
+                connection.execute(sql, params).await.map_err(unavailable)
+            }
+            outcome => outcome.map_err(unavailable),
         }
-        let object = Arc::new(self.pool.get().await.map_err(unavailable)?);
-        *lock(&slot.connection) = Some(object.clone());
-        Ok(Connection(object))
     }
 
     async fn migrate(&self) -> Result<()> {
@@ -181,6 +231,15 @@ impl PostgresStore {
     }
 }
 
+/// Whether `e` says the connection is gone (closed, or ended by the server while the statement
+/// was on it) rather than that the statement failed.
+fn connection_ended(e: &tokio_postgres::Error) -> bool {
+    use tokio_postgres::error::SqlState;
+    e.is_closed()
+        || e.code()
+            .is_some_and(|c| *c == SqlState::ADMIN_SHUTDOWN || *c == SqlState::CRASH_SHUTDOWN)
+}
+
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // The slot holds no invariant a panic elsewhere could break.
     mutex
@@ -203,32 +262,31 @@ impl std::ops::Deref for Connection {
 type Param<'a> = &'a (dyn tokio_postgres::types::ToSql + Sync);
 
 impl Connection {
-    async fn statement(&self, sql: &str) -> Result<tokio_postgres::Statement> {
-        self.prepare_cached(sql).await.map_err(unavailable)
+    async fn query_opt(
+        &self,
+        sql: &str,
+        params: &[Param<'_>],
+    ) -> std::result::Result<Option<Row>, tokio_postgres::Error> {
+        let statement = self.prepare_cached(sql).await?;
+        (**self).query_opt(&statement, params).await
     }
 
-    async fn query_opt(&self, sql: &str, params: &[Param<'_>]) -> Result<Option<Row>> {
-        let statement = self.statement(sql).await?;
-        (**self)
-            .query_opt(&statement, params)
-            .await
-            .map_err(unavailable)
+    async fn query(
+        &self,
+        sql: &str,
+        params: &[Param<'_>],
+    ) -> std::result::Result<Vec<Row>, tokio_postgres::Error> {
+        let statement = self.prepare_cached(sql).await?;
+        (**self).query(&statement, params).await
     }
 
-    async fn query(&self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>> {
-        let statement = self.statement(sql).await?;
-        (**self)
-            .query(&statement, params)
-            .await
-            .map_err(unavailable)
-    }
-
-    async fn execute(&self, sql: &str, params: &[Param<'_>]) -> Result<u64> {
-        let statement = self.statement(sql).await?;
-        (**self)
-            .execute(&statement, params)
-            .await
-            .map_err(unavailable)
+    async fn execute(
+        &self,
+        sql: &str,
+        params: &[Param<'_>],
+    ) -> std::result::Result<u64, tokio_postgres::Error> {
+        let statement = self.prepare_cached(sql).await?;
+        (**self).execute(&statement, params).await
     }
 }
 
@@ -239,9 +297,8 @@ impl PartitionStore for PostgresStore {
 
     fn load<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Versioned>>> {
         Box::pin(async move {
-            let c = self.shared().await?;
-            let row = c
-                .query_opt(
+            let row = self
+                .query_opt_shared(
                     "SELECT document, version, created_at, expires_at FROM tokencache_partitions
                      WHERE key = $1 AND (expires_at IS NULL OR expires_at > $2)",
                     &[&key, &unix_now()],
@@ -258,9 +315,7 @@ impl PartitionStore for PostgresStore {
 
     fn load_if_changed<'a>(&'a self, key: &'a str, known: u64) -> BoxFuture<'a, Result<IfChanged>> {
         Box::pin(async move {
-            let c = self.shared().await?;
-            let row = c
-                .query_opt(
+            let row = self.query_opt_shared(
                     "SELECT CASE WHEN version = $3 THEN NULL ELSE document END, version, created_at, expires_at
                      FROM tokencache_partitions
                      WHERE key = $1 AND (expires_at IS NULL OR expires_at > $2)",
@@ -285,9 +340,8 @@ impl PartitionStore for PostgresStore {
 
     fn version<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<u64>>> {
         Box::pin(async move {
-            let c = self.shared().await?;
-            let row = c
-                .query_opt(
+            let row = self
+                .query_opt_shared(
                     "SELECT version FROM tokencache_partitions
                      WHERE key = $1 AND (expires_at IS NULL OR expires_at > $2)",
                     &[&key, &unix_now()],
@@ -305,19 +359,16 @@ impl PartitionStore for PostgresStore {
         expires_at: Option<i64>,
     ) -> BoxFuture<'a, Result<SaveOutcome>> {
         Box::pin(async move {
-            let c = self.shared().await?;
             let version = new_version() as i64;
             let now = unix_now();
             let n = match expected {
-                Some(old) => c
-                    .execute(
+                Some(old) => self.execute_shared(
                         "UPDATE tokencache_partitions SET document = $1, version = $2, expires_at = $3
                          WHERE key = $4 AND version = $5 AND (expires_at IS NULL OR expires_at > $6)",
                         &[&document, &version, &expires_at, &key, &(old as i64), &now],
                     )
                     .await,
-                None => c
-                    .execute(
+                None => self.execute_shared(
                         "INSERT INTO tokencache_partitions AS p (key, document, version, expires_at, created_at)
                          VALUES ($1, $2, $3, $4, $5)
                          ON CONFLICT (key) DO UPDATE SET document = excluded.document,
@@ -338,17 +389,16 @@ impl PartitionStore for PostgresStore {
 
     fn delete<'a>(&'a self, key: &'a str, expected: Option<u64>) -> BoxFuture<'a, Result<bool>> {
         Box::pin(async move {
-            let c = self.shared().await?;
             let n = match expected {
                 Some(v) => {
-                    c.execute(
+                    self.execute_shared(
                         "DELETE FROM tokencache_partitions WHERE key = $1 AND version = $2",
                         &[&key, &(v as i64)],
                     )
                     .await
                 }
                 None => {
-                    c.execute("DELETE FROM tokencache_partitions WHERE key = $1", &[&key])
+                    self.execute_shared("DELETE FROM tokencache_partitions WHERE key = $1", &[&key])
                         .await
                 }
             }?;
@@ -363,11 +413,10 @@ impl PartitionStore for PostgresStore {
         ttl: Duration,
     ) -> BoxFuture<'a, Result<bool>> {
         Box::pin(async move {
-            let c = self.shared().await?;
             let now = unix_now_ms();
             let until = now + ttl.as_millis() as i64;
-            let n = c
-                .execute(
+            let n = self
+                .execute_shared(
                     "INSERT INTO tokencache_leases AS l (key, holder, until_ms) VALUES ($1, $2, $3)
                      ON CONFLICT (key) DO UPDATE SET holder = excluded.holder, until_ms = excluded.until_ms
                      WHERE l.until_ms <= $4 OR l.holder = excluded.holder",
@@ -380,8 +429,7 @@ impl PartitionStore for PostgresStore {
 
     fn release_lease<'a>(&'a self, key: &'a str, holder: &'a str) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
-            let c = self.shared().await?;
-            c.execute(
+            self.execute_shared(
                 "DELETE FROM tokencache_leases WHERE key = $1 AND holder = $2",
                 &[&key, &holder],
             )
@@ -399,7 +447,8 @@ impl PartitionStore for PostgresStore {
                     "SELECT key, holder, until_ms FROM tokencache_leases WHERE until_ms > $1 ORDER BY key",
                     &[&now],
                 )
-                .await?;
+                .await
+                .map_err(unavailable)?;
             Ok(rows
                 .iter()
                 .map(|r| Lease {
@@ -422,7 +471,8 @@ impl PartitionStore for PostgresStore {
                      WHERE expires_at IS NULL OR expires_at > $1 ORDER BY key",
                     &[&unix_now()],
                 )
-                .await?;
+                .await
+                .map_err(unavailable)?;
             Ok(rows.iter().map(|r| r.get(0)).collect())
         })
     }

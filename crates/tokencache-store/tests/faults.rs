@@ -1,6 +1,7 @@
 //! A Redis outage in the middle of work: no panic, each failure policy does what it says and
 //! counts it, service resumes when Redis is back, and nothing saved before the outage is lost.
-//! PostgreSQL connections that the server ends are replaced.
+//! PostgreSQL connections that the server ends, even with statements on them, cost no request
+//! an error.
 
 #![allow(clippy::unwrap_used, reason = "in tests a panic is the failure report")]
 
@@ -133,7 +134,7 @@ async fn a_redis_outage_is_survived_by_policy_and_loses_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_requests_share_connections_and_replace_those_the_server_ends() {
+async fn postgres_requests_share_connections_and_see_no_error_when_the_server_ends_them() {
     let db = common::Postgres::create();
     let store = tokencache_store::open(&db.url).await.unwrap();
     let cache = Arc::new(PartitionedCache::new(
@@ -164,25 +165,45 @@ async fn postgres_requests_share_connections_and_replace_those_the_server_ends()
         "{connections} server connections"
     );
 
-    // The server ends them all. Each shared connection fails at most the one statement that
-    // finds it gone; then it is replaced, and nothing saved is lost.
+    // The server ends them all, as a restart or a proxy's idle timeout would. No request sees
+    // an error: a statement that finds its connection closed runs again on a new one. Nothing
+    // saved is lost.
     db.terminate_connections();
-    let mut failed = 0;
-    for round in 0..3 {
-        for i in 0..20 {
-            match cache.load_partition(&key(i)).await {
-                Ok(part) => assert_eq!(part.len(Section::RefreshToken), 1, "user{i}"),
-                Err(e) => {
-                    assert!(e.is_unavailable(), "{e}");
-                    assert_eq!(round, 0, "a failure after the first round: {e}");
-                    failed += 1;
-                }
-            }
-        }
+    for i in 0..20 {
+        let part = cache.load_partition(&key(i)).await.unwrap();
+        assert_eq!(part.len(Section::RefreshToken), 1, "user{i}");
     }
-    assert!(
-        failed <= 4,
-        "{failed} loads failed after the connections ended"
-    );
+    // Again while 8 tasks load and save without pause, so that statements are on the
+    // connections when the server ends them.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let workers: Vec<_> = (0..8)
+        .map(|n| {
+            let (cache, stop) = (cache.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut done = 0usize;
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    let i = (n + done) % 20;
+                    if done.is_multiple_of(5) {
+                        save(&cache, i).await.unwrap();
+                    } else {
+                        let part = cache.load_partition(&key(i)).await.unwrap();
+                        assert_eq!(part.len(Section::RefreshToken), 1, "user{i}");
+                    }
+                    done += 1;
+                }
+                done
+            })
+        })
+        .collect();
+    for _ in 0..5 {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        db.terminate_connections();
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let mut requests = 0;
+    for worker in workers {
+        requests += worker.await.unwrap();
+    }
+    assert!(requests > 100, "only {requests} requests");
     save(&cache, 20).await.unwrap();
 }
