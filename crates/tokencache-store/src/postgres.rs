@@ -2,10 +2,11 @@
 //! saves by `UPDATE … WHERE version = $expected`, leases in a second table.
 //!
 //! Every operation on a partition is one statement, prepared once per connection. Those
-//! statements go over a few connections that concurrent requests share: tokio-postgres
-//! pipelines the queries made on one connection, so requests that arrive together share the
-//! connection's writes and reads instead of each taking a connection (and a server process) of
-//! its own. The pool hands out the rest: the schema migration and the listings.
+//! statements go over a few connections that concurrent requests share (some for reads, as
+//! many for writes): tokio-postgres pipelines the queries made on one connection, so requests
+//! that arrive together share the connection's socket writes and reads instead of each taking
+//! a connection (and a server process) of its own. The pool hands out the rest: the schema
+//! migration and the listings.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -40,9 +41,10 @@ CREATE TABLE IF NOT EXISTS tokencache_leases (
     "ALTER TABLE tokencache_partitions ADD COLUMN IF NOT EXISTS created_at BIGINT;",
 ];
 
-/// How many connections the single-statement operations share. Two per core of this 2-core
-/// machine's server measured best (see the README's Web stores section); more connections
-/// mean more server processes to schedule, fewer mean longer pipelines.
+/// How many connections the single-statement reads share, and as many the writes share. On
+/// this 2-core machine, 1, 2, 4 or 8 gave about the same peak and 4 the better tail (see the
+/// README's Web stores section). Reads and writes go over separate connections so that a
+/// read never waits in a pipeline behind a commit's flush to disk.
 const SHARED_CONNECTIONS: usize = 4;
 
 /// At most this many connections in all: the shared ones plus those the migration and the
@@ -61,7 +63,8 @@ pub struct PostgresStore {
 /// needed and replaced when found closed (after a server restart, for instance).
 #[derive(Default)]
 struct SharedConnections {
-    slots: [Slot; SHARED_CONNECTIONS],
+    reads: [Slot; SHARED_CONNECTIONS],
+    writes: [Slot; SHARED_CONNECTIONS],
     next: AtomicUsize,
 }
 
@@ -161,10 +164,14 @@ impl PostgresStore {
         Ok(Connection(Arc::new(object)))
     }
 
-    /// The next shared slot in turn.
-    fn slot(&self) -> &Slot {
-        let turn = self.shared.next.fetch_add(1, Ordering::Relaxed);
-        &self.shared.slots[turn % SHARED_CONNECTIONS]
+    /// The next shared slot in turn, for reads or for writes.
+    fn slot(&self, write: bool) -> &Slot {
+        let turn = self.shared.next.fetch_add(1, Ordering::Relaxed) % SHARED_CONNECTIONS;
+        if write {
+            &self.shared.writes[turn]
+        } else {
+            &self.shared.reads[turn]
+        }
     }
 
     /// Runs one statement on a shared connection. If that connection turns out to be gone
@@ -173,7 +180,7 @@ impl PostgresStore {
     /// outcome is lost, and every write here tolerates running twice (a compare-and-set save
     /// or delete then reports a conflict, and a lease is renewed by its own holder).
     async fn query_opt_shared(&self, sql: &str, params: &[Param<'_>]) -> Result<Option<Row>> {
-        let slot = self.slot();
+        let slot = self.slot(false);
         let connection = slot.connection(&self.pool).await?;
         match connection.query_opt(sql, params).await {
             Err(e) if connection_ended(&e) => {
@@ -187,7 +194,7 @@ impl PostgresStore {
 
     /// [`Self::query_opt_shared`] for a statement that returns the number of rows it changed.
     async fn execute_shared(&self, sql: &str, params: &[Param<'_>]) -> Result<u64> {
-        let slot = self.slot();
+        let slot = self.slot(true);
         let connection = slot.connection(&self.pool).await?;
         match connection.execute(sql, params).await {
             Err(e) if connection_ended(&e) => {

@@ -148,8 +148,9 @@ async fn postgres_requests_share_connections_and_see_no_error_when_the_server_en
         save(&cache, i).await.unwrap();
     }
 
-    // 64 concurrent loads go over the few shared connections (4, plus the one the schema
-    // migration used, idle in the pool), not a connection each up to the pool's 16.
+    // 64 concurrent loads go over the few shared connections (4 for reads; with the 4 the
+    // saves used and the one the schema migration used, idle in the pool, 9 at most), not a
+    // connection each up to the pool's 16.
     let loads: Vec<_> = (0..64)
         .map(|n| {
             let cache = cache.clone();
@@ -161,7 +162,7 @@ async fn postgres_requests_share_connections_and_see_no_error_when_the_server_en
     }
     let connections = db.connections();
     assert!(
-        (1..=5).contains(&connections),
+        (1..=9).contains(&connections),
         "{connections} server connections"
     );
 
