@@ -20,6 +20,12 @@ pub enum StoreError {
         /// Why.
         reason: String,
     },
+    /// Options that cannot work together, such as more shared connections than the pool allows.
+    #[error("invalid store options: {reason}")]
+    InvalidOptions {
+        /// Why.
+        reason: String,
+    },
     /// A stored partition could not be read: not a cache document, or encrypted with a key this
     /// store does not have. The partition is left as it is.
     #[error("partition {partition:?} is unreadable: {reason}")]

@@ -41,7 +41,7 @@ pub use partitioned::{
     FailurePolicy, PartitionOptions, PartitionedCache, SaveExpiry, StoreMetrics, Updated,
 };
 #[cfg(feature = "postgres")]
-pub use postgres::PostgresStore;
+pub use postgres::{PostgresOptions, PostgresStore};
 #[cfg(feature = "redis")]
 pub use redis::{RedisClusterStore, RedisStore};
 #[cfg(feature = "redis")]

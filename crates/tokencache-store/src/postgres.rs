@@ -41,15 +41,64 @@ CREATE TABLE IF NOT EXISTS tokencache_leases (
     "ALTER TABLE tokencache_partitions ADD COLUMN IF NOT EXISTS created_at BIGINT;",
 ];
 
-/// How many connections the single-statement reads share, and as many the writes share. On
-/// this 2-core machine, 1, 2, 4 or 8 gave about the same peak and 4 the better tail (see the
-/// README's Web stores section). Reads and writes go over separate connections so that a
-/// read never waits in a pipeline behind a commit's flush to disk.
-const SHARED_CONNECTIONS: usize = 4;
+/// How [`PostgresStore`] uses connections.
+///
+/// ```
+/// use tokencache_store::PostgresOptions;
+///
+/// // A server behind a connection limit: 2 shared for reads, 2 for writes, 6 in all.
+/// let options = PostgresOptions {
+///     shared_connections: 2,
+///     max_connections: 6,
+/// };
+/// # let _ = options;
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PostgresOptions {
+    /// How many connections the single-statement reads share, and as many the writes share
+    /// (at least 1). Concurrent requests pipeline their statements on these. Reads and writes
+    /// go over separate connections so that a read never waits behind a commit's flush to
+    /// disk.
+    pub shared_connections: usize,
+    /// At most this many connections in all: twice the shared ones, plus at least one that
+    /// the schema migration and the listings (`keys`, `leases`) take for themselves.
+    pub max_connections: usize,
+}
 
-/// At most this many connections in all: the shared ones plus those the migration and the
-/// listings take for themselves.
-const MAX_CONNECTIONS: usize = 16;
+impl Default for PostgresOptions {
+    /// 4 shared connections for reads and 4 for writes, at most 16 in all. On a 2-core
+    /// machine 1, 2, 4 or 8 shared connections gave about the same peak and 4 the better tail
+    /// (see the README's Web stores section).
+    fn default() -> Self {
+        PostgresOptions {
+            shared_connections: 4,
+            max_connections: 16,
+        }
+    }
+}
+
+impl PostgresOptions {
+    fn check(&self) -> Result<()> {
+        if self.shared_connections == 0 {
+            return Err(StoreError::InvalidOptions {
+                reason: "PostgreSQL needs at least 1 shared connection".into(),
+            });
+        }
+        if self.max_connections <= 2 * self.shared_connections {
+            return Err(StoreError::InvalidOptions {
+                reason: format!(
+                    "{} PostgreSQL connections in all leave none besides the {} shared ones \
+                     (2 × {}); allow at least {}",
+                    self.max_connections,
+                    2 * self.shared_connections,
+                    self.shared_connections,
+                    2 * self.shared_connections + 1
+                ),
+            });
+        }
+        Ok(())
+    }
+}
 
 /// Partitions in a PostgreSQL table, through a connection pool.
 #[derive(Clone)]
@@ -61,11 +110,21 @@ pub struct PostgresStore {
 
 /// Connections that concurrent requests use at the same time, taken from the pool when first
 /// needed and replaced when found closed (after a server restart, for instance).
-#[derive(Default)]
 struct SharedConnections {
-    reads: [Slot; SHARED_CONNECTIONS],
-    writes: [Slot; SHARED_CONNECTIONS],
+    reads: Box<[Slot]>,
+    writes: Box<[Slot]>,
     next: AtomicUsize,
+}
+
+impl SharedConnections {
+    fn new(n: usize) -> Self {
+        let slots = || (0..n).map(|_| Slot::default()).collect();
+        SharedConnections {
+            reads: slots(),
+            writes: slots(),
+            next: AtomicUsize::new(0),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -129,8 +188,27 @@ fn unavailable(e: impl std::fmt::Display) -> StoreError {
 }
 
 impl PostgresStore {
-    /// Connects (`postgres://user:password@host:port/db`) and creates or migrates the schema.
+    /// Connects (`postgres://user:password@host:port/db`) and creates or migrates the schema,
+    /// with the default [`PostgresOptions`].
     pub async fn connect(url: &str) -> Result<PostgresStore> {
+        Self::connect_with(url, PostgresOptions::default()).await
+    }
+
+    /// [`Self::connect`] with connection counts of your choosing.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), tokencache_store::StoreError> {
+    /// use tokencache_store::{PostgresOptions, PostgresStore};
+    ///
+    /// let options = PostgresOptions {
+    ///     shared_connections: 2,
+    ///     max_connections: 6,
+    /// };
+    /// let store = PostgresStore::connect_with("postgres://app@db/tokens", options).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn connect_with(url: &str, options: PostgresOptions) -> Result<PostgresStore> {
+        options.check()?;
         let config: tokio_postgres::Config = url.parse().map_err(|e| StoreError::InvalidUrl {
             url: redact_url(url),
             reason: format!("{e}"),
@@ -139,11 +217,15 @@ impl PostgresStore {
             config,
             NoTls,
             ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
+                // A connection leaves the pool rarely now (to join a shared slot, or for a
+                // listing), and one that replaces a connection the server ended must not be
+                // another ended one that has not noticed yet: so the pool checks each with an
+                // empty query first.
+                recycling_method: RecyclingMethod::Verified,
             },
         );
         let pool = Pool::builder(manager)
-            .max_size(MAX_CONNECTIONS)
+            .max_size(options.max_connections)
             .runtime(deadpool_postgres::Runtime::Tokio1)
             .wait_timeout(Some(Duration::from_secs(10)))
             .create_timeout(Some(Duration::from_secs(10)))
@@ -151,7 +233,7 @@ impl PostgresStore {
             .map_err(unavailable)?;
         let store = PostgresStore {
             pool,
-            shared: Arc::default(),
+            shared: Arc::new(SharedConnections::new(options.shared_connections)),
             url: redact_url(url),
         };
         store.migrate().await?;
@@ -166,12 +248,12 @@ impl PostgresStore {
 
     /// The next shared slot in turn, for reads or for writes.
     fn slot(&self, write: bool) -> &Slot {
-        let turn = self.shared.next.fetch_add(1, Ordering::Relaxed) % SHARED_CONNECTIONS;
-        if write {
-            &self.shared.writes[turn]
+        let slots = if write {
+            &self.shared.writes
         } else {
-            &self.shared.reads[turn]
-        }
+            &self.shared.reads
+        };
+        &slots[self.shared.next.fetch_add(1, Ordering::Relaxed) % slots.len()]
     }
 
     /// Runs one statement on a shared connection. If that connection turns out to be gone

@@ -208,3 +208,45 @@ async fn postgres_requests_share_connections_and_see_no_error_when_the_server_en
     assert!(requests > 100, "only {requests} requests");
     save(&cache, 20).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_connection_counts_follow_the_options() {
+    use tokencache_store::{PostgresOptions, PostgresStore};
+    let db = common::Postgres::create();
+    for (shared, max) in [(0, 4), (2, 4), (3, 6)] {
+        let options = PostgresOptions {
+            shared_connections: shared,
+            max_connections: max,
+        };
+        let e = PostgresStore::connect_with(&db.url, options)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e, StoreError::InvalidOptions { .. }),
+            "{shared} shared, {max} in all: {e}"
+        );
+    }
+    let options = PostgresOptions {
+        shared_connections: 1,
+        max_connections: 3,
+    };
+    let store = PostgresStore::connect_with(&db.url, options).await.unwrap();
+    let cache = Arc::new(PartitionedCache::new(
+        Arc::new(store),
+        PartitionOptions::default(),
+    ));
+    for i in 0..20 {
+        save(&cache, i).await.unwrap();
+    }
+    let loads: Vec<_> = (0..64)
+        .map(|n| {
+            let cache = cache.clone();
+            tokio::spawn(async move { cache.load_partition(&key(n % 20)).await })
+        })
+        .collect();
+    for load in loads {
+        assert_eq!(load.await.unwrap().unwrap().len(Section::AccessToken), 1);
+    }
+    // One for reads and one for writes; the first of them is the one the migration used.
+    assert_eq!(db.connections(), 2);
+}
