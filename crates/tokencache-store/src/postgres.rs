@@ -256,36 +256,38 @@ impl PostgresStore {
         &slots[self.shared.next.fetch_add(1, Ordering::Relaxed) % slots.len()]
     }
 
-    /// Runs one statement on a shared connection. If that connection turns out to be gone
-    /// (the server restarted or ended it, or a proxy dropped it while idle), the slot connects
-    /// again and the statement runs once more: either it never ran, or it was a write whose
-    /// outcome is lost, and every write here tolerates running twice (a compare-and-set save
-    /// or delete then reports a conflict, and a lease is renewed by its own holder).
-    async fn query_opt_shared(&self, sql: &str, params: &[Param<'_>]) -> Result<Option<Row>> {
-        let slot = self.slot(false);
+    /// Runs one statement on a shared connection, for reads or for writes. If that connection
+    /// turns out to be gone (the server restarted or ended it, or a proxy dropped it while
+    /// idle), the slot connects again and the statement runs once more: either it never ran,
+    /// or it was a write whose outcome is lost, and every write here tolerates running twice
+    /// (a compare-and-set save or delete then reports a conflict, and a lease is renewed by its
+    /// own holder).
+    async fn on_shared<T, Run>(&self, write: bool, run: impl Fn(Connection) -> Run) -> Result<T>
+    where
+        Run: Future<Output = std::result::Result<T, tokio_postgres::Error>>,
+    {
+        let slot = self.slot(write);
         let connection = slot.connection(&self.pool).await?;
-        match connection.query_opt(sql, params).await {
+        match run(connection.clone()).await {
             Err(e) if connection_ended(&e) => {
                 tracing::debug!(error = %e, "a shared PostgreSQL connection ended; running again");
                 let connection = slot.replace(&self.pool, connection).await?;
-                connection.query_opt(sql, params).await.map_err(unavailable)
+                run(connection).await.map_err(unavailable)
             }
             outcome => outcome.map_err(unavailable),
         }
     }
 
-    /// [`Self::query_opt_shared`] for a statement that returns the number of rows it changed.
+    /// A read on a shared connection (see [`Self::on_shared`]).
+    async fn query_opt_shared(&self, sql: &str, params: &[Param<'_>]) -> Result<Option<Row>> {
+        self.on_shared(false, |c| async move { c.query_opt(sql, params).await })
+            .await
+    }
+
+    /// A write on a shared connection (see [`Self::on_shared`]); the number of rows changed.
     async fn execute_shared(&self, sql: &str, params: &[Param<'_>]) -> Result<u64> {
-        let slot = self.slot(true);
-        let connection = slot.connection(&self.pool).await?;
-        match connection.execute(sql, params).await {
-            Err(e) if connection_ended(&e) => {
-                tracing::debug!(error = %e, "a shared PostgreSQL connection ended; running again");
-                let connection = slot.replace(&self.pool, connection).await?;
-                connection.execute(sql, params).await.map_err(unavailable)
-            }
-            outcome => outcome.map_err(unavailable),
-        }
+        self.on_shared(true, |c| async move { c.execute(sql, params).await })
+            .await
     }
 
     async fn migrate(&self) -> Result<()> {
@@ -338,6 +340,7 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// A pooled connection, shared or not. Its statements are prepared once and kept with it, so
 /// a query takes one round trip instead of two (parse, then bind and execute).
+#[derive(Clone)]
 struct Connection(Arc<deadpool_postgres::Object>);
 
 impl std::ops::Deref for Connection {

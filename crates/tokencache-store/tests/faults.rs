@@ -43,6 +43,19 @@ async fn save(cache: &PartitionedCache, i: usize) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// `n` concurrent loads of the first 20 users' partitions; each finds its access token.
+async fn load_all_at_once(cache: &Arc<PartitionedCache>, n: usize) {
+    let loads: Vec<_> = (0..n)
+        .map(|n| {
+            let cache = cache.clone();
+            tokio::spawn(async move { cache.load_partition(&key(n % 20)).await })
+        })
+        .collect();
+    for load in loads {
+        assert_eq!(load.await.unwrap().unwrap().len(Section::AccessToken), 1);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_redis_outage_is_survived_by_policy_and_loses_nothing() {
     let mut redis = common::Redis::start_persistent();
@@ -151,15 +164,7 @@ async fn postgres_requests_share_connections_and_see_no_error_when_the_server_en
     // 64 concurrent loads go over the few shared connections (4 for reads; with the 4 the
     // saves used and the one the schema migration used, idle in the pool, 9 at most), not a
     // connection each up to the pool's 16.
-    let loads: Vec<_> = (0..64)
-        .map(|n| {
-            let cache = cache.clone();
-            tokio::spawn(async move { cache.load_partition(&key(n % 20)).await })
-        })
-        .collect();
-    for load in loads {
-        assert_eq!(load.await.unwrap().unwrap().len(Section::AccessToken), 1);
-    }
+    load_all_at_once(&cache, 64).await;
     let connections = db.connections();
     assert!(
         (1..=9).contains(&connections),
@@ -238,15 +243,7 @@ async fn postgres_connection_counts_follow_the_options() {
     for i in 0..20 {
         save(&cache, i).await.unwrap();
     }
-    let loads: Vec<_> = (0..64)
-        .map(|n| {
-            let cache = cache.clone();
-            tokio::spawn(async move { cache.load_partition(&key(n % 20)).await })
-        })
-        .collect();
-    for load in loads {
-        assert_eq!(load.await.unwrap().unwrap().len(Section::AccessToken), 1);
-    }
+    load_all_at_once(&cache, 64).await;
     // One for reads and one for writes; the first of them is the one the migration used.
     assert_eq!(db.connections(), 2);
 }
