@@ -167,10 +167,11 @@ pub struct Postgres {
     admin: String,
 }
 
-fn psql(admin: &str, sql: &str) {
+/// Runs `sql` in the database `url` names; returns its unaligned output, trimmed.
+fn psql(url: &str, sql: &str) -> String {
     let out = Command::new("psql")
-        .arg(admin)
-        .args(["-q", "-v", "ON_ERROR_STOP=1", "-c", sql])
+        .arg(url)
+        .args(["-q", "-At", "-v", "ON_ERROR_STOP=1", "-c", sql])
         .output()
         .expect("psql");
     assert!(
@@ -178,6 +179,7 @@ fn psql(admin: &str, sql: &str) {
         "psql {sql}: {} (is PostgreSQL running? `bash .ci/setup-services`)",
         String::from_utf8_lossy(&out.stderr)
     );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
 impl Postgres {
@@ -197,17 +199,7 @@ impl Postgres {
     /// Runs `sql` in this database from a separate `psql` session; returns its unaligned
     /// output, trimmed.
     pub fn sql(&self, sql: &str) -> String {
-        let out = Command::new("psql")
-            .arg(&self.url)
-            .args(["-q", "-At", "-v", "ON_ERROR_STOP=1", "-c", sql])
-            .output()
-            .expect("psql");
-        assert!(
-            out.status.success(),
-            "psql {sql}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+        psql(&self.url, sql)
     }
 
     /// How many server connections to this database there are, besides the asking one.
