@@ -8,7 +8,7 @@
 //! cargo run --release -p tokencache-bench --bin file-bench -- --procs 1,4,8,16 --count 200
 //! ```
 //!
-//! `--no-group-commit` runs the tokencache writers with `StoreOptions::group_commit` off.
+//! `--no-group-commit` runs the tokencache writers with `FileOptions::group_commit` off.
 
 #[path = "../workload.rs"]
 #[allow(dead_code)]

@@ -17,7 +17,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use tokencache::{Clock, SystemClock, TokenCache};
-use tokencache_file::{DataKey, FileStore, KeySource, LockStatus, StoreOptions};
+use tokencache_file::{DataKey, FileOptions, FileStore, KeySource, LockStatus};
 
 use crate::error::CliError;
 use crate::store_access::{StoreAccess, Writes};
@@ -227,9 +227,9 @@ enum Command {
 }
 
 fn store(file: &PathBuf, key: &KeyArgs) -> Result<FileStore, CliError> {
-    let options = StoreOptions {
+    let options = FileOptions {
         encryption: key.source()?,
-        ..StoreOptions::default()
+        ..FileOptions::default()
     };
     Ok(FileStore::open(file, options)?)
 }

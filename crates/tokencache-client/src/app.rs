@@ -17,7 +17,8 @@ use crate::error::{ClientError, Result};
 use crate::http::{Http, HttpClient, RetryPolicy};
 use crate::oauth::{FormPost, int_member};
 use crate::result::{AccountInfo, AuthenticationResult, TokenSource};
-use crate::store::{CacheAccess, CacheChange, CacheStore, InMemoryStore};
+use crate::store::InMemoryAccessor;
+use tokencache::access::{CacheAccess, CacheAccessor, CacheChange};
 
 /// How a confidential client proves its identity to the token endpoint.
 #[derive(Clone)]
@@ -94,7 +95,7 @@ pub struct AppBuilder<A> {
     pub(crate) client_id: String,
     pub(crate) authority: Option<Authority>,
     pub(crate) credential: Option<ClientCredential>,
-    pub(crate) store: Option<Arc<dyn CacheStore>>,
+    pub(crate) accessor: Option<Arc<dyn CacheAccessor>>,
     pub(crate) http: Option<Arc<dyn HttpClient>>,
     pub(crate) timeout: Duration,
     pub(crate) retry: RetryPolicy,
@@ -120,7 +121,7 @@ impl<A> AppBuilder<A> {
             client_id: client_id.to_owned(),
             authority: None,
             credential: None,
-            store: None,
+            accessor: None,
             http: None,
             timeout: Duration::from_secs(30),
             retry: RetryPolicy::default(),
@@ -144,15 +145,17 @@ impl<A> AppBuilder<A> {
         Ok(self)
     }
 
-    /// Where the token cache lives; default: a new in-memory cache for this application.
-    pub fn cache_store(mut self, store: Arc<dyn CacheStore>) -> Self {
-        self.store = Some(store);
+    /// Where the token cache lives: a [`CacheAccessor`] such as the file crate's
+    /// `FileAccessor` or the store crate's `PartitionedCache`. Default: a new in-memory cache
+    /// for this application.
+    pub fn cache_accessor(mut self, accessor: Arc<dyn CacheAccessor>) -> Self {
+        self.accessor = Some(accessor);
         self
     }
 
     /// Uses this in-memory cache (for example one shared with another application).
     pub fn cache(mut self, cache: Arc<TokenCache>) -> Self {
-        self.store = Some(Arc::new(InMemoryStore::with_cache(cache)));
+        self.accessor = Some(Arc::new(InMemoryAccessor::with_cache(cache)));
         self
     }
 
@@ -227,9 +230,9 @@ impl<A> AppBuilder<A> {
             client_id: self.client_id,
             authority,
             credential: self.credential,
-            store: self
-                .store
-                .unwrap_or_else(|| Arc::new(InMemoryStore::default())),
+            accessor: self
+                .accessor
+                .unwrap_or_else(|| Arc::new(InMemoryAccessor::default())),
             http: Http {
                 client,
                 retry: self.retry,
@@ -261,7 +264,7 @@ pub(crate) struct Core {
     pub client_id: String,
     pub authority: Authority,
     pub credential: Option<ClientCredential>,
-    pub store: Arc<dyn CacheStore>,
+    pub accessor: Arc<dyn CacheAccessor>,
     pub http: Http,
     pub clock: Arc<dyn Clock>,
     pub inflight: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
@@ -281,7 +284,7 @@ impl fmt::Debug for Core {
             .field("client_id", &self.client_id)
             .field("authority", &self.authority.url())
             .field("credential", &self.credential)
-            .field("store", &self.store)
+            .field("accessor", &self.accessor)
             .finish_non_exhaustive()
     }
 }
@@ -361,7 +364,7 @@ impl Core {
     }
 
     pub async fn load(&self, partition: Option<&PartitionKey>) -> Result<Arc<TokenCache>> {
-        self.store.load(self.access(partition)).await
+        Ok(self.accessor.load(self.access(partition)).await?)
     }
 
     /// A token-endpoint POST with the client's authentication and `client_info=1`.
@@ -432,11 +435,11 @@ impl Core {
         });
         let access = self.access(partition.as_ref());
         if adds_only {
-            self.store
+            self.accessor
                 .save_token_response(access, event, now, change)
                 .await?;
         } else {
-            self.store.save(access, change).await?;
+            self.accessor.save(access, change).await?;
         }
         let expires_in = int_member(&response, "expires_in")
             .or_else(|| int_member(&response, "expires_on").map(|on| on - now))
@@ -503,9 +506,10 @@ impl Core {
             Ok(())
         });
         let partition = Some(PartitionKey::for_account(&account.home_account_id));
-        self.store
+        self.accessor
             .save(self.access(partition.as_ref()), change)
-            .await
+            .await?;
+        Ok(())
     }
 
     /// A per-key lock so that concurrent calls for the same tokens make one request.

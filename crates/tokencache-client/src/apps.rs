@@ -136,7 +136,7 @@ macro_rules! shared_methods {
 }
 
 /// An application that cannot keep a secret: desktop, mobile, command line. Its tokens live in
-/// an in-memory cache unless a store is given ([`AppBuilder::cache_store`]).
+/// an in-memory cache unless it is given an accessor ([`AppBuilder::cache_accessor`]).
 ///
 /// ```no_run
 /// # async fn f() -> Result<(), tokencache_client::ClientError> {

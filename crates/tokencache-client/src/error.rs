@@ -140,9 +140,11 @@ pub enum ClientError {
     /// The cache could not be read or updated.
     #[error("token cache: {0}")]
     Cache(#[from] tokencache::Error),
-    /// The cache store failed (file, database, ...).
-    #[error("cache store: {0}")]
-    Store(String),
+    /// The cache accessor failed (a file, a database, ...). The accessor's error is the
+    /// [source](std::error::Error::source), and its own source is the file or store crate's
+    /// error, so a caller can downcast it.
+    #[error("{0}")]
+    Store(#[source] tokencache::AccessError),
     /// A local I/O error (the loopback redirect listener).
     #[error("{context}: {source}")]
     Io {
@@ -180,11 +182,42 @@ impl ClientError {
         }
     }
 
+    /// True when the place the cache lives could not be reached (a database down, a file
+    /// lock not acquired in time): retrying later may succeed.
+    ///
+    /// ```
+    /// use tokencache::{AccessError, AccessErrorKind};
+    /// use tokencache_client::ClientError;
+    /// let down = AccessError::new(AccessErrorKind::Unavailable, std::io::Error::other("refused"));
+    /// assert!(ClientError::from(down).is_store_unavailable());
+    /// ```
+    pub fn is_store_unavailable(&self) -> bool {
+        matches!(self, ClientError::Store(e) if e.is_unavailable())
+    }
+
     /// The OAuth error, when the provider answered with one.
     pub fn oauth(&self) -> Option<&OAuthError> {
         match self {
             ClientError::OAuth(e) => Some(e),
             _ => None,
+        }
+    }
+}
+
+impl From<tokencache::AccessError> for ClientError {
+    /// A change the cache itself rejected stays a [`ClientError::Cache`]; every other failure
+    /// of the accessor is a [`ClientError::Store`].
+    fn from(e: tokencache::AccessError) -> Self {
+        if e.kind() == tokencache::AccessErrorKind::Cache {
+            match e.into_inner().downcast::<tokencache::Error>() {
+                Ok(cache) => ClientError::Cache(*cache),
+                Err(other) => ClientError::Store(tokencache::AccessError::new(
+                    tokencache::AccessErrorKind::Cache,
+                    other,
+                )),
+            }
+        } else {
+            ClientError::Store(e)
         }
     }
 }

@@ -2,15 +2,14 @@
 //! as the default, and bounded retries on 429 / 5xx that honour `Retry-After`.
 
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::{ClientError, Result};
 
-/// A boxed future, as [`HttpClient::send`] returns.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+/// A boxed future, as [`HttpClient::send`] returns (the core's, shared with the cache
+/// accessors).
+pub use tokencache::access::BoxFuture;
 
 /// The HTTP method of a request: the protocol uses only these two.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -4,9 +4,11 @@
 //! the protocol (authorities and discovery, the authorization code flow with PKCE, device code,
 //! client credentials, on-behalf-of, refresh), MSAL's silent-acquisition algorithm with one
 //! refresh at a time per account and scopes, the HTTP seam ([`http::HttpClient`], reqwest with
-//! rustls by default, bounded retries), and the cache-access hook ([`CacheStore`]) through which
-//! a file ([`FileCacheStore`]) or a database keeps the cache. Every application gets its own
-//! in-memory cache unless it is given a store.
+//! rustls by default, bounded retries). The cache is reached through the core's contract,
+//! [`CacheAccessor`]: a file (`tokencache_file::FileAccessor`) or a database
+//! (`tokencache_store::PartitionedCache`) keeps it. Every application gets its own in-memory
+//! cache ([`InMemoryAccessor`]) unless it is given an accessor. This crate depends on the core
+//! only, not on the file or store crates.
 //!
 //! ```no_run
 //! # async fn f() -> Result<(), tokencache_client::ClientError> {
@@ -48,6 +50,5 @@ pub use device_code::DeviceCodeFlow;
 pub use error::{ClientError, OAuthError, Result};
 pub use result::{AccountInfo, AuthenticationResult, TokenSource};
 pub use silent::{EXPIRY_BUFFER_SECONDS, SilentOptions};
-#[cfg(feature = "file")]
-pub use store::FileCacheStore;
-pub use store::{CacheAccess, CacheChange, CacheStore, InMemoryStore};
+pub use store::InMemoryAccessor;
+pub use tokencache::access::{CacheAccess, CacheAccessor, CacheChange};

@@ -171,7 +171,8 @@ pub(crate) async fn acquire_silent(
         .single_flight(flight_key("user", &account.home_account_id, realm, &wanted))
         .await;
     let access = core.access(Some(&partition));
-    let leased = core.store.begin_refresh(access).await?;
+    // Released below, or when this future is dropped (a cancelled call).
+    let lease = core.accessor.refresh_lease(access).await?;
     let outcome = async {
         let cache = core.load(Some(&partition)).await?;
         if !forced {
@@ -192,7 +193,9 @@ pub(crate) async fn acquire_silent(
         refresh_from_cache(core, &cache, account, &scopes, options, partition.clone()).await
     }
     .await;
-    if leased && let Err(e) = core.store.end_refresh(access).await {
+    if let Some(lease) = lease
+        && let Err(e) = lease.release().await
+    {
         tracing::warn!(error = %e, "could not release the refresh lease; it expires on its own");
     }
     or_aging(outcome, fallback)

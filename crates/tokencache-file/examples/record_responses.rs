@@ -11,14 +11,14 @@
 //! for a distinct account whose uid is `P-<i>`. With `--report`, prints `saved <i> <micros>`
 //! after each save returns (the crash tests read it) and a JSON summary at the end (with the
 //! group-commit counts of `FileStore::group_commit_stats`). `--no-group-commit` turns group
-//! commit off (`StoreOptions::group_commit`), to compare.
+//! commit off (`FileOptions::group_commit`), to compare.
 
 use std::process::ExitCode;
 use std::time::Instant;
 
 use base64::Engine;
 use tokencache::TokenEvent;
-use tokencache_file::{FileStore, KeySource, StoreOptions};
+use tokencache_file::{FileOptions, FileStore, KeySource};
 
 fn b64(s: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s)
@@ -77,10 +77,10 @@ fn main() -> ExitCode {
         );
         return ExitCode::from(2);
     };
-    let options = StoreOptions {
+    let options = FileOptions {
         encryption: key_file.map(|k| KeySource::File(k.into())),
         group_commit,
-        ..StoreOptions::default()
+        ..FileOptions::default()
     };
     let store = match FileStore::open(&file, options) {
         Ok(s) => s,

@@ -10,14 +10,18 @@
 //! Secret Service), macOS (the login Keychain) and Windows (Credential Manager).
 //!
 //! ```no_run
-//! use tokencache_file::{FileStore, KeySource, StoreOptions};
-//! let options = StoreOptions { encryption: Some(KeySource::File("cache.key".into())), ..Default::default() };
+//! use tokencache_file::{FileStore, KeySource, FileOptions};
+//! let options = FileOptions { encryption: Some(KeySource::File("cache.key".into())), ..Default::default() };
 //! let store = FileStore::open("msal_token_cache.bin", options)?;
 //! # let event = tokencache::TokenEvent::default();
 //! store.add(&event)?; // locked, merged with other processes' writes, written atomically
 //! # Ok::<(), tokencache_file::FileError>(())
 //! ```
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+#[cfg(feature = "accessor")]
+mod accessor;
 mod atomic;
 mod crypto;
 mod error;
@@ -30,6 +34,8 @@ mod lock;
 mod pending;
 mod store;
 
+#[cfg(feature = "accessor")]
+pub use accessor::FileAccessor;
 pub use atomic::write_atomically;
 pub use crypto::{DataKey, KeySource, decrypt, encrypt, header_key_id, is_encrypted, sha256_hex};
 pub use error::FileError;
@@ -40,4 +46,4 @@ pub use error::FileError;
 pub use keyring::KeyringItem;
 pub use lock::{CacheLock, LockOptions, LockOwner, LockStatus, lock_path, lock_status};
 pub use pending::{HandOvers, hand_overs};
-pub use store::{CorruptPolicy, FileStore, GroupCommitStats, StoreOptions};
+pub use store::{CorruptPolicy, FileOptions, FileStore, GroupCommitStats};

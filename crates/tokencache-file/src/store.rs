@@ -30,7 +30,7 @@ pub enum CorruptPolicy {
 
 /// How a [`FileStore`] behaves.
 #[derive(Clone, Debug)]
-pub struct StoreOptions {
+pub struct FileOptions {
     /// Waiting for the cross-process lock.
     pub lock: LockOptions,
     /// Unparseable files.
@@ -51,9 +51,9 @@ pub struct StoreOptions {
     pub group_commit: bool,
 }
 
-impl Default for StoreOptions {
+impl Default for FileOptions {
     fn default() -> Self {
-        StoreOptions {
+        FileOptions {
             lock: LockOptions::default(),
             corrupt: CorruptPolicy::default(),
             encryption: None,
@@ -106,8 +106,8 @@ pub struct GroupCommitStats {
 /// holder instead (group commit), so one rewrite of the file serves several processes.
 ///
 /// ```no_run
-/// use tokencache_file::{FileStore, StoreOptions};
-/// let store = FileStore::open("/home/me/.cache/myapp/msal_token_cache.json", StoreOptions::default())?;
+/// use tokencache_file::{FileStore, FileOptions};
+/// let store = FileStore::open("/home/me/.cache/myapp/msal_token_cache.json", FileOptions::default())?;
 /// store.reload()?; // pick up what other processes wrote
 /// let accounts = store.cache().accounts(&Default::default());
 /// # Ok::<(), tokencache_file::FileError>(())
@@ -115,7 +115,7 @@ pub struct GroupCommitStats {
 pub struct FileStore {
     backend: Backend,
     lock_target: PathBuf,
-    options: StoreOptions,
+    options: FileOptions,
     cache: Arc<TokenCache>,
     synced: Mutex<Synced>,
     handed_over: AtomicU64,
@@ -255,7 +255,7 @@ fn new_cache() -> Arc<TokenCache> {
 impl FileStore {
     /// A store for the cache file at `path` (created on the first write, mode 0600). A path
     /// that is a symbolic link is refused.
-    pub fn open(path: impl AsRef<Path>, options: StoreOptions) -> Result<FileStore, FileError> {
+    pub fn open(path: impl AsRef<Path>, options: FileOptions) -> Result<FileStore, FileError> {
         let path = path.as_ref().to_owned();
         refuse_symlink(&path)?;
         Ok(FileStore {
@@ -278,13 +278,13 @@ impl FileStore {
     pub fn keyring(
         item: crate::keyring::KeyringItem,
         signal_file: impl AsRef<Path>,
-        options: StoreOptions,
+        options: FileOptions,
     ) -> Result<FileStore, FileError> {
         let signal = signal_file.as_ref().to_owned();
         Ok(FileStore {
             lock_target: signal.clone(),
             backend: Backend::Keyring { item, signal },
-            options: StoreOptions {
+            options: FileOptions {
                 encryption: None,
                 ..options
             },
@@ -623,7 +623,7 @@ impl FileStore {
 
     /// Records one token response: one lock acquisition, one write.
     ///
-    /// With group commit (the default for cache files, [`StoreOptions::group_commit`]), a
+    /// With group commit (the default for cache files, [`FileOptions::group_commit`]), a
     /// response that finds the cache locked by another process is left for the lock holder
     /// in `<cache>.pending/` (0600, encrypted when the cache is) and this call waits: the next
     /// tokencache process to hold the lock writes every waiting response with its own change,

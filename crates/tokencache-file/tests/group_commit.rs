@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::{accounts_in, user_event};
 use tokencache_file::{
-    DataKey, FileError, FileStore, GroupCommitStats, KeySource, LockOptions, StoreOptions,
+    DataKey, FileError, FileOptions, FileStore, GroupCommitStats, KeySource, LockOptions,
 };
 
 fn pending(path: &Path) -> PathBuf {
@@ -36,7 +36,7 @@ fn records(path: &Path, extension: &str) -> usize {
 fn plain_cache_and_holder() -> (tempfile::TempDir, PathBuf, FileStore) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("cache.json");
-    let holder = FileStore::open(&path, StoreOptions::default()).unwrap();
+    let holder = FileStore::open(&path, FileOptions::default()).unwrap();
     (dir, path, holder)
 }
 
@@ -89,7 +89,7 @@ fn a_response_that_finds_the_cache_locked_is_written_by_the_holder() {
     let (waiter_result, waiter_stats, waiter_sees_own) = while_locked(
         &holder,
         move || {
-            let waiter = FileStore::open(&waiter_path, StoreOptions::default()).unwrap();
+            let waiter = FileStore::open(&waiter_path, FileOptions::default()).unwrap();
             let result = waiter.add(&user_event("waiter"));
             let sees_own = waiter
                 .cache()
@@ -136,7 +136,7 @@ fn a_waiter_that_gets_the_lock_first_writes_the_waiting_responses_itself() {
         .map(|name| {
             let path = path.clone();
             std::thread::spawn(move || {
-                let store = FileStore::open(&path, StoreOptions::default()).unwrap();
+                let store = FileStore::open(&path, FileOptions::default()).unwrap();
                 store.add(&user_event(name)).unwrap();
                 store.group_commit_stats()
             })
@@ -161,9 +161,9 @@ fn a_waiter_that_gets_the_lock_first_writes_the_waiting_responses_itself() {
 fn a_record_the_holder_cannot_read_is_rejected_and_its_waiter_told() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("cache.bin");
-    let with_key = |key: &DataKey| StoreOptions {
+    let with_key = |key: &DataKey| FileOptions {
         encryption: Some(KeySource::Key(key.clone())),
-        ..StoreOptions::default()
+        ..FileOptions::default()
     };
     let holder = FileStore::open(&path, with_key(&DataKey::generate().unwrap())).unwrap();
     holder.add(&user_event("first")).unwrap();
@@ -205,12 +205,12 @@ fn a_waiter_that_times_out_withdraws_its_response() {
     let result = while_locked(
         &holder,
         move || {
-            let options = StoreOptions {
+            let options = FileOptions {
                 lock: LockOptions {
                     timeout: Duration::from_millis(300),
                     ..LockOptions::default()
                 },
-                ..StoreOptions::default()
+                ..FileOptions::default()
             };
             FileStore::open(&waiter_path, options)
                 .unwrap()
@@ -248,9 +248,9 @@ fn without_group_commit_a_waiter_writes_for_itself() {
     let stats = while_locked(
         &holder,
         move || {
-            let options = StoreOptions {
+            let options = FileOptions {
                 group_commit: false,
-                ..StoreOptions::default()
+                ..FileOptions::default()
             };
             let waiter = FileStore::open(&waiter_path, options).unwrap();
             waiter.add(&user_event("alone")).unwrap();
@@ -276,7 +276,7 @@ fn a_response_that_cannot_be_cached_is_refused_before_it_is_handed_over() {
                 .token_endpoint("not a url")
                 .response_json(r#"{"access_token":"at","expires_in":3600}"#)
                 .unwrap();
-            FileStore::open(&waiter_path, StoreOptions::default())
+            FileStore::open(&waiter_path, FileOptions::default())
                 .unwrap()
                 .add(&bad)
         },
@@ -292,9 +292,9 @@ fn a_record_of_an_encrypted_cache_is_encrypted_and_written_by_a_holder_with_the_
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("cache.bin");
     let key = DataKey::generate().unwrap();
-    let options = StoreOptions {
+    let options = FileOptions {
         encryption: Some(KeySource::Key(key)),
-        ..StoreOptions::default()
+        ..FileOptions::default()
     };
     let holder = FileStore::open(&path, options.clone()).unwrap();
     let (waiter_path, waiter_options) = (path.clone(), options.clone());

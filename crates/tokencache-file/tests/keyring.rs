@@ -9,7 +9,7 @@ use std::process::Command;
 
 use common::user_event;
 use tokencache::Section;
-use tokencache_file::{FileStore, KeySource, KeyringItem, StoreOptions, sha256_hex};
+use tokencache_file::{FileOptions, FileStore, KeySource, KeyringItem, sha256_hex};
 
 /// True when a session bus is there; without one the test fails, unless
 /// `TOKENCACHE_SKIP_KEYRING=1`.
@@ -46,7 +46,7 @@ fn data_key_in_the_keyring_encrypts_the_file() {
     let dir = tempfile::tempdir().expect("tmp");
     let path = dir.path().join("cache.bin");
     let name = path.display().to_string();
-    let opts = StoreOptions {
+    let opts = FileOptions {
         encryption: Some(KeySource::Keyring { name: name.clone() }),
         ..Default::default()
     };
@@ -90,7 +90,7 @@ fn whole_cache_in_the_keyring_with_msal_extensions_identifiers() {
     let location = signal.display().to_string();
     let item = KeyringItem::msal_extensions(&location);
     assert_eq!(item.schema, sha256_hex(&location));
-    let store = FileStore::keyring(item.clone(), &signal, StoreOptions::default()).expect("open");
+    let store = FileStore::keyring(item.clone(), &signal, FileOptions::default()).expect("open");
     store.add(&user_event("alice")).expect("add");
     assert!(
         signal.exists(),
@@ -100,7 +100,7 @@ fn whole_cache_in_the_keyring_with_msal_extensions_identifiers() {
     let found =
         secret_tool_lookup(&[("xdg:schema", &item.schema)]).expect("item visible to libsecret");
     assert_eq!(found, store.cache().serialize());
-    let other = FileStore::keyring(item.clone(), &signal, StoreOptions::default()).expect("open");
+    let other = FileStore::keyring(item.clone(), &signal, FileOptions::default()).expect("open");
     other.add(&user_event("bob")).expect("add");
     store.reload().expect("reload");
     assert_eq!(

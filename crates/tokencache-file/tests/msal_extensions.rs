@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{accounts_in, python, record_responses, repo_root, user_event};
-use tokencache_file::{FileStore, StoreOptions};
+use tokencache_file::{FileOptions, FileStore};
 
 fn peer() -> Option<Command> {
     let mut cmd = Command::new(python()?);
@@ -57,7 +57,7 @@ fn rust_waits_while_python_holds_the_lock_in_both_variants() {
             .expect("read");
         assert_eq!(line.trim(), "locked", "{variant}");
         let start = Instant::now();
-        FileStore::open(&path, StoreOptions::default())
+        FileStore::open(&path, FileOptions::default())
             .expect("open")
             .add(&user_event("rust"))
             .expect("add after Python releases");
@@ -104,7 +104,7 @@ fn python_waits_while_rust_holds_the_lock() {
             "{variant}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let store = FileStore::open(&path, StoreOptions::default()).expect("open");
+        let store = FileStore::open(&path, FileOptions::default()).expect("open");
         store.reload().expect("Rust reads what Python wrote");
         assert_eq!(store.cache().all_accounts().len(), 1);
     }

@@ -8,12 +8,12 @@ use std::time::{Duration, Instant};
 use common::user_event;
 use tokencache::Section;
 use tokencache_file::{
-    CacheLock, CorruptPolicy, DataKey, FileError, FileStore, KeySource, LockOptions, LockStatus,
-    StoreOptions, lock_path, lock_status,
+    CacheLock, CorruptPolicy, DataKey, FileError, FileOptions, FileStore, KeySource, LockOptions,
+    LockStatus, lock_path, lock_status,
 };
 
 fn store(path: &std::path::Path) -> FileStore {
-    FileStore::open(path, StoreOptions::default()).expect("open")
+    FileStore::open(path, FileOptions::default()).expect("open")
 }
 
 #[test]
@@ -74,7 +74,7 @@ fn a_symlinked_cache_path_is_refused() {
     let link = dir.path().join("link.json");
     std::os::unix::fs::symlink(&real, &link).expect("symlink");
     assert!(matches!(
-        FileStore::open(&link, StoreOptions::default()),
+        FileStore::open(&link, FileOptions::default()),
         Err(FileError::Symlink { .. })
     ));
 }
@@ -101,7 +101,7 @@ fn a_corrupt_file_is_moved_aside_when_asked() {
     std::fs::write(&path, "not json").expect("write");
     let s = FileStore::open(
         &path,
-        StoreOptions {
+        FileOptions {
             corrupt: CorruptPolicy::MoveAside,
             ..Default::default()
         },
@@ -132,7 +132,7 @@ fn encrypted_files_need_the_right_key_and_lose_nothing_otherwise() {
     let dir = tempfile::tempdir().expect("tmp");
     let path = dir.path().join("cache.bin");
     let key_file = dir.path().join("cache.key");
-    let enc = StoreOptions {
+    let enc = FileOptions {
         encryption: Some(KeySource::File(key_file.clone())),
         ..Default::default()
     };
@@ -168,7 +168,7 @@ fn encrypted_files_need_the_right_key_and_lose_nothing_otherwise() {
         matches!(plain.reload(), Err(FileError::KeyRequired { ref key_id, .. }) if key_id == "file")
     );
     // Wrong key: a clear error, and the file is untouched by a failed write.
-    let wrong = StoreOptions {
+    let wrong = FileOptions {
         encryption: Some(KeySource::Key(DataKey::generate().expect("key"))),
         ..Default::default()
     };
@@ -191,7 +191,7 @@ fn migration_from_plain_to_encrypted_and_back() {
     // A store with a key reads the plain file and encrypts it on the next write.
     let enc = FileStore::open(
         &path,
-        StoreOptions {
+        FileOptions {
             encryption: Some(key.clone()),
             ..Default::default()
         },
@@ -216,7 +216,7 @@ fn key_from_the_environment() {
     let path = dir.path().join("cache.bin");
     // SAFETY of the test: the variable name is unique to this test.
     unsafe_env_set("TOKENCACHE_TEST_KEY_ENV", &"0f".repeat(32));
-    let opts = StoreOptions {
+    let opts = FileOptions {
         encryption: Some(KeySource::Env("TOKENCACHE_TEST_KEY_ENV".into())),
         ..Default::default()
     };
@@ -227,7 +227,7 @@ fn key_from_the_environment() {
     let r = FileStore::open(&path, opts).expect("open");
     r.reload().expect("reload");
     assert_eq!(r.cache().len(Section::Account), 1);
-    let missing = StoreOptions {
+    let missing = FileOptions {
         encryption: Some(KeySource::Env("TOKENCACHE_TEST_KEY_UNSET".into())),
         ..Default::default()
     };
@@ -290,7 +290,7 @@ fn a_live_holder_makes_us_wait_then_fail_naming_it() {
         }
         other => panic!("{other:?}"),
     }
-    let opts = StoreOptions {
+    let opts = FileOptions {
         lock: LockOptions {
             timeout: Duration::from_millis(300),
             ..Default::default()
@@ -352,7 +352,7 @@ fn a_leftover_lock_file_of_this_process_does_not_block_it() {
     let path = dir.path().join("cache.json");
     // A lock file naming this (live) process, which holds no lock: our own leftover.
     std::fs::write(lock_path(&path), format!("{} leftover", std::process::id())).expect("write");
-    let opts = StoreOptions {
+    let opts = FileOptions {
         lock: LockOptions {
             timeout: Duration::from_secs(5),
             ..Default::default()

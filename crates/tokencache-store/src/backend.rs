@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokencache_client::http::BoxFuture;
+use tokencache::access::BoxFuture;
 
 use crate::error::{Result, StoreError, redact_url};
 
@@ -148,10 +148,11 @@ pub struct Lease {
 /// `memory://`.
 ///
 /// ```
-/// # async fn f() -> Result<(), tokencache_store::StoreError> {
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
 /// let store = tokencache_store::open("memory://").await?;
 /// assert_eq!(store.backend(), "memory");
-/// # Ok(()) }
+/// # Ok::<(), Box<dyn std::error::Error>>(()) }) }
 /// ```
 pub async fn open(url: &str) -> Result<Arc<dyn PartitionStore>> {
     let invalid = |reason: &str| StoreError::InvalidUrl {

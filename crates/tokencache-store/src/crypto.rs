@@ -78,8 +78,7 @@ impl PartitionKeys {
     pub(crate) fn encrypt(&self, partition: &str, plain: &[u8]) -> Result<Vec<u8>> {
         let (id, key) = &self.current;
         let mut nonce = [0u8; 24];
-        getrandom::fill(&mut nonce).map_err(|e| StoreError::Unavailable {
-            backend: "crypto",
+        getrandom::fill(&mut nonce).map_err(|e| StoreError::Encryption {
             reason: format!("no system randomness: {e}"),
         })?;
         let mut out = Vec::with_capacity(plain.len() + 64);
@@ -89,8 +88,7 @@ impl PartitionKeys {
         out.extend_from_slice(id.as_bytes());
         out.extend_from_slice(&nonce);
         let aad = [&out[..], partition.as_bytes()].concat();
-        let failed = || StoreError::Unavailable {
-            backend: "crypto",
+        let failed = || StoreError::Encryption {
             reason: "encryption failed".into(),
         };
         let cipher = XChaCha20Poly1305::new_from_slice(key.as_ref()).map_err(|_| failed())?;
@@ -152,8 +150,7 @@ impl PartitionKeys {
 
 fn check_id(id: &str) -> Result<()> {
     if id.is_empty() || id.len() > 255 {
-        return Err(StoreError::InvalidUrl {
-            url: String::new(),
+        return Err(StoreError::Key {
             reason: "a key id is 1 to 255 bytes".into(),
         });
     }

@@ -51,6 +51,20 @@ pub enum StoreError {
         /// Attempts made.
         attempts: u32,
     },
+    /// Encrypting a partition failed (no system randomness, a cipher failure). Nothing was
+    /// written.
+    #[error("partition encryption failed: {reason}")]
+    Encryption {
+        /// Why (never a key or a token).
+        reason: String,
+    },
+    /// A partition key configuration is invalid (an empty or too long key id, a key of the
+    /// wrong length).
+    #[error("invalid partition key: {reason}")]
+    Key {
+        /// Why (never the key itself).
+        reason: String,
+    },
     /// The cache rejected the change.
     #[error("token cache: {0}")]
     Cache(#[from] tokencache::Error),
@@ -63,9 +77,24 @@ impl StoreError {
     }
 }
 
-impl From<StoreError> for tokencache_client::ClientError {
+impl From<StoreError> for tokencache::AccessError {
+    /// The kind the client asks about, with this error kept as the source.
     fn from(e: StoreError) -> Self {
-        tokencache_client::ClientError::Store(e.to_string())
+        use tokencache::AccessErrorKind as Kind;
+        if let StoreError::Cache(cache) = e {
+            return tokencache::AccessError::from(cache);
+        }
+        let kind = match &e {
+            StoreError::Unavailable { .. } => Kind::Unavailable,
+            StoreError::Unreadable { .. } => Kind::Unreadable,
+            StoreError::Encryption { .. } | StoreError::Key { .. } => Kind::Encryption,
+            StoreError::Contention { .. } => Kind::Contention,
+            StoreError::Cache(_) => Kind::Cache,
+            StoreError::InvalidUrl { .. }
+            | StoreError::InvalidOptions { .. }
+            | StoreError::Isolation { .. } => Kind::Other,
+        };
+        tokencache::AccessError::new(kind, e)
     }
 }
 

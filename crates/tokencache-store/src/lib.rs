@@ -3,18 +3,23 @@
 //! on-behalf-of assertion, in SQLite (the embedded default), PostgreSQL, Redis or Redis Cluster.
 //! This crate owns the backend interface ([`PartitionStore`]: versioned documents,
 //! compare-and-set, expiry, leases), the backends, opening one by URL ([`open`]), and
-//! [`PartitionedCache`], the [`tokencache_client::CacheStore`] that a client application uses:
+//! [`PartitionedCache`], the core's [`tokencache::CacheAccessor`] that a client application uses:
 //! it loads only the requesting user's partition, saves with compare-and-set and retries so
 //! concurrent requests never lose a token, takes a short lease so one process at a time
 //! refreshes a partition, expires and deletes partitions, optionally keeps an L1 validated by
 //! version, and optionally encrypts partitions with rotating keys.
 //!
 //! ```
-//! # async fn f() -> Result<(), Box<dyn std::error::Error>> {
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+//! # let dir = tempfile::tempdir()?;
+//! # let path = dir.path().join("tokens.db");
+//! # let path = path.display();
 //! use tokencache_store::{PartitionOptions, PartitionedCache};
-//! let store = tokencache_store::open("sqlite:///var/lib/myapp/tokens.db").await?;
+//! let store = tokencache_store::open(&format!("sqlite://{path}")).await?;
 //! let cache = PartitionedCache::new(store, PartitionOptions::default());
-//! # Ok(()) }
+//! assert_eq!(cache.store().backend(), "sqlite");
+//! # Ok::<(), Box<dyn std::error::Error>>(()) }) }
 //! ```
 
 mod backend;

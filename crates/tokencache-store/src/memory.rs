@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use tokencache_client::http::BoxFuture;
+use tokencache::access::BoxFuture;
 
 use crate::backend::{Lease, PartitionStore, SaveOutcome, Versioned, new_version};
 use crate::error::Result;

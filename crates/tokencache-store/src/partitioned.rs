@@ -1,4 +1,4 @@
-//! [`PartitionedCache`]: the [`CacheStore`] a web app gives its client application. Each
+//! [`PartitionedCache`]: the [`CacheAccessor`] a web app gives its client application. Each
 //! request loads only its user's partition; a save re-reads the partition, applies the change
 //! and compares-and-sets, retrying on conflict, so concurrent requests never lose a token.
 
@@ -7,16 +7,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use tokencache::access::{
+    AccessError, AccessErrorKind, BoxFuture, CacheAccess, CacheAccessor, CacheChange, RefreshLease,
+    ReleaseLease,
+};
 use tokencache::{PartitionKey, Section, TokenCache};
-use tokencache_client::http::BoxFuture;
-use tokencache_client::{CacheAccess, CacheChange, CacheStore, ClientError};
 
 use crate::backend::{IfChanged, PartitionStore, SaveOutcome, Versioned};
 use crate::crypto::{PartitionKeys, is_encrypted};
 use crate::error::{Result, StoreError};
 use crate::l1::L1;
 use crate::recent::RecentLoads;
-use crate::unix_now;
+use tokencache::Clock;
 
 /// What to do when the store (L2) cannot be reached while loading a partition.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,6 +54,11 @@ pub struct PartitionOptions {
     pub lease_ttl: Duration,
     /// Compare-and-set attempts before giving up.
     pub max_attempts: u32,
+    /// The time partition expiries are computed from (the core's [`Clock`]); tests use a
+    /// [`tokencache::ManualClock`]. Give the backend the same clock
+    /// ([`crate::MemoryStore::with_clock`], [`crate::open_with_clock`]) so that it agrees on
+    /// what has expired.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl Default for PartitionOptions {
@@ -65,6 +72,7 @@ impl Default for PartitionOptions {
             encryption: None,
             lease_ttl: Duration::from_secs(10),
             max_attempts: 32,
+            clock: Arc::new(tokencache::SystemClock),
         }
     }
 }
@@ -104,21 +112,23 @@ fn bump(c: &AtomicU64) {
 }
 
 /// A token cache kept as one partition per user (and per app, per OBO assertion) in a
-/// [`PartitionStore`]: give it to a client application with `cache_store`.
+/// [`PartitionStore`]: the core's [`CacheAccessor`], so give it to a client application
+/// (`tokencache_client`'s `AppBuilder::cache_accessor`).
 ///
 /// ```
-/// # async fn f() -> Result<(), Box<dyn std::error::Error>> {
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
 /// use std::sync::Arc;
-/// use tokencache_client::{ClientCredential, ConfidentialClientApplication};
+/// use tokencache::{CacheAccess, CacheAccessor, PartitionKey, TokenCache};
 /// use tokencache_store::{PartitionOptions, PartitionedCache};
 /// let store = tokencache_store::open("memory://").await?;
-/// let cache = PartitionedCache::new(store, PartitionOptions::default());
-/// let app = ConfidentialClientApplication::builder("my-web-app")
-///     .authority("https://login.microsoftonline.com/contoso.onmicrosoft.com")?
-///     .credential(ClientCredential::secret("from-a-vault"))
-///     .cache_store(Arc::new(cache))
-///     .build()?;
-/// # Ok(()) }
+/// let cache: Arc<dyn CacheAccessor> = Arc::new(PartitionedCache::new(store, PartitionOptions::default()));
+/// // What a client application does on a request for alice:
+/// let alice = PartitionKey::for_account("alice.tenant");
+/// let access = CacheAccess { client_id: "my-web-app", partition_key: Some(&alice) };
+/// let partition = cache.load(access).await?;
+/// assert_eq!(partition.len(tokencache::Section::AccessToken), 0, "alice has not signed in");
+/// # Ok::<(), Box<dyn std::error::Error>>(()) }) }
 /// ```
 #[derive(Debug)]
 pub struct PartitionedCache {
@@ -128,7 +138,6 @@ pub struct PartitionedCache {
     counters: Counters,
     instance: String,
     next_holder: AtomicU64,
-    holders: Mutex<HashMap<String, String>>,
     recent: RecentLoads,
     /// One turn at a time per partition for this process's saves (see [`WriterTurn`]).
     writers: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
@@ -145,10 +154,14 @@ impl PartitionedCache {
             counters: Counters::default(),
             instance: format!("{:016x}", crate::backend::new_version()),
             next_holder: AtomicU64::new(0),
-            holders: Mutex::new(HashMap::new()),
             recent: RecentLoads::default(),
             writers: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Now, by the options' clock (Unix seconds).
+    fn now(&self) -> i64 {
+        self.options.clock.now()
     }
 
     /// The store underneath.
@@ -239,7 +252,8 @@ impl PartitionedCache {
     /// the one read.
     ///
     /// ```
-    /// # async fn f() -> Result<(), Box<dyn std::error::Error>> {
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
     /// use tokencache::PartitionKey;
     /// use tokencache_store::{PartitionOptions, PartitionedCache};
     /// let store = tokencache_store::open("memory://").await?;
@@ -250,7 +264,7 @@ impl PartitionedCache {
     ///         println!("{} access tokens", partition.len(tokencache::Section::AccessToken));
     ///     }
     /// }
-    /// # Ok(()) }
+    /// # Ok::<(), Box<dyn std::error::Error>>(()) }) }
     /// ```
     pub fn decode_partition(&self, key: &PartitionKey, stored: &Versioned) -> Result<TokenCache> {
         self.decode(key.as_str(), stored)
@@ -336,7 +350,7 @@ impl PartitionedCache {
             (SaveExpiry::Keep, Some(current)) => return current.expires_at,
             (SaveExpiry::Keep | SaveExpiry::Renew, _) => {}
         }
-        let now = unix_now();
+        let now = self.now();
         let sliding = self.options.user_expiry.map(|d| now + d.as_secs() as i64);
         let absolute = self
             .options
@@ -372,7 +386,8 @@ impl PartitionedCache {
     /// rotation, and a prune that finds nothing to remove leaves the partition alone.
     ///
     /// ```
-    /// # async fn f() -> Result<(), Box<dyn std::error::Error>> {
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
     /// use tokencache::{PartitionKey, TokenCache};
     /// use tokencache_store::{PartitionOptions, PartitionedCache, SaveExpiry};
     /// let cache = PartitionedCache::new(tokencache_store::open("memory://").await?, PartitionOptions::default());
@@ -383,7 +398,7 @@ impl PartitionedCache {
     /// };
     /// let updated = cache.update_partition_with(&key, &prune, SaveExpiry::Keep).await?;
     /// assert_eq!(updated, tokencache_store::Updated::Unchanged, "nothing was there");
-    /// # Ok(()) }
+    /// # Ok::<(), Box<dyn std::error::Error>>(()) }) }
     /// ```
     pub async fn update_partition_with(
         &self,
@@ -426,94 +441,37 @@ impl PartitionedCache {
                 Some(loaded) => Some(loaded),
                 None => self.store.load(key_str).await?,
             };
-            // Whether the stored document is as this save would write it again: only the
-            // partition's entries, encrypted as the options say.
-            let (cache, stored_as_written) = match &current {
-                Some(stored) => {
-                    let (cache, own_only) = self.decode_stored(key_str, stored)?;
-                    let as_written = own_only && self.encrypted_as_configured(&stored.document);
-                    (cache, as_written)
-                }
-                None => (TokenCache::new(), true),
-            };
-            change(&cache)?;
-            if !cache.holds_only(key)
-                && let Some(other) = cache.partition_keys().into_iter().find(|k| k != key)
-            {
-                return Err(StoreError::Isolation {
-                    partition: key_str.to_owned(),
-                    other: other.as_str().to_owned(),
-                });
-            }
-            let expected = current.as_ref().map(|c| c.version);
-            let empty = [
-                Section::AccessToken,
-                Section::RefreshToken,
-                Section::IdToken,
-                Section::Account,
-            ]
-            .iter()
-            .all(|s| cache.len(*s) == 0);
-            let outcome = if empty {
-                match expected {
-                    None => Some(None),
-                    Some(v) => self.store.delete(key_str, Some(v)).await?.then_some(None),
-                }
-            } else {
-                let expires_at = self.expires_at(key_str, &cache, current.as_ref(), expiry);
-                let unchanged = stored_as_written
-                    && !cache.has_state_changed()
-                    && current.as_ref().is_some_and(|c| c.expires_at == expires_at);
-                if unchanged && from_memory {
-                    // Nothing to write from this process's copy; the store's may be newer.
-                    continue;
-                }
-                if unchanged {
-                    return Ok(Updated::Unchanged);
-                }
-                let doc = self.encode(key_str, &cache)?;
-                match self.store.save(key_str, &doc, expected, expires_at).await? {
-                    SaveOutcome::Saved(v) => {
-                        let created_at =
-                            current.as_ref().map_or(Some(unix_now()), |c| c.created_at);
-                        let len = doc.len();
-                        drop(self.recent.remember(
-                            key_str,
-                            Versioned {
-                                document: doc,
-                                version: v,
-                                created_at,
-                                expires_at,
-                            },
-                        ));
-                        Some(Some((v, len)))
-                    }
-                    SaveOutcome::Conflict => None,
-                }
-            };
-            match outcome {
-                Some(None) if expected.is_none() => return Ok(Updated::Unchanged),
-                Some(saved) => {
+            match self.attempt(key, change, expiry, current).await? {
+                Attempt::Saved {
+                    version,
+                    len,
+                    cache,
+                } => {
                     bump(&self.counters.saves);
                     if let Some(l1) = &self.l1 {
-                        match saved {
-                            Some((v, len)) => l1.put(key_str, v, Arc::new(cache), len),
-                            None => l1.remove(key_str),
-                        }
-                    }
-                    if saved.is_none() {
-                        self.recent.forget(key_str);
-                        return Ok(Updated::Deleted);
+                        l1.put(key_str, version, cache, len);
                     }
                     return Ok(Updated::Saved);
                 }
-                None if from_memory => {
+                Attempt::Deleted => {
+                    bump(&self.counters.saves);
+                    if let Some(l1) = &self.l1 {
+                        l1.remove(key_str);
+                    }
+                    self.recent.forget(key_str);
+                    return Ok(Updated::Deleted);
+                }
+                Attempt::Unchanged if from_memory => {
+                    // Nothing to write from this process's copy; the store's may be newer.
+                }
+                Attempt::Unchanged => return Ok(Updated::Unchanged),
+                Attempt::Conflict if from_memory => {
                     tracing::debug!(
                         partition = key_str,
                         "the partition changed since this process loaded it; reloading"
                     );
                 }
-                None => {
+                Attempt::Conflict => {
                     bump(&self.counters.conflicts);
                     tracing::debug!(partition = key_str, attempt, "save conflicted; reloading");
                     // Spread the retries of concurrent writers.
@@ -528,6 +486,78 @@ impl PartitionedCache {
         })
     }
 
+    /// One compare-and-set attempt: `change` applied to `current` (the stored partition, or
+    /// `None` when there is none), written if it changed anything.
+    async fn attempt(
+        &self,
+        key: &PartitionKey,
+        change: &(dyn Fn(&TokenCache) -> Result<(), tokencache::Error> + Send + Sync),
+        expiry: SaveExpiry,
+        current: Option<Versioned>,
+    ) -> Result<Attempt> {
+        let key_str = key.as_str();
+        // Whether the stored document is as this save would write it again: only the
+        // partition's entries, encrypted as the options say.
+        let (cache, stored_as_written) = match &current {
+            Some(stored) => {
+                let (cache, own_only) = self.decode_stored(key_str, stored)?;
+                let as_written = own_only && self.encrypted_as_configured(&stored.document);
+                (cache, as_written)
+            }
+            None => (TokenCache::new(), true),
+        };
+        change(&cache)?;
+        if !cache.holds_only(key)
+            && let Some(other) = cache.partition_keys().into_iter().find(|k| k != key)
+        {
+            return Err(StoreError::Isolation {
+                partition: key_str.to_owned(),
+                other: other.as_str().to_owned(),
+            });
+        }
+        let expected = current.as_ref().map(|c| c.version);
+        if is_empty(&cache) {
+            return Ok(match expected {
+                None => Attempt::Unchanged,
+                Some(v) if self.store.delete(key_str, Some(v)).await? => Attempt::Deleted,
+                Some(_) => Attempt::Conflict,
+            });
+        }
+        let expires_at = self.expires_at(key_str, &cache, current.as_ref(), expiry);
+        let unchanged = stored_as_written
+            && !cache.has_state_changed()
+            && current.as_ref().is_some_and(|c| c.expires_at == expires_at);
+        if unchanged {
+            return Ok(Attempt::Unchanged);
+        }
+        let document = self.encode(key_str, &cache)?;
+        match self
+            .store
+            .save(key_str, &document, expected, expires_at)
+            .await?
+        {
+            SaveOutcome::Saved(version) => {
+                let created_at = current.as_ref().map_or(Some(self.now()), |c| c.created_at);
+                let len = document.len();
+                drop(self.recent.remember(
+                    key_str,
+                    Versioned {
+                        document,
+                        version,
+                        created_at,
+                        expires_at,
+                    },
+                ));
+                Ok(Attempt::Saved {
+                    version,
+                    len,
+                    cache: Arc::new(cache),
+                })
+            }
+            SaveOutcome::Conflict => Ok(Attempt::Conflict),
+        }
+    }
+
     /// Deletes a partition (sign-out).
     pub async fn delete_partition(&self, key: &PartitionKey) -> Result<bool> {
         self.recent.forget(key.as_str());
@@ -538,7 +568,7 @@ impl PartitionedCache {
         Ok(deleted)
     }
 
-    async fn acquire_lease(&self, key: &str) -> Result<()> {
+    async fn acquire_lease(&self, key: &str) -> Result<HeldLease> {
         let holder = format!(
             "{}-{}",
             self.instance,
@@ -552,11 +582,11 @@ impl PartitionedCache {
                 .try_lease(key, &holder, self.options.lease_ttl)
                 .await?
             {
-                self.holders
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .insert(key.to_owned(), holder);
-                return Ok(());
+                return Ok(HeldLease {
+                    store: self.store.clone(),
+                    key: key.to_owned(),
+                    holder,
+                });
             }
             if !waited {
                 waited = true;
@@ -611,6 +641,34 @@ impl Drop for WriterTurn<'_> {
     }
 }
 
+/// What one compare-and-set attempt of an update came to.
+enum Attempt {
+    /// The partition was written at `version`.
+    Saved {
+        version: u64,
+        len: usize,
+        cache: Arc<TokenCache>,
+    },
+    /// The change emptied the partition, and it was deleted.
+    Deleted,
+    /// Nothing to write: the change left the partition as stored (or absent and empty).
+    Unchanged,
+    /// Another writer saved first.
+    Conflict,
+}
+
+/// True when `cache` holds no token and no account (app metadata alone is not kept).
+fn is_empty(cache: &TokenCache) -> bool {
+    [
+        Section::AccessToken,
+        Section::RefreshToken,
+        Section::IdToken,
+        Section::Account,
+    ]
+    .iter()
+    .all(|s| cache.len(*s) == 0)
+}
+
 /// What [`PartitionedCache::update_partition`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -639,17 +697,18 @@ pub enum SaveExpiry {
     At(Option<i64>),
 }
 
-fn missing_partition() -> ClientError {
-    ClientError::Store(
-        "a partitioned store needs a partition key (sign the user in first; listing accounts across partitions is not supported)".into(),
+fn missing_partition() -> AccessError {
+    AccessError::new(
+        AccessErrorKind::NeedsPartition,
+        "a partitioned store needs a partition key (sign the user in first; listing accounts across partitions is not supported)",
     )
 }
 
-impl CacheStore for PartitionedCache {
+impl CacheAccessor for PartitionedCache {
     fn load<'a>(
         &'a self,
         access: CacheAccess<'a>,
-    ) -> BoxFuture<'a, tokencache_client::Result<Arc<TokenCache>>> {
+    ) -> BoxFuture<'a, Result<Arc<TokenCache>, AccessError>> {
         Box::pin(async move {
             match access.partition_key {
                 Some(key) => Ok(self.load_partition(key).await?),
@@ -663,7 +722,7 @@ impl CacheStore for PartitionedCache {
         &'a self,
         access: CacheAccess<'a>,
         change: CacheChange,
-    ) -> BoxFuture<'a, tokencache_client::Result<()>> {
+    ) -> BoxFuture<'a, Result<(), AccessError>> {
         Box::pin(async move {
             let key = access.partition_key.ok_or_else(missing_partition)?;
             self.update_partition(key, &*change).await?;
@@ -671,47 +730,63 @@ impl CacheStore for PartitionedCache {
         })
     }
 
-    fn begin_refresh<'a>(
+    fn refresh_lease<'a>(
         &'a self,
         access: CacheAccess<'a>,
-    ) -> BoxFuture<'a, tokencache_client::Result<bool>> {
+    ) -> BoxFuture<'a, Result<Option<RefreshLease>, AccessError>> {
         Box::pin(async move {
             let Some(key) = access.partition_key else {
-                return Ok(false);
+                return Ok(None);
             };
             match self.acquire_lease(key.as_str()).await {
-                Ok(()) => Ok(true),
+                Ok(held) => Ok(Some(RefreshLease::new(Box::new(held)))),
                 Err(e)
                     if e.is_unavailable()
                         && self.options.failure_policy == FailurePolicy::TreatAsMiss =>
                 {
                     bump(&self.counters.l2_failures);
                     tracing::warn!(error = %e, "no refresh lease (store unavailable); refreshing without one");
-                    Ok(false)
+                    Ok(None)
                 }
                 Err(e) => Err(e.into()),
             }
         })
     }
+}
 
-    fn end_refresh<'a>(
-        &'a self,
-        access: CacheAccess<'a>,
-    ) -> BoxFuture<'a, tokencache_client::Result<()>> {
+/// A refresh lease this process holds in the store, given back by [`RefreshLease`].
+struct HeldLease {
+    store: Arc<dyn PartitionStore>,
+    key: String,
+    holder: String,
+}
+
+impl ReleaseLease for HeldLease {
+    fn release(self: Box<Self>) -> BoxFuture<'static, Result<(), AccessError>> {
         Box::pin(async move {
-            let Some(key) = access.partition_key else {
-                return Ok(());
-            };
-            let holder = self
-                .holders
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .remove(key.as_str());
-            if let Some(holder) = holder {
-                self.store.release_lease(key.as_str(), &holder).await?;
-            }
+            self.store.release_lease(&self.key, &self.holder).await?;
             Ok(())
         })
+    }
+
+    fn release_in_background(self: Box<Self>) {
+        // A cancelled call: give the lease back on the runtime it was taken on. Without one
+        // (the runtime is shutting down) the lease expires after its TTL.
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move {
+                    if let Err(e) = self.store.release_lease(&self.key, &self.holder).await {
+                        tracing::warn!(error = %e, partition = self.key, "could not release an abandoned refresh lease; it expires on its own");
+                    }
+                });
+            }
+            Err(_) => {
+                tracing::warn!(
+                    partition = self.key,
+                    "a refresh lease was abandoned outside a runtime; it expires on its own"
+                );
+            }
+        }
     }
 }
 

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
-use tokencache_client::http::BoxFuture;
+use tokencache::access::BoxFuture;
 use tokio_postgres::{NoTls, Row};
 
 use crate::backend::{IfChanged, Lease, PartitionStore, SaveOutcome, Versioned, new_version};

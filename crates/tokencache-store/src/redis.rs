@@ -12,7 +12,7 @@ use std::time::Duration;
 use redis::aio::{ConnectionLike, ConnectionManager};
 use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, FromRedisValue, Script, Value};
-use tokencache_client::http::BoxFuture;
+use tokencache::access::BoxFuture;
 
 use crate::backend::{IfChanged, Lease, PartitionStore, SaveOutcome, Versioned, new_version};
 use crate::error::{Result, StoreError, redact_url};

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, params};
-use tokencache_client::http::BoxFuture;
+use tokencache::access::BoxFuture;
 
 use crate::backend::{Lease, PartitionStore, SaveOutcome, Versioned, new_version};
 use crate::error::{Result, StoreError};

@@ -199,7 +199,7 @@ impl TokenEvent {
 
 /// Where a token endpoint says a token came from.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Authority {
+pub struct CanonicalAuthority {
     /// The lower-cased host (the cache's `environment`).
     pub environment: String,
     /// The first path segment (the cache's `realm`), case preserved.
@@ -214,7 +214,7 @@ pub struct Authority {
 /// let a = tokencache::canonicalize("https://Login.Microsoftonline.com/Contoso/oauth2/v2.0/token").unwrap();
 /// assert_eq!((a.environment.as_str(), a.realm.as_str()), ("login.microsoftonline.com", "Contoso"));
 /// ```
-pub fn canonicalize(url: &str) -> Result<Authority, Error> {
+pub fn canonicalize(url: &str) -> Result<CanonicalAuthority, Error> {
     let invalid = |why: &str| Error::InvalidTokenEndpoint {
         reason: format!(
             "{why}; expected an https URL with a host and at least one path segment, e.g. https://login.microsoftonline.com/<tenant>"
@@ -246,7 +246,7 @@ pub fn canonicalize(url: &str) -> Result<Authority, Error> {
         (None, Some(sub)) => format!("{sub}.onmicrosoft.com"),
         (None, None) => return Err(invalid("no tenant in the path")),
     };
-    Ok(Authority {
+    Ok(CanonicalAuthority {
         environment: host,
         realm,
     })

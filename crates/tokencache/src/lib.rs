@@ -22,6 +22,7 @@
 //! # Ok::<(), tokencache::Error>(())
 //! ```
 
+pub mod access;
 pub mod claims;
 pub mod json;
 pub mod keys;
@@ -41,6 +42,9 @@ mod secret;
 mod section;
 mod state;
 
+pub use access::{
+    AccessError, AccessErrorKind, CacheAccess, CacheAccessor, CacheChange, RefreshLease,
+};
 pub use cache::{Removed, TokenCache};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use entry::{
@@ -48,8 +52,8 @@ pub use entry::{
 };
 pub use error::Error;
 pub use ingest::{
-    Authority, GRANT_TYPES_THAT_ESTABLISH_AN_ACCOUNT, TokenEvent, canonicalize, decode_json_part,
-    decode_jwt_claims,
+    CanonicalAuthority, GRANT_TYPES_THAT_ESTABLISH_AN_ACCOUNT, TokenEvent, canonicalize,
+    decode_json_part, decode_jwt_claims,
 };
 pub use partition::{PartitionKey, partition_key};
 pub use problems::{Problem, ProblemKind};

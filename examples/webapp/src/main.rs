@@ -337,7 +337,7 @@ async fn build(config: Config) -> Result<(Router, SocketAddr), Box<dyn std::erro
     };
     let client = builder
         .credential(ClientCredential::secret(config.client_secret.clone()))
-        .cache_store(cache.clone())
+        .cache_accessor(cache.clone())
         .build()?;
     let redirect_uri = config
         .redirect_uri

@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used, reason = "in tests a panic is the failure report")]
 
+#[path = "../../tokencache-store/tests/common/mod.rs"]
 mod common;
 #[path = "../../tokencache-client/tests/common/mod.rs"]
 mod idp;
@@ -26,7 +27,7 @@ fn web_app(idp: &Idp, cache: Arc<PartitionedCache>) -> ConfidentialClientApplica
         .authority(&idp.authority())
         .unwrap()
         .credential(ClientCredential::secret("confidential-secret"))
-        .cache_store(cache)
+        .cache_accessor(cache)
         .build()
         .unwrap()
 }

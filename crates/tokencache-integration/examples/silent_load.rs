@@ -3,7 +3,7 @@
 //! Redis); prints a JSON line with the outcome counts.
 //!
 //! ```text
-//! cargo run -p tokencache-store --example silent_load -- --authority URL --client-id ID \
+//! cargo run -p tokencache-integration --example silent_load -- --authority URL --client-id ID \
 //!     --secret-env VAR --store redis://127.0.0.1:6379/ --home-account-id UID.UTID \
 //!     --scopes "api://x/read" --concurrency 50
 //! ```
@@ -41,7 +41,7 @@ async fn run(args: Args) -> Result<(usize, usize, usize), Box<dyn std::error::Er
     let app = ConfidentialClientApplication::builder(&args.client_id)
         .authority(&args.authority)?
         .credential(ClientCredential::secret(secret))
-        .cache_store(Arc::new(PartitionedCache::new(
+        .cache_accessor(Arc::new(PartitionedCache::new(
             store,
             PartitionOptions::default(),
         )))

@@ -2,7 +2,7 @@
 //! near expiry. Prints one JSON line per acquisition (never the token).
 //!
 //! ```text
-//! TOKENCACHE_CLIENT_SECRET=... cargo run -p tokencache-client --example daemon -- \
+//! TOKENCACHE_CLIENT_SECRET=... cargo run -p tokencache-integration --example daemon -- \
 //!     --authority https://login.microsoftonline.com/<tenant> --client-id <app id> \
 //!     --scopes https://graph.microsoft.com/.default --count 2
 //! ```
@@ -13,8 +13,8 @@ use std::sync::Arc;
 
 use clap::Parser;
 use tokencache::json::{JsonObject, JsonValue};
-use tokencache_client::{ClientCredential, ConfidentialClientApplication, FileCacheStore};
-use tokencache_file::{FileStore, StoreOptions};
+use tokencache_client::{ClientCredential, ConfidentialClientApplication};
+use tokencache_file::{FileAccessor, FileOptions, FileStore};
 
 #[derive(Parser)]
 #[command(about = "Acquire app tokens with client credentials; repeats come from the cache")]
@@ -46,8 +46,8 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         .authority(&args.authority)?
         .credential(ClientCredential::secret(secret));
     if let Some(path) = &args.cache {
-        let file = FileStore::open(path, StoreOptions::default())?;
-        builder = builder.cache_store(Arc::new(FileCacheStore::new(Arc::new(file))));
+        let file = FileStore::open(path, FileOptions::default())?;
+        builder = builder.cache_accessor(Arc::new(FileAccessor::new(Arc::new(file))));
     }
     let app = builder.build()?;
     let scopes: Vec<&str> = args.scopes.split_whitespace().collect();

@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used, reason = "in tests a panic is the failure report")]
 
+#[path = "../../tokencache-client/tests/common/mod.rs"]
 mod common;
 
 use std::io::{BufRead, BufReader};

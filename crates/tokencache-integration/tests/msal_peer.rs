@@ -5,6 +5,7 @@
 
 #![allow(clippy::unwrap_used, reason = "in tests a panic is the failure report")]
 
+#[path = "../../tokencache-client/tests/common/mod.rs"]
 mod common;
 
 use std::process::{Command, Stdio};
@@ -14,9 +15,10 @@ use common::{Idp, Recording, client_trusting, python, repo_root, test_ca};
 use tokencache::json::{JsonObject, JsonValue};
 use tokencache::{Clock, ManualClock, Section, SystemClock, TokenCache};
 use tokencache_client::{
-    AuthCodeOptions, ClientCredential, ConfidentialClientApplication, FileCacheStore,
-    PublicClientApplication, SilentOptions, TokenSource,
+    AuthCodeOptions, ClientCredential, ConfidentialClientApplication, PublicClientApplication,
+    SilentOptions, TokenSource,
 };
+use tokencache_file::FileAccessor;
 
 const API: &str = "api://test-api/read";
 const SECRET_FIELDS: &[&str] = &[
@@ -274,7 +276,7 @@ async fn msal_python_and_tokencache_share_one_cache_file_over_https() {
             .authority(&authority)
             .unwrap()
             .http_client(Arc::new(client_trusting(&ca)))
-            .cache_store(Arc::new(FileCacheStore::new(Arc::new(file))))
+            .cache_accessor(Arc::new(FileAccessor::new(Arc::new(file))))
             .build()
             .unwrap()
     };

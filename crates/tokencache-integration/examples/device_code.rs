@@ -2,7 +2,7 @@
 //! silent. The provider's message goes to stderr; stdout gets a JSON summary (never a token).
 //!
 //! ```text
-//! cargo run -p tokencache-client --example device_code -- \
+//! cargo run -p tokencache-integration --example device_code -- \
 //!     --authority https://login.microsoftonline.com/organizations \
 //!     --client-id <your app id> --scopes "User.Read" --cache ~/.cache/myapp/msal_token_cache.json
 //! ```
@@ -14,9 +14,9 @@ use std::sync::Arc;
 use clap::Parser;
 use tokencache::json::{JsonObject, JsonValue};
 use tokencache_client::{
-    AuthenticationResult, ClientError, FileCacheStore, PublicClientApplication, http::ReqwestClient,
+    AuthenticationResult, ClientError, PublicClientApplication, http::ReqwestClient,
 };
-use tokencache_file::{FileStore, StoreOptions};
+use tokencache_file::{FileAccessor, FileOptions, FileStore};
 
 #[derive(Parser)]
 #[command(about = "Sign in with the device code flow; the second run is silent")]
@@ -62,9 +62,9 @@ fn summary(result: &AuthenticationResult) -> String {
 }
 
 async fn run(args: Args) -> Result<AuthenticationResult, Box<dyn std::error::Error>> {
-    let file = FileStore::open(&args.cache, StoreOptions::default())?;
+    let file = FileStore::open(&args.cache, FileOptions::default())?;
     let mut builder = PublicClientApplication::builder(&args.client_id)
-        .cache_store(Arc::new(FileCacheStore::new(Arc::new(file))));
+        .cache_accessor(Arc::new(FileAccessor::new(Arc::new(file))));
     builder = if args.oidc {
         builder.oidc_authority(&args.authority)?
     } else {
