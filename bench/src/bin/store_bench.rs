@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 
 use tokencache::json::{JsonObject, JsonValue};
 use tokencache::{AccessTokenQuery, PartitionKey, TokenCache};
-use tokencache_store::{PartitionOptions, PartitionStore, PartitionedCache};
+use tokencache_store::{PartitionBackend, PartitionOptions, PartitionedCache};
 use workload::{CID, ENV, home_account_id, user_event};
 
 struct Options {
@@ -194,7 +194,7 @@ fn document(i: usize) -> Result<String, tokencache::Error> {
 }
 
 async fn populate(
-    store: &Arc<dyn PartitionStore>,
+    store: &Arc<dyn PartitionBackend>,
     partitions: usize,
 ) -> Result<usize, Box<dyn std::error::Error>> {
     let workers = 32;

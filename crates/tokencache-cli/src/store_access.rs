@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use tokencache_file::DataKey;
 use tokencache_store::{
-    PartitionKeys, PartitionOptions, PartitionStore, PartitionedCache, encrypted_key_id,
+    PartitionBackend, PartitionKeys, PartitionOptions, PartitionedCache, encrypted_key_id,
 };
 
 use crate::error::CliError;
@@ -26,7 +26,7 @@ pub enum Writes {
 
 /// A partitioned store and the keys a verb reads and writes it with.
 pub struct StoreAccess {
-    store: Arc<dyn PartitionStore>,
+    store: Arc<dyn PartitionBackend>,
     key: Option<DataKey>,
     previous: Option<DataKey>,
     writes: Writes,
@@ -59,7 +59,7 @@ impl StoreAccess {
     }
 
     /// The store underneath.
-    pub fn store(&self) -> &Arc<dyn PartitionStore> {
+    pub fn store(&self) -> &Arc<dyn PartitionBackend> {
         &self.store
     }
 

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::Arc;
 
-use tokencache_store::PartitionStore;
+use tokencache_store::PartitionBackend;
 
 fn run(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_tokencache"))
@@ -186,7 +186,7 @@ fn fails(args: &[&str]) -> Output {
 }
 
 /// Runs `f` on the store at `url` the way an application would, on a runtime of its own.
-fn with_store<T>(url: &str, f: impl AsyncFnOnce(Arc<dyn PartitionStore>) -> T) -> T {
+fn with_store<T>(url: &str, f: impl AsyncFnOnce(Arc<dyn PartitionBackend>) -> T) -> T {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

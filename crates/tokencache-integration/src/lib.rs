@@ -16,3 +16,33 @@
 //!   run as several processes by the tests.
 //! - `tests/`: the same flows against the loopback OpenID provider, MSAL Python as a peer,
 //!   and a cancelled refresh that gives its lease back.
+//!
+//! ## The documents' examples
+//!
+//! The Rust code blocks of the README and of the guides in `docs/` are compiled (and, unless
+//! marked `no_run`, run) as this crate's doctests, so they cannot drift from the API.
+
+/// The README's examples.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct Readme;
+
+/// The desktop guide's examples.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/desktop.md")]
+pub struct DesktopGuide;
+
+/// The client guide's examples.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/client.md")]
+pub struct ClientGuide;
+
+/// The web apps guide's examples.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/web-apps.md")]
+pub struct WebAppsGuide;
+
+/// The CLI guide (its code blocks are shell; kept here so a Rust block added later compiles).
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/cli.md")]
+pub struct CliGuide;

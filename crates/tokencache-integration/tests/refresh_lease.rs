@@ -20,7 +20,7 @@ use tokencache_client::http::{
 use tokencache_client::{
     AccountInfo, AuthCodeOptions, ClientCredential, ConfidentialClientApplication, TokenSource,
 };
-use tokencache_store::{PartitionOptions, PartitionStore, PartitionedCache};
+use tokencache_store::{PartitionBackend, PartitionOptions, PartitionedCache};
 
 const API: &str = "api://test-api/read";
 const REDIRECT: &str = "http://127.0.0.1:8400/callback";
@@ -95,7 +95,7 @@ async fn expire_access_tokens(cache: &PartitionedCache, key: &PartitionKey) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancelled_refresh_gives_its_lease_back_at_once() {
     let idp = Idp::start(&[]);
-    let store: Arc<dyn PartitionStore> = tokencache_store::open("memory://").await.unwrap();
+    let store: Arc<dyn PartitionBackend> = tokencache_store::open("memory://").await.unwrap();
     // A lease far longer than the test: only an explicit release can free it in time.
     let options = PartitionOptions {
         lease_ttl: Duration::from_secs(600),

@@ -47,12 +47,12 @@ pub enum SaveOutcome {
     Conflict,
 }
 
-/// What [`PartitionStore::load_if_changed`] found.
+/// What [`PartitionBackend::load_if_changed`] found.
 #[derive(Debug)]
 pub enum IfChanged {
     /// The stored version is still the known one.
     Unchanged,
-    /// It is not: the partition as [`PartitionStore::load`] returns it (`None`: absent).
+    /// It is not: the partition as [`PartitionBackend::load`] returns it (`None`: absent).
     Changed(Option<Versioned>),
 }
 
@@ -72,7 +72,7 @@ pub fn new_version() -> u64 {
 
 /// A versioned key-value store of partitions. Every backend passes the same behaviour suite
 /// (`tests/behaviour.rs`).
-pub trait PartitionStore: Send + Sync + fmt::Debug {
+pub trait PartitionBackend: Send + Sync + fmt::Debug {
     /// The backend's name (`sqlite`, `postgres`, `redis`, `redis-cluster`, `memory`).
     fn backend(&self) -> &'static str;
 
@@ -132,7 +132,7 @@ pub trait PartitionStore: Send + Sync + fmt::Debug {
     fn leases(&self) -> BoxFuture<'_, Result<Vec<Lease>>>;
 }
 
-/// A refresh lease held on a partition ([`PartitionStore::leases`]).
+/// A refresh lease held on a partition ([`PartitionBackend::leases`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Lease {
     /// The partition key.
@@ -154,31 +154,63 @@ pub struct Lease {
 /// assert_eq!(store.backend(), "memory");
 /// # Ok::<(), Box<dyn std::error::Error>>(()) }) }
 /// ```
-pub async fn open(url: &str) -> Result<Arc<dyn PartitionStore>> {
+pub async fn open(url: &str) -> Result<Arc<dyn PartitionBackend>> {
+    open_with_clock(url, Arc::new(tokencache::SystemClock)).await
+}
+
+/// [`open`], with partition expiry judged by `clock` (give the cache the same one,
+/// [`PartitionOptions::clock`](crate::PartitionOptions::clock)). The in-process, SQLite and
+/// PostgreSQL backends compute expiry in this process and follow the clock; Redis and Redis
+/// Cluster expire keys on the server, by the server's clock.
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+/// use std::sync::Arc;
+/// use tokencache::ManualClock;
+/// let clock = Arc::new(ManualClock::new(1_700_000_000));
+/// let store = tokencache_store::open_with_clock("memory://", clock.clone()).await?;
+/// store.save("alice.t", b"{}", None, Some(1_700_000_060)).await?;
+/// clock.advance(61);
+/// assert!(store.load("alice.t").await?.is_none(), "expired a minute later");
+/// # Ok::<(), Box<dyn std::error::Error>>(()) }) }
+/// ```
+pub async fn open_with_clock(
+    url: &str,
+    clock: Arc<dyn tokencache::Clock>,
+) -> Result<Arc<dyn PartitionBackend>> {
     let invalid = |reason: &str| StoreError::InvalidUrl {
         url: redact_url(url),
         reason: reason.to_owned(),
     };
     let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
     match scheme.as_deref() {
-        Some("memory") => Ok(Arc::new(crate::memory::MemoryStore::new())),
+        Some("memory") => Ok(Arc::new(
+            crate::memory::MemoryBackend::new().with_clock(clock),
+        )),
         #[cfg(feature = "sqlite")]
         Some("sqlite") => {
             let path = url.split_once("://").map(|(_, p)| p).unwrap_or_default();
             if path.is_empty() {
                 return Err(invalid("no path; use sqlite://PATH"));
             }
-            Ok(Arc::new(crate::sqlite::SqliteStore::open(path).await?))
+            Ok(Arc::new(
+                crate::sqlite::SqliteBackend::open(path)
+                    .await?
+                    .with_clock(clock),
+            ))
         }
         #[cfg(feature = "postgres")]
         Some("postgres" | "postgresql") => Ok(Arc::new(
-            crate::postgres::PostgresStore::connect(url).await?,
+            crate::postgres::PostgresBackend::connect(url)
+                .await?
+                .with_clock(clock),
         )),
         #[cfg(feature = "redis")]
-        Some("redis" | "rediss") => Ok(Arc::new(crate::redis::RedisStore::connect(url).await?)),
+        Some("redis" | "rediss") => Ok(Arc::new(crate::redis::RedisBackend::connect(url).await?)),
         #[cfg(feature = "redis")]
         Some("redis+cluster") => Ok(Arc::new(
-            crate::redis::RedisClusterStore::connect(url).await?,
+            crate::redis::RedisClusterBackend::connect(url).await?,
         )),
         Some(other) => Err(invalid(&format!(
             "unknown scheme {other:?} (or its feature is off); expected sqlite, postgres, redis, redis+cluster or memory"

@@ -1,7 +1,7 @@
 //! Partitioned token cache stores for web apps, web APIs and daemons: one MSAL cache partition
 //! per user (by `home_account_id`), per app (`{client_id}_{tenant}_AppTokenCache`) or per
 //! on-behalf-of assertion, in SQLite (the embedded default), PostgreSQL, Redis or Redis Cluster.
-//! This crate owns the backend interface ([`PartitionStore`]: versioned documents,
+//! This crate owns the backend interface ([`PartitionBackend`]: versioned documents,
 //! compare-and-set, expiry, leases), the backends, opening one by URL ([`open`]), and
 //! [`PartitionedCache`], the core's [`tokencache::CacheAccessor`] that a client application uses:
 //! it loads only the requesting user's partition, saves with compare-and-set and retries so
@@ -38,21 +38,23 @@ mod redis_batch;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
-pub use backend::{IfChanged, Lease, PartitionStore, SaveOutcome, Versioned, new_version, open};
+pub use backend::{
+    IfChanged, Lease, PartitionBackend, SaveOutcome, Versioned, new_version, open, open_with_clock,
+};
 pub use crypto::{PartitionKeys, encrypted_key_id};
 pub use error::{Result, StoreError};
-pub use memory::MemoryStore;
+pub use memory::MemoryBackend;
 pub use partitioned::{
     FailurePolicy, PartitionOptions, PartitionedCache, SaveExpiry, StoreMetrics, Updated,
 };
 #[cfg(feature = "postgres")]
-pub use postgres::{PostgresOptions, PostgresStore};
+pub use postgres::{PostgresBackend, PostgresOptions};
 #[cfg(feature = "redis")]
-pub use redis::{RedisClusterStore, RedisStore};
+pub use redis::{RedisBackend, RedisClusterBackend};
 #[cfg(feature = "redis")]
 pub use redis_batch::ReadBatches;
 #[cfg(feature = "sqlite")]
-pub use sqlite::SqliteStore;
+pub use sqlite::SqliteBackend;
 
 /// Now, in Unix seconds.
 pub(crate) fn unix_now() -> i64 {

@@ -2,14 +2,14 @@
 //! backend of small apps.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokencache::access::BoxFuture;
 
-use crate::backend::{Lease, PartitionStore, SaveOutcome, Versioned, new_version};
+use crate::backend::{Lease, PartitionBackend, SaveOutcome, Versioned, new_version};
 use crate::error::Result;
-use crate::unix_now;
+use tokencache::{Clock, SystemClock};
 
 #[derive(Debug)]
 struct Slot {
@@ -21,16 +21,46 @@ struct Slot {
 
 /// Partitions in process memory. Nothing survives a restart and nothing is shared between
 /// processes: use it for one-process apps (the web session case) and tests.
-#[derive(Debug, Default)]
-pub struct MemoryStore {
+#[derive(Debug)]
+pub struct MemoryBackend {
     partitions: Mutex<HashMap<String, Slot>>,
     leases: Mutex<HashMap<String, (String, i64)>>,
+    clock: Arc<dyn Clock>,
 }
 
-impl MemoryStore {
+impl Default for MemoryBackend {
+    fn default() -> Self {
+        MemoryBackend {
+            partitions: Mutex::default(),
+            leases: Mutex::default(),
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+impl MemoryBackend {
     /// An empty store.
-    pub fn new() -> MemoryStore {
-        MemoryStore::default()
+    pub fn new() -> MemoryBackend {
+        MemoryBackend::default()
+    }
+
+    /// Judges partition expiry (and stamps creation) by `clock` instead of the system clock,
+    /// as [`PartitionOptions::clock`](crate::PartitionOptions::clock) does for the cache.
+    /// Refresh leases keep to real time.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use tokencache::ManualClock;
+    /// let clock = Arc::new(ManualClock::new(1_700_000_000));
+    /// let store = tokencache_store::MemoryBackend::new().with_clock(clock.clone());
+    /// ```
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> MemoryBackend {
+        self.clock = clock;
+        self
+    }
+
+    fn now(&self) -> i64 {
+        self.clock.now()
     }
 
     fn partitions(&self) -> std::sync::MutexGuard<'_, HashMap<String, Slot>> {
@@ -44,7 +74,7 @@ fn live(slot: &Slot, now: i64) -> bool {
     slot.expires_at.is_none_or(|e| e > now)
 }
 
-impl PartitionStore for MemoryStore {
+impl PartitionBackend for MemoryBackend {
     fn backend(&self) -> &'static str {
         "memory"
     }
@@ -54,7 +84,7 @@ impl PartitionStore for MemoryStore {
             let map = self.partitions();
             Ok(map
                 .get(key)
-                .filter(|s| live(s, unix_now()))
+                .filter(|s| live(s, self.now()))
                 .map(|s| Versioned {
                     document: s.document.clone(),
                     version: s.version,
@@ -69,7 +99,7 @@ impl PartitionStore for MemoryStore {
             let map = self.partitions();
             Ok(map
                 .get(key)
-                .filter(|s| live(s, unix_now()))
+                .filter(|s| live(s, self.now()))
                 .map(|s| s.version))
         })
     }
@@ -85,12 +115,12 @@ impl PartitionStore for MemoryStore {
             let mut map = self.partitions();
             let current = map
                 .get(key)
-                .filter(|s| live(s, unix_now()))
+                .filter(|s| live(s, self.now()))
                 .map(|s| (s.version, s.created_at));
             if current.map(|c| c.0) != expected {
                 return Ok(SaveOutcome::Conflict);
             }
-            let created_at = current.map_or_else(unix_now, |c| c.1);
+            let created_at = current.map_or_else(|| self.now(), |c| c.1);
             let version = new_version();
             map.insert(
                 key.to_owned(),
@@ -176,7 +206,7 @@ impl PartitionStore for MemoryStore {
 
     fn keys(&self) -> BoxFuture<'_, Result<Vec<String>>> {
         Box::pin(async move {
-            let now = unix_now();
+            let now = self.now();
             let mut keys: Vec<String> = self
                 .partitions()
                 .iter()

@@ -13,7 +13,7 @@ use tokencache::access::{
 };
 use tokencache::{PartitionKey, Section, TokenCache};
 
-use crate::backend::{IfChanged, PartitionStore, SaveOutcome, Versioned};
+use crate::backend::{IfChanged, PartitionBackend, SaveOutcome, Versioned};
 use crate::crypto::{PartitionKeys, is_encrypted};
 use crate::error::{Result, StoreError};
 use crate::l1::L1;
@@ -56,7 +56,7 @@ pub struct PartitionOptions {
     pub max_attempts: u32,
     /// The time partition expiries are computed from (the core's [`Clock`]); tests use a
     /// [`tokencache::ManualClock`]. Give the backend the same clock
-    /// ([`crate::MemoryStore::with_clock`], [`crate::open_with_clock`]) so that it agrees on
+    /// ([`crate::MemoryBackend::with_clock`], [`crate::open_with_clock`]) so that it agrees on
     /// what has expired.
     pub clock: Arc<dyn Clock>,
 }
@@ -112,7 +112,7 @@ fn bump(c: &AtomicU64) {
 }
 
 /// A token cache kept as one partition per user (and per app, per OBO assertion) in a
-/// [`PartitionStore`]: the core's [`CacheAccessor`], so give it to a client application
+/// [`PartitionBackend`]: the core's [`CacheAccessor`], so give it to a client application
 /// (`tokencache_client`'s `AppBuilder::cache_accessor`).
 ///
 /// ```
@@ -132,7 +132,7 @@ fn bump(c: &AtomicU64) {
 /// ```
 #[derive(Debug)]
 pub struct PartitionedCache {
-    store: Arc<dyn PartitionStore>,
+    store: Arc<dyn PartitionBackend>,
     options: PartitionOptions,
     l1: Option<L1>,
     counters: Counters,
@@ -145,7 +145,7 @@ pub struct PartitionedCache {
 
 impl PartitionedCache {
     /// A cache over `store`.
-    pub fn new(store: Arc<dyn PartitionStore>, options: PartitionOptions) -> PartitionedCache {
+    pub fn new(store: Arc<dyn PartitionBackend>, options: PartitionOptions) -> PartitionedCache {
         let l1 = (options.l1_bytes > 0).then(|| L1::new(options.l1_bytes, options.l1_ttl));
         PartitionedCache {
             store,
@@ -165,7 +165,7 @@ impl PartitionedCache {
     }
 
     /// The store underneath.
-    pub fn store(&self) -> &Arc<dyn PartitionStore> {
+    pub fn store(&self) -> &Arc<dyn PartitionBackend> {
         &self.store
     }
 
@@ -247,8 +247,8 @@ impl PartitionedCache {
     }
 
     /// A stored partition as this cache reads it: decrypted with its keys, without entries of
-    /// other partitions. For tools that walk a store ([`PartitionStore::keys`], then
-    /// [`PartitionStore::load`]) and want each partition as the application sees it, from
+    /// other partitions. For tools that walk a store ([`PartitionBackend::keys`], then
+    /// [`PartitionBackend::load`]) and want each partition as the application sees it, from
     /// the one read.
     ///
     /// ```
@@ -756,7 +756,7 @@ impl CacheAccessor for PartitionedCache {
 
 /// A refresh lease this process holds in the store, given back by [`RefreshLease`].
 struct HeldLease {
-    store: Arc<dyn PartitionStore>,
+    store: Arc<dyn PartitionBackend>,
     key: String,
     holder: String,
 }
@@ -803,7 +803,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_queue_of_a_partition_goes_when_its_saves_are_done_or_dropped() {
         let cache = Arc::new(PartitionedCache::new(
-            Arc::new(crate::MemoryStore::new()),
+            Arc::new(crate::MemoryBackend::new()),
             PartitionOptions::default(),
         ));
         let key = PartitionKey::new("alice.t");

@@ -16,10 +16,10 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokencache::access::BoxFuture;
 use tokio_postgres::{NoTls, Row};
 
-use crate::backend::{IfChanged, Lease, PartitionStore, SaveOutcome, Versioned, new_version};
+use crate::backend::{IfChanged, Lease, PartitionBackend, SaveOutcome, Versioned, new_version};
 use crate::error::{Result, StoreError, redact_url};
 use crate::memory::unix_now_ms;
-use crate::unix_now;
+use tokencache::{Clock, SystemClock};
 
 /// The schema version this code writes; older schemas are migrated on start.
 const SCHEMA_VERSION: i32 = 2;
@@ -41,7 +41,7 @@ CREATE TABLE IF NOT EXISTS tokencache_leases (
     "ALTER TABLE tokencache_partitions ADD COLUMN IF NOT EXISTS created_at BIGINT;",
 ];
 
-/// How [`PostgresStore`] uses connections.
+/// How [`PostgresBackend`] uses connections.
 ///
 /// ```
 /// use tokencache_store::PostgresOptions;
@@ -102,10 +102,11 @@ impl PostgresOptions {
 
 /// Partitions in a PostgreSQL table, through a connection pool.
 #[derive(Clone)]
-pub struct PostgresStore {
+pub struct PostgresBackend {
     pool: Pool,
     shared: Arc<SharedConnections>,
     url: String,
+    clock: Arc<dyn Clock>,
 }
 
 /// Connections that concurrent requests use at the same time, taken from the pool when first
@@ -172,9 +173,9 @@ impl Slot {
     }
 }
 
-impl std::fmt::Debug for PostgresStore {
+impl std::fmt::Debug for PostgresBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PostgresStore")
+        f.debug_struct("PostgresBackend")
             .field("url", &self.url)
             .finish()
     }
@@ -187,10 +188,10 @@ fn unavailable(e: impl std::fmt::Display) -> StoreError {
     }
 }
 
-impl PostgresStore {
+impl PostgresBackend {
     /// Connects (`postgres://user:password@host:port/db`) and creates or migrates the schema,
     /// with the default [`PostgresOptions`].
-    pub async fn connect(url: &str) -> Result<PostgresStore> {
+    pub async fn connect(url: &str) -> Result<PostgresBackend> {
         Self::connect_with(url, PostgresOptions::default()).await
     }
 
@@ -198,16 +199,16 @@ impl PostgresStore {
     ///
     /// ```no_run
     /// # async fn run() -> Result<(), tokencache_store::StoreError> {
-    /// use tokencache_store::{PostgresOptions, PostgresStore};
+    /// use tokencache_store::{PostgresOptions, PostgresBackend};
     ///
     /// let options = PostgresOptions {
     ///     shared_connections: 2,
     ///     max_connections: 6,
     /// };
-    /// let store = PostgresStore::connect_with("postgres://app@db/tokens", options).await?;
+    /// let store = PostgresBackend::connect_with("postgres://app@db/tokens", options).await?;
     /// # Ok(()) }
     /// ```
-    pub async fn connect_with(url: &str, options: PostgresOptions) -> Result<PostgresStore> {
+    pub async fn connect_with(url: &str, options: PostgresOptions) -> Result<PostgresBackend> {
         options.check()?;
         let config: tokio_postgres::Config = url.parse().map_err(|e| StoreError::InvalidUrl {
             url: redact_url(url),
@@ -231,13 +232,22 @@ impl PostgresStore {
             .create_timeout(Some(Duration::from_secs(10)))
             .build()
             .map_err(unavailable)?;
-        let store = PostgresStore {
+        let store = PostgresBackend {
             pool,
             shared: Arc::new(SharedConnections::new(options.shared_connections)),
             url: redact_url(url),
+            clock: Arc::new(SystemClock),
         };
         store.migrate().await?;
         Ok(store)
+    }
+
+    /// Judges partition expiry (and stamps creation) by `clock` instead of the system clock,
+    /// as [`PartitionOptions::clock`](crate::PartitionOptions::clock) does for the cache.
+    /// Refresh leases keep to real time.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> PostgresBackend {
+        self.clock = clock;
+        self
     }
 
     /// A connection of its own, for a transaction or a long listing.
@@ -382,7 +392,7 @@ impl Connection {
     }
 }
 
-impl PartitionStore for PostgresStore {
+impl PartitionBackend for PostgresBackend {
     fn backend(&self) -> &'static str {
         "postgres"
     }
@@ -393,7 +403,7 @@ impl PartitionStore for PostgresStore {
                 .query_opt_shared(
                     "SELECT document, version, created_at, expires_at FROM tokencache_partitions
                      WHERE key = $1 AND (expires_at IS NULL OR expires_at > $2)",
-                    &[&key, &unix_now()],
+                    &[&key, &self.clock.now()],
                 )
                 .await?;
             Ok(row.map(|r| Versioned {
@@ -411,7 +421,7 @@ impl PartitionStore for PostgresStore {
                     "SELECT CASE WHEN version = $3 THEN NULL ELSE document END, version, created_at, expires_at
                      FROM tokencache_partitions
                      WHERE key = $1 AND (expires_at IS NULL OR expires_at > $2)",
-                    &[&key, &unix_now(), &(known as i64)],
+                    &[&key, &self.clock.now(), &(known as i64)],
                 )
                 .await?;
             let Some(r) = row else {
@@ -436,7 +446,7 @@ impl PartitionStore for PostgresStore {
                 .query_opt_shared(
                     "SELECT version FROM tokencache_partitions
                      WHERE key = $1 AND (expires_at IS NULL OR expires_at > $2)",
-                    &[&key, &unix_now()],
+                    &[&key, &self.clock.now()],
                 )
                 .await?;
             Ok(row.map(|r| r.get::<_, i64>(0) as u64))
@@ -452,7 +462,7 @@ impl PartitionStore for PostgresStore {
     ) -> BoxFuture<'a, Result<SaveOutcome>> {
         Box::pin(async move {
             let version = new_version() as i64;
-            let now = unix_now();
+            let now = self.clock.now();
             let n = match expected {
                 Some(old) => self.execute_shared(
                         "UPDATE tokencache_partitions SET document = $1, version = $2, expires_at = $3
@@ -561,7 +571,7 @@ impl PartitionStore for PostgresStore {
                 .query(
                     "SELECT key FROM tokencache_partitions
                      WHERE expires_at IS NULL OR expires_at > $1 ORDER BY key",
-                    &[&unix_now()],
+                    &[&self.clock.now()],
                 )
                 .await
                 .map_err(unavailable)?;

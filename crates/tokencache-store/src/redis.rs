@@ -14,7 +14,7 @@ use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, FromRedisValue, Script, Value};
 use tokencache::access::BoxFuture;
 
-use crate::backend::{IfChanged, Lease, PartitionStore, SaveOutcome, Versioned, new_version};
+use crate::backend::{IfChanged, Lease, PartitionBackend, SaveOutcome, Versioned, new_version};
 use crate::error::{Result, StoreError, redact_url};
 use crate::redis_batch::{Batcher, ReadBatches};
 
@@ -88,7 +88,7 @@ trait Reads {
     fn read(&self, cmd: Cmd) -> impl Future<Output = Result<Value>> + Send;
 }
 
-impl Reads for RedisStore {
+impl Reads for RedisBackend {
     async fn read(&self, cmd: Cmd) -> Result<Value> {
         self.batcher
             .send(cmd)
@@ -100,7 +100,7 @@ impl Reads for RedisStore {
     }
 }
 
-impl Reads for RedisClusterStore {
+impl Reads for RedisClusterBackend {
     async fn read(&self, cmd: Cmd) -> Result<Value> {
         let mut c = self.conn.clone();
         cmd.query_async(&mut c)
@@ -391,7 +391,7 @@ async fn leases<C: ConnectionLike + Send>(
 
 macro_rules! impl_store {
     ($ty:ty, $name:literal) => {
-        impl PartitionStore for $ty {
+        impl PartitionBackend for $ty {
             fn backend(&self) -> &'static str {
                 $name
             }
@@ -475,18 +475,18 @@ macro_rules! impl_store {
 
 /// Partitions in a standalone Redis (`redis://host:port/db`), through a connection manager
 /// that reconnects after an outage. Loads and version checks made while others are on the
-/// wire are sent together as one pipeline ([`RedisStore::read_batches`] counts them).
+/// wire are sent together as one pipeline ([`RedisBackend::read_batches`] counts them).
 #[derive(Clone)]
-pub struct RedisStore {
+pub struct RedisBackend {
     conn: ConnectionManager,
     batcher: Batcher,
     keys: Keys,
     url: String,
 }
 
-impl fmt::Debug for RedisStore {
+impl fmt::Debug for RedisBackend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RedisStore")
+        f.debug_struct("RedisBackend")
             .field("url", &self.url)
             .finish()
     }
@@ -506,9 +506,9 @@ fn tcp_settings() -> redis::io::tcp::TcpSettings {
     redis::io::tcp::TcpSettings::default().set_nodelay(true)
 }
 
-impl RedisStore {
+impl RedisBackend {
     /// Connects; keys are prefixed `tokencache:`.
-    pub async fn connect(url: &str) -> Result<RedisStore> {
+    pub async fn connect(url: &str) -> Result<RedisBackend> {
         use redis::IntoConnectionInfo;
         let info = url
             .into_connection_info()
@@ -522,7 +522,7 @@ impl RedisStore {
         let conn = ConnectionManager::new_with_config(client, config)
             .await
             .map_err(unavailable("redis"))?;
-        Ok(RedisStore {
+        Ok(RedisBackend {
             batcher: Batcher::spawn(conn.clone()),
             conn,
             keys: Keys::new("tokencache:"),
@@ -531,12 +531,12 @@ impl RedisStore {
     }
 }
 
-impl RedisStore {
+impl RedisBackend {
     /// How the loads and version checks went out so far: concurrent ones share a round trip.
     ///
     /// ```no_run
     /// # async fn f() -> tokencache_store::Result<()> {
-    /// let store = tokencache_store::RedisStore::connect("redis://127.0.0.1:6379/").await?;
+    /// let store = tokencache_store::RedisBackend::connect("redis://127.0.0.1:6379/").await?;
     /// let sent = store.read_batches();
     /// println!("{} reads in {} round trips", sent.reads, sent.batches);
     /// # Ok(()) }
@@ -546,28 +546,28 @@ impl RedisStore {
     }
 }
 
-impl_store!(RedisStore, "redis");
+impl_store!(RedisBackend, "redis");
 
 /// Partitions in a Redis Cluster (`redis+cluster://host:port[,host:port…]`). Every operation
 /// touches one key, so it runs on the node that owns it.
 #[derive(Clone)]
-pub struct RedisClusterStore {
+pub struct RedisClusterBackend {
     conn: ClusterConnection,
     keys: Keys,
     url: String,
 }
 
-impl fmt::Debug for RedisClusterStore {
+impl fmt::Debug for RedisClusterBackend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RedisClusterStore")
+        f.debug_struct("RedisClusterBackend")
             .field("url", &self.url)
             .finish()
     }
 }
 
-impl RedisClusterStore {
+impl RedisClusterBackend {
     /// Connects to the cluster through any of its nodes.
-    pub async fn connect(url: &str) -> Result<RedisClusterStore> {
+    pub async fn connect(url: &str) -> Result<RedisClusterBackend> {
         let rest = url.split_once("://").map(|(_, r)| r).unwrap_or_default();
         let nodes: Vec<String> = rest
             .trim_end_matches('/')
@@ -591,7 +591,7 @@ impl RedisClusterStore {
             .get_async_connection()
             .await
             .map_err(unavailable("redis-cluster"))?;
-        Ok(RedisClusterStore {
+        Ok(RedisClusterBackend {
             conn,
             keys: Keys::new("tokencache:"),
             url: redact_url(url),
@@ -599,4 +599,4 @@ impl RedisClusterStore {
     }
 }
 
-impl_store!(RedisClusterStore, "redis-cluster");
+impl_store!(RedisClusterBackend, "redis-cluster");

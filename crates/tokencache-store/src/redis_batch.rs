@@ -20,8 +20,8 @@ use tokio::sync::{mpsc, oneshot};
 /// The most commands one batch carries.
 const MAX_BATCH: usize = 512;
 
-/// How a [`RedisStore`](crate::RedisStore) has sent its reads so far
-/// ([`RedisStore::read_batches`](crate::RedisStore::read_batches)).
+/// How a [`RedisBackend`](crate::RedisBackend) has sent its reads so far
+/// ([`RedisBackend::read_batches`](crate::RedisBackend::read_batches)).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ReadBatches {

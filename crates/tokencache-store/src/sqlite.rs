@@ -8,10 +8,10 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, params};
 use tokencache::access::BoxFuture;
 
-use crate::backend::{Lease, PartitionStore, SaveOutcome, Versioned, new_version};
+use crate::backend::{Lease, PartitionBackend, SaveOutcome, Versioned, new_version};
 use crate::error::{Result, StoreError};
 use crate::memory::unix_now_ms;
-use crate::unix_now;
+use tokencache::{Clock, SystemClock};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS tokencache_partitions (
@@ -35,10 +35,11 @@ const MAX_CONNECTIONS: usize = 8;
 /// Partitions in a SQLite file (WAL mode, 5-second busy timeout). Blocking calls run on tokio's
 /// blocking pool over a small pool of connections, each with its prepared statements.
 #[derive(Debug, Clone)]
-pub struct SqliteStore {
+pub struct SqliteBackend {
     path: PathBuf,
     pool: Arc<Mutex<Vec<Connection>>>,
     turns: Arc<tokio::sync::Semaphore>,
+    clock: Arc<dyn Clock>,
 }
 
 fn unavailable(e: impl std::fmt::Display) -> StoreError {
@@ -59,9 +60,9 @@ fn connect(path: &Path) -> Result<Connection> {
     Ok(conn)
 }
 
-impl SqliteStore {
+impl SqliteBackend {
     /// Opens (creating if needed) the database file and its tables. New files are 0600.
-    pub async fn open(path: impl AsRef<Path>) -> Result<SqliteStore> {
+    pub async fn open(path: impl AsRef<Path>) -> Result<SqliteBackend> {
         let path = path.as_ref().to_owned();
         let p = path.clone();
         let conn = tokio::task::spawn_blocking(move || -> Result<Connection> {
@@ -89,18 +90,28 @@ impl SqliteStore {
             }
             conn.execute(
                 "DELETE FROM tokencache_partitions WHERE expires_at IS NOT NULL AND expires_at <= ?1",
-                params![unix_now()],
+                params![SystemClock.now()],
             )
             .map_err(unavailable)?;
             Ok(conn)
         })
         .await
         .map_err(unavailable)??;
-        Ok(SqliteStore {
+        Ok(SqliteBackend {
             path,
             pool: Arc::new(Mutex::new(vec![conn])),
             turns: Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS)),
+            clock: Arc::new(SystemClock),
         })
+    }
+
+    /// Judges partition expiry (and stamps creation) by `clock` instead of the system clock,
+    /// as [`PartitionOptions::clock`](crate::PartitionOptions::clock) does for the cache.
+    /// Refresh leases keep to real time, and opening the file drops the partitions that had
+    /// expired by the system clock.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> SqliteBackend {
+        self.clock = clock;
+        self
     }
 
     /// Runs `f` on a pooled connection on the blocking pool, once one of the
@@ -143,19 +154,19 @@ impl SqliteStore {
     }
 }
 
-impl PartitionStore for SqliteStore {
+impl PartitionBackend for SqliteBackend {
     fn backend(&self) -> &'static str {
         "sqlite"
     }
 
     fn load<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Versioned>>> {
-        let key = key.to_owned();
+        let (key, now) = (key.to_owned(), self.clock.now());
         Box::pin(self.with(move |c| {
             c.prepare_cached(
                 "SELECT document, version, created_at, expires_at FROM tokencache_partitions
                  WHERE key = ?1 AND (expires_at IS NULL OR expires_at > ?2)",
             )?
-            .query_row(params![key, unix_now()], |row| {
+            .query_row(params![key, now], |row| {
                 Ok(Versioned {
                     document: row.get(0)?,
                     version: row.get::<_, i64>(1)? as u64,
@@ -168,15 +179,13 @@ impl PartitionStore for SqliteStore {
     }
 
     fn version<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<u64>>> {
-        let key = key.to_owned();
+        let (key, now) = (key.to_owned(), self.clock.now());
         Box::pin(self.with(move |c| {
             c.prepare_cached(
                 "SELECT version FROM tokencache_partitions
                  WHERE key = ?1 AND (expires_at IS NULL OR expires_at > ?2)",
             )?
-            .query_row(params![key, unix_now()], |row| {
-                Ok(row.get::<_, i64>(0)? as u64)
-            })
+            .query_row(params![key, now], |row| Ok(row.get::<_, i64>(0)? as u64))
             .optional()
         }))
     }
@@ -188,10 +197,9 @@ impl PartitionStore for SqliteStore {
         expected: Option<u64>,
         expires_at: Option<i64>,
     ) -> BoxFuture<'a, Result<SaveOutcome>> {
-        let (key, document) = (key.to_owned(), document.to_vec());
+        let (key, document, now) = (key.to_owned(), document.to_vec(), self.clock.now());
         Box::pin(self.with(move |c| {
             let version = new_version();
-            let now = unix_now();
             let changed = match expected {
                 Some(old) => c.prepare_cached("UPDATE tokencache_partitions SET document = ?1, version = ?2, expires_at = ?3
                      WHERE key = ?4 AND version = ?5 AND (expires_at IS NULL OR expires_at > ?6)")?.execute(
@@ -279,12 +287,13 @@ impl PartitionStore for SqliteStore {
     }
 
     fn keys(&self) -> BoxFuture<'_, Result<Vec<String>>> {
-        Box::pin(self.with(|c| {
+        let now = self.clock.now();
+        Box::pin(self.with(move |c| {
             let mut stmt = c.prepare_cached(
                 "SELECT key FROM tokencache_partitions
                  WHERE expires_at IS NULL OR expires_at > ?1 ORDER BY key",
             )?;
-            let rows = stmt.query_map(params![unix_now()], |r| r.get::<_, String>(0))?;
+            let rows = stmt.query_map(params![now], |r| r.get::<_, String>(0))?;
             rows.collect()
         }))
     }

@@ -9,21 +9,70 @@ use std::any::Any;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokencache::{PartitionKey, Section, TokenCache, TokenEvent};
+use tokencache::{Clock, ManualClock, PartitionKey, Section, SystemClock, TokenCache, TokenEvent};
 use tokencache_store::{
-    IfChanged, PartitionKeys, PartitionOptions, PartitionStore, PartitionedCache, SaveExpiry,
+    IfChanged, PartitionBackend, PartitionKeys, PartitionOptions, PartitionedCache, SaveExpiry,
     SaveOutcome, StoreError, Updated, encrypted_key_id,
 };
 
-/// A store and whatever keeps its server alive.
+/// A store, how time passes for it, and whatever keeps its server alive.
 struct Fixture {
-    store: Arc<dyn PartitionStore>,
+    store: Arc<dyn PartitionBackend>,
+    time: Time,
     _guard: Box<dyn Any + Send>,
 }
 
+/// How an expiry test lets time pass.
+#[derive(Clone, Debug)]
+enum Time {
+    /// The backend judges expiry in this process: a manual clock (started at the real time),
+    /// moved forward without sleeping.
+    Manual(Arc<ManualClock>),
+    /// The server expires keys by its own clock (Redis): real time passes.
+    Server,
+}
+
+impl Time {
+    fn manual() -> Time {
+        Time::Manual(Arc::new(ManualClock::new(SystemClock.now())))
+    }
+
+    fn clock(&self) -> Arc<dyn Clock> {
+        match self {
+            Time::Manual(clock) => clock.clone(),
+            Time::Server => Arc::new(SystemClock),
+        }
+    }
+
+    fn now(&self) -> i64 {
+        self.clock().now()
+    }
+
+    /// Lets `seconds` pass (and a little more on a real clock, whose expiry is in whole
+    /// seconds too).
+    async fn pass(&self, seconds: u64) {
+        match self {
+            Time::Manual(clock) => clock.advance(seconds as i64),
+            Time::Server => tokio::time::sleep(Duration::from_millis(seconds * 1000 + 100)).await,
+        }
+    }
+
+    /// Default options, on this time.
+    fn options(&self) -> PartitionOptions {
+        PartitionOptions {
+            clock: self.clock(),
+            ..PartitionOptions::default()
+        }
+    }
+}
+
 async fn memory() -> Fixture {
+    let time = Time::manual();
     Fixture {
-        store: tokencache_store::open("memory://").await.unwrap(),
+        store: tokencache_store::open_with_clock("memory://", time.clock())
+            .await
+            .unwrap(),
+        time,
         _guard: Box::new(()),
     }
 }
@@ -31,16 +80,24 @@ async fn memory() -> Fixture {
 async fn sqlite() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("tokens.db").display());
+    let time = Time::manual();
     Fixture {
-        store: tokencache_store::open(&url).await.unwrap(),
+        store: tokencache_store::open_with_clock(&url, time.clock())
+            .await
+            .unwrap(),
+        time,
         _guard: Box::new(dir),
     }
 }
 
 async fn postgres() -> Fixture {
     let db = common::Postgres::create();
+    let time = Time::manual();
     Fixture {
-        store: tokencache_store::open(&db.url).await.unwrap(),
+        store: tokencache_store::open_with_clock(&db.url, time.clock())
+            .await
+            .unwrap(),
+        time,
         _guard: Box::new(db),
     }
 }
@@ -49,6 +106,7 @@ async fn redis() -> Fixture {
     let server = common::Redis::start();
     Fixture {
         store: tokencache_store::open(&server.url()).await.unwrap(),
+        time: Time::Server,
         _guard: Box::new(server),
     }
 }
@@ -57,6 +115,7 @@ async fn redis_cluster() -> Fixture {
     let cluster = common::RedisCluster::start();
     Fixture {
         store: tokencache_store::open(&cluster.url()).await.unwrap(),
+        time: Time::Server,
         _guard: Box::new(cluster),
     }
 }
@@ -68,7 +127,7 @@ fn now() -> i64 {
         .as_secs() as i64
 }
 
-async fn compare_and_set(store: Arc<dyn PartitionStore>) {
+async fn compare_and_set(store: Arc<dyn PartitionBackend>) {
     assert_eq!(store.load("alice").await.unwrap(), None);
     assert_eq!(store.version("alice").await.unwrap(), None);
     let SaveOutcome::Saved(v1) = store.save("alice", b"one", None, None).await.unwrap() else {
@@ -110,7 +169,7 @@ async fn compare_and_set(store: Arc<dyn PartitionStore>) {
     assert_eq!(store.load("bob").await.unwrap(), None);
 }
 
-async fn load_if_changed(store: Arc<dyn PartitionStore>) {
+async fn load_if_changed(store: Arc<dyn PartitionBackend>) {
     // How an L1 copy is validated: nothing comes back while the version is the known one.
     assert!(matches!(
         store.load_if_changed("alice", 7).await.unwrap(),
@@ -140,7 +199,7 @@ async fn load_if_changed(store: Arc<dyn PartitionStore>) {
     ));
 }
 
-async fn delete_and_recreate(store: Arc<dyn PartitionStore>) {
+async fn delete_and_recreate(store: Arc<dyn PartitionBackend>) {
     let SaveOutcome::Saved(v1) = store.save("k", b"a", None, None).await.unwrap() else {
         panic!()
     };
@@ -158,14 +217,14 @@ async fn delete_and_recreate(store: Arc<dyn PartitionStore>) {
     assert!(store.delete("k", None).await.unwrap());
 }
 
-async fn expiry(store: Arc<dyn PartitionStore>) {
-    // Expiry is in whole seconds: `now() + 2` leaves the partition at least one second to live
-    // (enough for the next few calls on a loaded machine) and at most two.
+async fn expiry(store: Arc<dyn PartitionBackend>, time: Time) {
+    // Expiry is in whole seconds: `now + 2` leaves the partition at least one second to live
+    // on a real clock (enough for the next few calls on a loaded machine) and at most two.
     store
-        .save("short", b"a", None, Some(now() + 2))
+        .save("short", b"a", None, Some(time.now() + 2))
         .await
         .unwrap();
-    let long_until = now() + 3600;
+    let long_until = time.now() + 3600;
     store
         .save("long", b"b", None, Some(long_until))
         .await
@@ -187,7 +246,7 @@ async fn expiry(store: Arc<dyn PartitionStore>) {
         IfChanged::Changed(Some(changed)) => assert_eq!(changed.expires_at, Some(long_until)),
         other => panic!("another version must come back: {other:?}"),
     }
-    tokio::time::sleep(Duration::from_millis(3100)).await;
+    time.pass(3).await;
     assert_eq!(store.load("short").await.unwrap(), None);
     assert_eq!(store.version("short").await.unwrap(), None);
     assert!(store.load("long").await.unwrap().is_some());
@@ -203,11 +262,11 @@ async fn expiry(store: Arc<dyn PartitionStore>) {
 }
 
 /// When the stored partition `key` expires (it must exist and expire).
-async fn expires_at(store: &Arc<dyn PartitionStore>, key: &str) -> i64 {
+async fn expires_at(store: &Arc<dyn PartitionBackend>, key: &str) -> i64 {
     store.load(key).await.unwrap().unwrap().expires_at.unwrap()
 }
 
-async fn maintenance_keeps_expiry(store: Arc<dyn PartitionStore>) {
+async fn maintenance_keeps_expiry(store: Arc<dyn PartitionBackend>) {
     // A request saved the partition with 100 s to live. A maintenance rewrite by a process
     // whose policy is an hour keeps the 100 s; a request's save starts the hour.
     let request = PartitionedCache::new(
@@ -304,7 +363,7 @@ async fn maintenance_keeps_expiry(store: Arc<dyn PartitionStore>) {
     );
 }
 
-async fn leases(store: Arc<dyn PartitionStore>) {
+async fn leases(store: Arc<dyn PartitionBackend>) {
     let ttl = Duration::from_millis(400);
     for key in ["p", "q"] {
         store.save(key, b"{}", None, None).await.unwrap();
@@ -354,7 +413,7 @@ async fn leases(store: Arc<dyn PartitionStore>) {
     assert_eq!(held, [("p".into(), "c".into()), ("q".into(), "a".into())]);
 }
 
-async fn no_lost_updates(store: Arc<dyn PartitionStore>) {
+async fn no_lost_updates(store: Arc<dyn PartitionBackend>) {
     // 16 writers increment one counter by compare-and-set; every increment must land.
     let tasks: Vec<_> = (0..16)
         .map(|_| {
@@ -412,14 +471,14 @@ fn user_event(user: &str, secret: &str) -> TokenEvent {
         .unwrap()
 }
 
-async fn partitioned_cache(store: Arc<dyn PartitionStore>) {
+async fn partitioned_cache(store: Arc<dyn PartitionBackend>, time: Time) {
     let keys = PartitionKeys::new("k1", [7; 32]).unwrap();
     let cache = PartitionedCache::new(
         store.clone(),
         PartitionOptions {
             encryption: Some(keys),
             l1_bytes: 1 << 20,
-            ..PartitionOptions::default()
+            ..time.options()
         },
     );
     let (alice, bob) = (PartitionKey::new("alice.t"), PartitionKey::new("bob.t"));
@@ -525,7 +584,7 @@ async fn partitioned_cache(store: Arc<dyn PartitionStore>) {
         .await
         .unwrap();
     assert!(store.load(app.as_str()).await.unwrap().is_some());
-    tokio::time::sleep(Duration::from_millis(3100)).await;
+    time.pass(3).await;
     assert_eq!(store.load(app.as_str()).await.unwrap(), None);
     // A store without the key cannot read the partition, and says so.
     let ev = user_event("carol", "carol-secret");
@@ -539,15 +598,16 @@ async fn partitioned_cache(store: Arc<dyn PartitionStore>) {
     assert!(matches!(e, StoreError::Unreadable { .. }), "{e}");
 }
 
-async fn absolute_expiry(store: Arc<dyn PartitionStore>) {
+async fn absolute_expiry(store: Arc<dyn PartitionBackend>, time: Time) {
     // Sliding for an hour, but never longer than 3 s after the sign-in. Times are whole
-    // seconds, so the partition lives between 2 and 3 s: still there after 1 s, gone after 4.1.
+    // seconds, so on a real clock the partition lives between 2 and 3 s: still there after
+    // 1 s, gone after 4.
     let cache = PartitionedCache::new(
         store.clone(),
         PartitionOptions {
             user_expiry: Some(Duration::from_secs(3600)),
             user_absolute_expiry: Some(Duration::from_secs(3)),
-            ..PartitionOptions::default()
+            ..time.options()
         },
     );
     let key = PartitionKey::new("alice.t");
@@ -556,7 +616,7 @@ async fn absolute_expiry(store: Arc<dyn PartitionStore>) {
         .update_partition(&key, &move |c: &TokenCache| c.add(&ev))
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    time.pass(1).await;
     // Activity does not extend it past the cap.
     let ev = user_event("alice", "two");
     cache
@@ -564,7 +624,7 @@ async fn absolute_expiry(store: Arc<dyn PartitionStore>) {
         .await
         .unwrap();
     assert!(store.load("alice.t").await.unwrap().is_some());
-    tokio::time::sleep(Duration::from_millis(3100)).await;
+    time.pass(3).await;
     assert_eq!(store.load("alice.t").await.unwrap(), None);
     // A new sign-in starts a new life.
     let ev = user_event("alice", "three");
@@ -575,7 +635,7 @@ async fn absolute_expiry(store: Arc<dyn PartitionStore>) {
     assert!(store.load("alice.t").await.unwrap().is_some());
 }
 
-async fn concurrent_partition_updates(store: Arc<dyn PartitionStore>) {
+async fn concurrent_partition_updates(store: Arc<dyn PartitionBackend>) {
     // 8 concurrent requests for one user, each recording a response for another scope: all
     // eight access tokens survive.
     let cache = Arc::new(PartitionedCache::new(store, PartitionOptions::default()));
@@ -607,7 +667,7 @@ async fn concurrent_partition_updates(store: Arc<dyn PartitionStore>) {
     );
 }
 
-async fn save_after_load_with_a_writer_in_between(store: Arc<dyn PartitionStore>) {
+async fn save_after_load_with_a_writer_in_between(store: Arc<dyn PartitionBackend>) {
     // A request loads the partition (this instance remembers the document as the start of a
     // save); another instance (another web server) saves the same partition; then the request
     // saves. Its compare-and-set starts from the stale document, fails, reloads: both tokens
@@ -728,7 +788,8 @@ macro_rules! suite {
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn expiry() {
-                super::expiry(super::$backend().await.store).await;
+                let fixture = super::$backend().await;
+                super::expiry(fixture.store, fixture.time).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -743,7 +804,8 @@ macro_rules! suite {
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn partitioned_cache() {
-                super::partitioned_cache(super::$backend().await.store).await;
+                let fixture = super::$backend().await;
+                super::partitioned_cache(fixture.store, fixture.time).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -753,7 +815,8 @@ macro_rules! suite {
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn absolute_expiry() {
-                super::absolute_expiry(super::$backend().await.store).await;
+                let fixture = super::$backend().await;
+                super::absolute_expiry(fixture.store, fixture.time).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

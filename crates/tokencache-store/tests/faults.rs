@@ -216,14 +216,14 @@ async fn postgres_requests_share_connections_and_see_no_error_when_the_server_en
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_connection_counts_follow_the_options() {
-    use tokencache_store::{PostgresOptions, PostgresStore};
+    use tokencache_store::{PostgresBackend, PostgresOptions};
     let db = common::Postgres::create();
     for (shared, max) in [(0, 4), (2, 4), (3, 6)] {
         let options = PostgresOptions {
             shared_connections: shared,
             max_connections: max,
         };
-        let e = PostgresStore::connect_with(&db.url, options)
+        let e = PostgresBackend::connect_with(&db.url, options)
             .await
             .unwrap_err();
         assert!(
@@ -235,7 +235,9 @@ async fn postgres_connection_counts_follow_the_options() {
         shared_connections: 1,
         max_connections: 3,
     };
-    let store = PostgresStore::connect_with(&db.url, options).await.unwrap();
+    let store = PostgresBackend::connect_with(&db.url, options)
+        .await
+        .unwrap();
     let cache = Arc::new(PartitionedCache::new(
         Arc::new(store),
         PartitionOptions::default(),

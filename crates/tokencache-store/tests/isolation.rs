@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use proptest::prelude::*;
 use tokencache::{PartitionKey, TokenCache, TokenEvent};
-use tokencache_store::{MemoryStore, PartitionOptions, PartitionedCache, StoreError};
+use tokencache_store::{MemoryBackend, PartitionOptions, PartitionedCache, StoreError};
 
 const USERS: usize = 4;
 
@@ -70,7 +70,7 @@ proptest! {
     fn a_partition_only_ever_holds_its_own_user(ops in prop::collection::vec(op(), 1..40)) {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async {
-            let cache = PartitionedCache::new(Arc::new(MemoryStore::new()), PartitionOptions {
+            let cache = PartitionedCache::new(Arc::new(MemoryBackend::new()), PartitionOptions {
                 l1_bytes: 1 << 16,
                 ..PartitionOptions::default()
             });

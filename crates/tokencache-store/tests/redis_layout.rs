@@ -8,7 +8,7 @@ mod common;
 
 use std::process::Command;
 
-use tokencache_store::PartitionStore;
+use tokencache_store::PartitionBackend;
 
 fn redis_cli(port: u16, args: &[&str]) {
     let out = Command::new("redis-cli")
@@ -33,7 +33,7 @@ fn now() -> i64 {
 #[tokio::test]
 async fn a_partition_without_an_expiry_field_reports_its_ttl() {
     let redis = common::Redis::start();
-    let store = tokencache_store::RedisStore::connect(&redis.url())
+    let store = tokencache_store::RedisBackend::connect(&redis.url())
         .await
         .unwrap();
     let hash = ["v", "5", "d", "{}", "c", "1700000000"];
@@ -79,7 +79,7 @@ async fn a_partition_without_an_expiry_field_reports_its_ttl() {
 async fn concurrent_loads_share_round_trips_and_keep_their_own_replies() {
     let redis = common::Redis::start();
     let store = std::sync::Arc::new(
-        tokencache_store::RedisStore::connect(&redis.url())
+        tokencache_store::RedisBackend::connect(&redis.url())
             .await
             .unwrap(),
     );
