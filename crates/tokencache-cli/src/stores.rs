@@ -10,7 +10,7 @@ use tokencache::{PartitionKey, Section, TokenCache};
 use tokencache_store::{SaveExpiry, Updated};
 
 use crate::error::CliError;
-use crate::inspect::PartitionRow;
+use crate::report::PartitionRow;
 use crate::store_access::{StoreAccess, Writes};
 
 const SCHEMES: &[&str] = &[

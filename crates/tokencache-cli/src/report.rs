@@ -1,4 +1,4 @@
-//! `tokencache inspect`: a readable summary, or one JSON object. Never shows a secret.
+//! How `inspect` shows a cache: a readable summary, or one JSON object. Never shows a secret.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

@@ -1,0 +1,64 @@
+//! The file side of the verbs: opening a cache file through the file store, reading it
+//! without a lock, keeping a copy.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use tokencache::TokenCache;
+use tokencache_file::{FileOptions, FileStore};
+
+use crate::error::CliError;
+use crate::keys::KeyArgs;
+
+/// The file store over `file`, with the key options given.
+pub fn open(file: &Path, key: &KeyArgs) -> Result<FileStore, CliError> {
+    let options = FileOptions {
+        encryption: key.source()?,
+        ..FileOptions::default()
+    };
+    Ok(FileStore::open(file, options)?)
+}
+
+/// Loads a cache read-only (no lock, as MSAL readers do).
+pub fn load(file: &Path, key: &KeyArgs) -> Result<Arc<TokenCache>, CliError> {
+    if !file.exists() {
+        return Err(CliError::Read {
+            path: file.to_owned(),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+        });
+    }
+    let store = open(file, key)?;
+    store.reload()?;
+    Ok(store.cache().clone())
+}
+
+/// Fails unless `file` exists (a writing verb never creates the cache it was asked to change).
+pub fn existing(file: &Path) -> Result<(), CliError> {
+    match std::fs::symlink_metadata(file) {
+        Ok(_) => Ok(()),
+        Err(source) => Err(CliError::Read {
+            path: file.to_owned(),
+            source,
+        }),
+    }
+}
+
+/// Copies `file` byte for byte to a new file `to`, readable by its owner only.
+pub fn keep_copy(file: &Path, to: &Path) -> Result<(), CliError> {
+    use std::io::Write;
+    let bytes = std::fs::read(file).map_err(|source| CliError::Read {
+        path: file.to_owned(),
+        source,
+    })?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let written = options
+        .open(to)
+        .and_then(|mut f| f.write_all(&bytes).and_then(|()| f.sync_all()));
+    written.map_err(|source| CliError::Write {
+        path: to.to_owned(),
+        source,
+    })
+}

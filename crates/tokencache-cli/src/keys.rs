@@ -1,0 +1,74 @@
+//! The key options every verb takes for encrypted caches and stores.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use tokencache_file::{DataKey, KeySource};
+
+use crate::error::CliError;
+
+/// Where the key of an encrypted cache comes from (at most one).
+#[derive(Args, Debug, Default, Clone)]
+pub struct KeyArgs {
+    /// A key file (64 hex digits or base64 of 32 bytes).
+    #[arg(long, value_name = "PATH", group = "key")]
+    pub key_file: Option<PathBuf>,
+    /// An environment variable holding the key.
+    #[arg(long, value_name = "VAR", group = "key")]
+    pub key_env: Option<String>,
+    /// An item in the OS keyring holding the key (the Secret Service on Linux, the login
+    /// Keychain on macOS, Credential Manager on Windows).
+    #[arg(long, value_name = "NAME", group = "key")]
+    pub keyring: Option<String>,
+}
+
+impl KeyArgs {
+    /// Where the key comes from, if one was given.
+    pub fn source(&self) -> Result<Option<KeySource>, CliError> {
+        if let Some(p) = &self.key_file {
+            return Ok(Some(KeySource::File(p.clone())));
+        }
+        if let Some(v) = &self.key_env {
+            return Ok(Some(KeySource::Env(v.clone())));
+        }
+        if let Some(name) = &self.keyring {
+            #[cfg(any(target_os = "linux", target_os = "macos", target_os = "windows"))]
+            return Ok(Some(KeySource::Keyring { name: name.clone() }));
+            #[cfg(not(any(target_os = "linux", target_os = "macos", target_os = "windows")))]
+            return Err(CliError::Usage(format!(
+                "--keyring {name}: no OS keyring on this platform (Linux, macOS and Windows have one)"
+            )));
+        }
+        Ok(None)
+    }
+
+    /// The key itself, if one was given; `create` makes a missing key file or keyring item.
+    pub fn key(&self, create: bool) -> Result<Option<DataKey>, CliError> {
+        Ok(self.source()?.map(|s| s.resolve(create)).transpose()?)
+    }
+}
+
+/// The key that encrypted a cache or store before a re-encryption (at most one).
+#[derive(Args, Debug, Default, Clone)]
+pub struct PreviousKeyArgs {
+    /// A key file holding the key the cache is encrypted with now.
+    #[arg(long, value_name = "PATH", group = "previous")]
+    pub previous_key_file: Option<PathBuf>,
+    /// An environment variable holding the key the cache is encrypted with now.
+    #[arg(long, value_name = "VAR", group = "previous")]
+    pub previous_key_env: Option<String>,
+    /// An OS keyring item holding the key the cache is encrypted with now.
+    #[arg(long, value_name = "NAME", group = "previous")]
+    pub previous_keyring: Option<String>,
+}
+
+impl PreviousKeyArgs {
+    /// The same choice, as the key options.
+    pub fn as_key_args(&self) -> KeyArgs {
+        KeyArgs {
+            key_file: self.previous_key_file.clone(),
+            key_env: self.previous_key_env.clone(),
+            keyring: self.previous_keyring.clone(),
+        }
+    }
+}

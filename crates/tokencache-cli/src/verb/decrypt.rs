@@ -1,0 +1,31 @@
+//! `tokencache decrypt`: back to MSAL's plain JSON.
+
+use std::process::ExitCode;
+
+use crate::error::CliError;
+use crate::keys::KeyArgs;
+use crate::store_access::{StoreAccess, Writes};
+use crate::target::Target;
+use crate::{file, stores};
+
+/// Decrypts the cache file, or every partition of the store, at `target` with `key`.
+pub fn run(target: &Target, key: &KeyArgs) -> Result<ExitCode, CliError> {
+    match target {
+        Target::Store(url) => {
+            let done = stores::block_on(async {
+                let access = StoreAccess::open(url, key.key(false)?, None, Writes::Plain).await?;
+                stores::rewrite_all(&access, &Writes::Plain).await
+            })??;
+            Ok(super::encrypt::report_rewrite(url, &done, "decrypted"))
+        }
+        Target::File(path) => {
+            file::existing(path)?;
+            let source = key.source()?.ok_or_else(|| {
+                CliError::Usage("decrypt needs --key-file, --key-env or --keyring".into())
+            })?;
+            file::open(path, &KeyArgs::default())?.rewrite(Some(&source))?;
+            println!("{}: decrypted", path.display());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

@@ -1,0 +1,73 @@
+//! `tokencache encrypt`: encrypt a cache file or every partition of a store, or re-encrypt
+//! them under another key.
+
+use std::process::ExitCode;
+
+use crate::error::CliError;
+use crate::keys::{KeyArgs, PreviousKeyArgs};
+use crate::store_access::{StoreAccess, Writes};
+use crate::target::Target;
+use crate::{file, stores};
+
+/// Encrypts `target` with `key` (under `key_id` for a store), reading it with `previous`.
+pub fn run(
+    target: &Target,
+    key: &KeyArgs,
+    key_id: Option<String>,
+    previous: &PreviousKeyArgs,
+) -> Result<ExitCode, CliError> {
+    if key.source()?.is_none() {
+        return Err(CliError::Usage(
+            "encrypt needs --key-file, --key-env or --keyring".into(),
+        ));
+    }
+    match target {
+        Target::Store(url) => {
+            let key_id = key_id.ok_or_else(|| {
+                CliError::Usage(
+                    "encrypting a store needs --key-id: the id the application gives this key"
+                        .into(),
+                )
+            })?;
+            let writes = Writes::Encrypted(key_id);
+            let done = stores::block_on(async {
+                let access = StoreAccess::open(
+                    url,
+                    key.key(true)?,
+                    previous.as_key_args().key(false)?,
+                    writes.clone(),
+                )
+                .await?;
+                stores::rewrite_all(&access, &writes).await
+            })??;
+            Ok(report_rewrite(url, &done, "encrypted"))
+        }
+        Target::File(path) => {
+            if key_id.is_some() {
+                return Err(CliError::Usage(
+                    "--key-id names a key for a store; a cache file records where its key comes from".into(),
+                ));
+            }
+            file::existing(path)?;
+            file::open(path, key)?.rewrite(previous.as_key_args().source()?.as_ref())?;
+            println!("{}: encrypted", path.display());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Prints what `encrypt` or `decrypt` did to a store; exit 1 if a partition could not be read.
+pub(crate) fn report_rewrite(url: &str, done: &stores::Rewritten, verb: &str) -> ExitCode {
+    println!(
+        "{url}: {verb} {} partition(s); {} already were",
+        done.rewritten, done.unchanged
+    );
+    for (key, why) in &done.failed {
+        println!("  partition {key:?} left as it was: {why}");
+    }
+    if done.failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}

@@ -1,0 +1,88 @@
+//! `tokencache lock-status`: who holds a cache file's lock; which refresh leases a store has.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use tokencache_file::LockStatus;
+
+use crate::error::CliError;
+use crate::stores;
+use crate::target::Target;
+
+/// Prints the lock of the cache at `target`.
+pub fn run(target: &Target) -> Result<ExitCode, CliError> {
+    match target {
+        Target::Store(url) => store_leases(url)?,
+        Target::File(path) => file_lock(path)?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn store_leases(url: &str) -> Result<(), CliError> {
+    // A store has no cache-wide lock; what can be held is a partition's refresh lease.
+    let held = stores::block_on(async {
+        let store = tokencache_store::open(url).await?;
+        Ok::<_, CliError>(store.leases().await?)
+    })??;
+    println!(
+        "{url}: no cache-wide lock (each save compares and sets its partition's version); {} refresh lease(s) held",
+        held.len()
+    );
+    for lease in held {
+        println!(
+            "  partition {:?}: held by {} for {:.1}s more",
+            lease.partition,
+            lease.holder,
+            lease.expires_in.as_secs_f64()
+        );
+    }
+    Ok(())
+}
+
+fn file_lock(file: &Path) -> Result<(), CliError> {
+    let status = tokencache_file::lock_status(file)?;
+    match &status {
+        LockStatus::Free => println!("{}: not locked", file.display()),
+        LockStatus::Held {
+            owner,
+            alive,
+            os_locked,
+            age,
+        } => {
+            let who = owner
+                .as_ref()
+                .map_or("an unknown process".to_owned(), ToString::to_string);
+            let state = match alive {
+                Some(true) => "alive",
+                Some(false) => "dead",
+                None => "unknown",
+            };
+            println!(
+                "{}: locked by {who} ({state}){}, for {}s{}",
+                file.display(),
+                if *os_locked {
+                    ", holding the OS lock"
+                } else {
+                    ""
+                },
+                age.as_secs(),
+                if status.is_stale() {
+                    "; STALE: the next writer removes it"
+                } else {
+                    ""
+                }
+            );
+        }
+    }
+    let handed = tokencache_file::hand_overs(file)?;
+    if !handed.is_empty() {
+        println!(
+            "{}: token responses handed over for the next writer (group commit): {} waiting, {} being written, {} rejected",
+            file.display(),
+            handed.waiting,
+            handed.being_written,
+            handed.rejected
+        );
+    }
+    Ok(())
+}

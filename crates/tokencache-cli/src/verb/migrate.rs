@@ -1,0 +1,48 @@
+//! `tokencache migrate`: copy every partition from one cache to another, then verify.
+
+use std::process::ExitCode;
+
+use crate::error::CliError;
+use crate::keys::KeyArgs;
+use crate::store_access::Writes;
+use crate::target::Target;
+use crate::{file, stores};
+
+/// Copies `from` into `to` (a file into a store splits it per account; a store into a file
+/// merges it); `key_id` encrypts a target store's partitions with `key`.
+pub fn run(
+    from: &Target,
+    to: &Target,
+    key: &KeyArgs,
+    key_id: Option<String>,
+) -> Result<ExitCode, CliError> {
+    if from == to {
+        return Err(CliError::Usage("FROM and TO are the same".into()));
+    }
+    if let Target::File(path) = from {
+        file::existing(path)?;
+    }
+    if key_id.is_some() && !to.is_store() {
+        return Err(CliError::Usage(
+            "--key-id encrypts a target store; TO is a cache file".into(),
+        ));
+    }
+    // A key that will encrypt a target store may be new (a key file is then created).
+    let data_key = key.key(key_id.is_some())?;
+    let target_writes = key_id.map_or(Writes::Keep, Writes::Encrypted);
+    let (from, to) = (from.to_string(), to.to_string());
+    let ok = stores::block_on(async {
+        let source = stores::endpoint(&from, data_key.clone(), Writes::Keep, |p| {
+            file::open(&p, key)
+        })
+        .await?;
+        let target =
+            stores::endpoint(&to, data_key, target_writes, |p| file::open(&p, key)).await?;
+        stores::migrate(source, target).await
+    })??;
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}

@@ -1,0 +1,23 @@
+//! `tokencache prune`: remove expired access tokens.
+
+use std::process::ExitCode;
+
+use crate::error::CliError;
+use crate::keys::KeyArgs;
+use crate::target::Target;
+use crate::{file, stores};
+
+/// Removes the access tokens expired at `now`.
+pub fn run(target: &Target, now: i64, key: &KeyArgs) -> Result<ExitCode, CliError> {
+    let removed = match target {
+        Target::Store(url) => stores::block_on(async {
+            stores::prune(&super::open_store(url, key).await?, now).await
+        })??,
+        Target::File(path) => {
+            file::existing(path)?;
+            file::open(path, key)?.update(|c| Ok(c.purge_expired_access_tokens(now)))?
+        }
+    };
+    println!("removed {removed} expired access token(s)");
+    Ok(ExitCode::SUCCESS)
+}

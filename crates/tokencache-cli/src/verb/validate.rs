@@ -1,0 +1,51 @@
+//! `tokencache validate`: can MSAL use every entry?
+
+use std::process::ExitCode;
+
+use tokencache::Problem;
+
+use crate::error::CliError;
+use crate::keys::KeyArgs;
+use crate::target::Target;
+use crate::{file, stores};
+
+/// Exit 0 when the cache at `target` is clean, 1 with the list of problems.
+pub fn run(target: &Target, key: &KeyArgs) -> Result<ExitCode, CliError> {
+    match target {
+        Target::Store(url) => {
+            let stores::Loaded {
+                whole, unreadable, ..
+            } = stores::block_on(async {
+                stores::load_all(&super::open_store(url, key).await?).await
+            })??;
+            let unreadable: Vec<String> = unreadable
+                .into_iter()
+                .map(|(k, why)| format!("partition {k:?}: {why}"))
+                .collect();
+            Ok(report(target, &unreadable, &whole.problems()))
+        }
+        Target::File(path) => match file::load(path, key) {
+            Err(CliError::File(tokencache_file::FileError::Corrupt { source, .. })) => {
+                println!("{target}: {source}");
+                Ok(ExitCode::from(1))
+            }
+            Err(e) => Err(e),
+            Ok(cache) => Ok(report(target, &[], &cache.problems())),
+        },
+    }
+}
+
+fn report(target: &Target, unreadable: &[String], problems: &[Problem]) -> ExitCode {
+    if problems.is_empty() && unreadable.is_empty() {
+        println!("{target}: ok");
+        return ExitCode::SUCCESS;
+    }
+    println!("{target}: {} problem(s)", problems.len() + unreadable.len());
+    for u in unreadable {
+        println!("  {u}");
+    }
+    for p in problems {
+        println!("  {p}");
+    }
+    ExitCode::from(1)
+}
