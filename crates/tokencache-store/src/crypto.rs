@@ -1,24 +1,20 @@
-//! Encryption of stored partitions: XChaCha20-Poly1305 under a named key, the header and the
-//! partition key authenticated (a document cannot be moved to another user's partition), and
-//! key rotation (decrypt with any known key, encrypt with the current one).
+//! Encryption of stored partitions: the core's sealed envelope
+//! ([`tokencache::seal::Envelope::PARTITION`], `TCPE` v1, XChaCha20-Poly1305) under a named
+//! key, with the partition key authenticated (a document cannot be moved to another user's
+//! partition), and key rotation (decrypt with any known key, encrypt with the current one).
 
 use std::fmt;
 
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
-use chacha20poly1305::{XChaCha20Poly1305, XNonce};
-use zeroize::Zeroizing;
+use tokencache::seal::{DataKey, Envelope, Zeroizing};
 
 use crate::error::{Result, StoreError};
-
-const MAGIC: &[u8; 4] = b"TCPE";
-const FORMAT: u8 = 1;
 
 /// The keys that encrypt stored partitions: one current key (new writes) and any number of
 /// older ones (still readable; rewritten under the current key at their next save).
 #[derive(Clone)]
 pub struct PartitionKeys {
-    current: (String, Zeroizing<[u8; 32]>),
-    previous: Vec<(String, Zeroizing<[u8; 32]>)>,
+    current: (String, DataKey),
+    previous: Vec<(String, DataKey)>,
     write_plain: bool,
 }
 
@@ -38,7 +34,7 @@ impl PartitionKeys {
     pub fn new(id: &str, key: [u8; 32]) -> Result<PartitionKeys> {
         check_id(id)?;
         Ok(PartitionKeys {
-            current: (id.to_owned(), Zeroizing::new(key)),
+            current: (id.to_owned(), DataKey::from_bytes(key)),
             previous: Vec::new(),
             write_plain: false,
         })
@@ -47,7 +43,8 @@ impl PartitionKeys {
     /// Also decrypts documents written under an older key.
     pub fn with_previous(mut self, id: &str, key: [u8; 32]) -> Result<PartitionKeys> {
         check_id(id)?;
-        self.previous.push((id.to_owned(), Zeroizing::new(key)));
+        self.previous
+            .push((id.to_owned(), DataKey::from_bytes(key)));
         Ok(self)
     }
 
@@ -77,72 +74,37 @@ impl PartitionKeys {
 
     pub(crate) fn encrypt(&self, partition: &str, plain: &[u8]) -> Result<Vec<u8>> {
         let (id, key) = &self.current;
-        let mut nonce = [0u8; 24];
-        getrandom::fill(&mut nonce).map_err(|e| StoreError::Encryption {
-            reason: format!("no system randomness: {e}"),
-        })?;
-        let mut out = Vec::with_capacity(plain.len() + 64);
-        out.extend_from_slice(MAGIC);
-        out.push(FORMAT);
-        out.push(id.len() as u8);
-        out.extend_from_slice(id.as_bytes());
-        out.extend_from_slice(&nonce);
-        let aad = [&out[..], partition.as_bytes()].concat();
-        let failed = || StoreError::Encryption {
-            reason: "encryption failed".into(),
-        };
-        let cipher = XChaCha20Poly1305::new_from_slice(key.as_ref()).map_err(|_| failed())?;
-        let nonce = XNonce::try_from(&nonce[..]).map_err(|_| failed())?;
-        let sealed = cipher
-            .encrypt(
-                &nonce,
-                Payload {
-                    msg: plain,
-                    aad: &aad,
-                },
-            )
-            .map_err(|_| failed())?;
-        out.extend_from_slice(&sealed);
-        Ok(out)
+        Envelope::PARTITION
+            .seal(key, id, partition.as_bytes(), plain)
+            .map_err(|e| StoreError::Encryption {
+                reason: e.to_string(),
+            })
     }
 
     pub(crate) fn decrypt(&self, partition: &str, doc: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
-        let unreadable = |reason: &str| StoreError::Unreadable {
+        let unreadable = |reason: String| StoreError::Unreadable {
             partition: partition.to_owned(),
-            reason: reason.to_owned(),
+            reason,
         };
-        let Parts {
-            key_id: id,
-            nonce,
-            sealed,
-            header_len,
-        } = parse(doc).ok_or_else(|| unreadable("not an encrypted partition"))?;
+        let id = Envelope::PARTITION
+            .key_id(doc)
+            .ok_or_else(|| unreadable("not an encrypted partition".into()))?;
         let key = std::iter::once(&self.current)
             .chain(&self.previous)
             .find(|(k, _)| k.as_bytes() == id)
             .map(|(_, key)| key)
             .ok_or_else(|| {
-                unreadable(&format!(
+                unreadable(format!(
                     "encrypted with key {:?}, which this store does not have",
                     String::from_utf8_lossy(id)
                 ))
             })?;
-        let aad = [&doc[..header_len], partition.as_bytes()].concat();
-        let cipher = XChaCha20Poly1305::new_from_slice(key.as_ref())
-            .map_err(|_| unreadable("a key of the wrong length"))?;
-        let nonce = XNonce::try_from(nonce).map_err(|_| unreadable("a malformed nonce"))?;
-        cipher
-            .decrypt(
-                &nonce,
-                Payload {
-                    msg: sealed,
-                    aad: &aad,
-                },
-            )
-            .map(Zeroizing::new)
+        Envelope::PARTITION
+            .open(key, partition.as_bytes(), doc)
             .map_err(|_| {
                 unreadable(
-                    "authentication failed (wrong key, or the document was altered or moved)",
+                    "authentication failed (wrong key, or the document was altered or moved)"
+                        .into(),
                 )
             })
     }
@@ -159,7 +121,7 @@ fn check_id(id: &str) -> Result<()> {
 
 /// True when `doc` is in the encrypted format.
 pub(crate) fn is_encrypted(doc: &[u8]) -> bool {
-    doc.starts_with(MAGIC)
+    Envelope::PARTITION.is_sealed(doc)
 }
 
 /// The id of the key a stored document ([`crate::Versioned::document`]) is encrypted under, or
@@ -171,41 +133,14 @@ pub(crate) fn is_encrypted(doc: &[u8]) -> bool {
 /// assert_eq!(encrypted_key_id(br#"{"AccessToken": {}}"#), None);
 /// ```
 pub fn encrypted_key_id(document: &[u8]) -> Option<String> {
-    parse(document).map(|p| String::from_utf8_lossy(p.key_id).into_owned())
+    Envelope::PARTITION
+        .key_id(document)
+        .map(|id| String::from_utf8_lossy(id).into_owned())
 }
 
 /// True when `document` is encrypted under the key `id`.
 pub(crate) fn is_encrypted_under(document: &[u8], id: &str) -> bool {
-    parse(document).is_some_and(|p| p.key_id == id.as_bytes())
-}
-
-/// The parts of an encrypted document.
-struct Parts<'a> {
-    key_id: &'a [u8],
-    nonce: &'a [u8],
-    sealed: &'a [u8],
-    header_len: usize,
-}
-
-fn parse(doc: &[u8]) -> Option<Parts<'_>> {
-    let rest = doc.strip_prefix(MAGIC)?;
-    let (&format, rest) = rest.split_first()?;
-    if format != FORMAT {
-        return None;
-    }
-    let (&len, rest) = rest.split_first()?;
-    let len = usize::from(len);
-    if rest.len() < len + 24 + 16 {
-        return None;
-    }
-    let (id, rest) = rest.split_at(len);
-    let (nonce, sealed) = rest.split_at(24);
-    Some(Parts {
-        key_id: id,
-        nonce,
-        sealed,
-        header_len: MAGIC.len() + 2 + len + 24,
-    })
+    Envelope::PARTITION.key_id(document) == Some(id.as_bytes())
 }
 
 #[cfg(test)]

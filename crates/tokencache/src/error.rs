@@ -47,4 +47,23 @@ pub enum Error {
         /// The partition being replaced.
         partition: String,
     },
+    /// A data key is missing, malformed or cannot be made (feature `crypto`).
+    #[error("encryption key: {reason}")]
+    Key {
+        /// Why (never the key).
+        reason: String,
+    },
+    /// Sealing a document failed (feature `crypto`). Nothing was written.
+    #[error("encryption failed: {reason}")]
+    Seal {
+        /// Why.
+        reason: String,
+    },
+    /// A sealed document could not be opened (feature `crypto`): not a whole envelope, a wrong
+    /// key, or altered or moved.
+    #[error("cannot decrypt: {reason}")]
+    Unseal {
+        /// Why (never content).
+        reason: String,
+    },
 }

@@ -22,10 +22,15 @@
 //! # Ok::<(), tokencache::Error>(())
 //! ```
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 pub mod access;
 pub mod claims;
 pub mod json;
 pub mod keys;
+#[cfg(feature = "crypto")]
+#[cfg_attr(docsrs, doc(cfg(feature = "crypto")))]
+pub mod seal;
 
 mod cache;
 mod clock;

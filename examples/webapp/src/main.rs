@@ -26,10 +26,10 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
 use clap::Parser;
+use tokencache::seal::{DataKey, Zeroizing};
 use tokencache_client::{
     AccountInfo, AuthCodeFlow, AuthCodeOptions, ClientCredential, ConfidentialClientApplication,
 };
-use tokencache_file::KeySource;
 use tokencache_store::{PartitionKeys, PartitionOptions, PartitionedCache};
 
 /// Command line and environment configuration.
@@ -99,7 +99,12 @@ struct Config {
 /// The keys that encrypt stored partitions, if the configuration names any.
 fn partition_keys(config: &Config) -> Result<Option<PartitionKeys>, Box<dyn std::error::Error>> {
     let read = |path: &PathBuf| -> Result<[u8; 32], Box<dyn std::error::Error>> {
-        Ok(*KeySource::File(path.clone()).resolve(false)?.as_bytes())
+        // The one key format of every tokencache component: 64 hex digits or base64.
+        let text = Zeroizing::new(
+            std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read the store key file {}: {e}", path.display()))?,
+        );
+        Ok(*DataKey::from_text(&text)?.as_bytes())
     };
     let Some(path) = &config.store_key_file else {
         return Ok(None);
