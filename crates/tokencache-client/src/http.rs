@@ -107,6 +107,7 @@ pub trait HttpClient: Send + Sync + fmt::Debug {
 
 /// The default client: reqwest with rustls, a timeout per request, no redirects followed.
 #[cfg(feature = "reqwest")]
+#[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
 #[derive(Clone, Debug)]
 pub struct ReqwestClient {
     inner: reqwest::Client,

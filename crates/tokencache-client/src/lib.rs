@@ -25,6 +25,8 @@
 //! # Ok(()) }
 //! ```
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 mod app;
 mod apps;
 mod auth_code;
@@ -45,6 +47,7 @@ pub use apps::{Confidential, ConfidentialClientApplication, Public, PublicClient
 pub use auth_code::{AuthCodeFlow, AuthCodeOptions};
 pub use authority::{Authority, AuthorityKind, ProviderMetadata};
 #[cfg(feature = "certificate")]
+#[cfg_attr(docsrs, doc(cfg(feature = "certificate")))]
 pub use certificate::ClientCertificate;
 pub use device_code::DeviceCodeFlow;
 pub use error::{ClientError, OAuthError, Result};

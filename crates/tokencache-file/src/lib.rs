@@ -35,6 +35,7 @@ mod pending;
 mod store;
 
 #[cfg(feature = "accessor")]
+#[cfg_attr(docsrs, doc(cfg(feature = "accessor")))]
 pub use accessor::FileAccessor;
 pub use atomic::write_atomically;
 pub use crypto::{DataKey, KeySource, decrypt, encrypt, header_key_id, is_encrypted, sha256_hex};
@@ -43,6 +44,7 @@ pub use error::FileError;
     any(target_os = "linux", target_os = "macos", target_os = "windows"),
     feature = "keyring"
 ))]
+#[cfg_attr(docsrs, doc(cfg(feature = "keyring")))]
 pub use keyring::KeyringItem;
 pub use lock::{CacheLock, LockOptions, LockOwner, LockStatus, lock_path, lock_status};
 pub use pending::{HandOvers, hand_overs};

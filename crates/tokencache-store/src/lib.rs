@@ -22,6 +22,8 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(()) }) }
 //! ```
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 mod backend;
 mod crypto;
 mod error;
@@ -48,12 +50,16 @@ pub use partitioned::{
     FailurePolicy, PartitionOptions, PartitionedCache, SaveExpiry, StoreMetrics, Updated,
 };
 #[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub use postgres::{PostgresBackend, PostgresOptions};
 #[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use redis::{RedisBackend, RedisClusterBackend};
 #[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use redis_batch::ReadBatches;
 #[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use sqlite::SqliteBackend;
 
 /// Now, in Unix seconds.
