@@ -20,7 +20,7 @@ pub(crate) fn refuse_symlink(path: &Path) -> Result<(), FileError> {
 /// written and fsynced, given the original's permissions if there is one, renamed over the
 /// original, then the directory fsynced. Readers see the old file or the new one, never a
 /// mix; a crash leaves one of the two.
-pub fn write_atomically(path: &Path, content: &[u8]) -> Result<(), FileError> {
+pub(crate) fn write_atomically(path: &Path, content: &[u8]) -> Result<(), FileError> {
     let err = |source| FileError::Io {
         path: path.to_owned(),
         source,

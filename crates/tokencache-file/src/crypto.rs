@@ -145,14 +145,14 @@ pub fn header_key_id(bytes: &[u8]) -> Option<String> {
 }
 
 /// Encrypts a cache document.
-pub fn encrypt(plain: &[u8], key: &DataKey, key_id: &str) -> Result<Vec<u8>, FileError> {
+pub(crate) fn encrypt(plain: &[u8], key: &DataKey, key_id: &str) -> Result<Vec<u8>, FileError> {
     Envelope::FILE
         .seal(key, key_id, b"", plain)
         .map_err(key_error)
 }
 
 /// Decrypts an encrypted cache document; `None` means a wrong key or damaged data.
-pub fn decrypt(bytes: &[u8], key: &DataKey) -> Option<Zeroizing<Vec<u8>>> {
+pub(crate) fn decrypt(bytes: &[u8], key: &DataKey) -> Option<Zeroizing<Vec<u8>>> {
     Envelope::FILE.open(key, b"", bytes).ok()
 }
 

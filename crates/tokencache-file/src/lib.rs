@@ -37,8 +37,7 @@ mod store;
 #[cfg(feature = "accessor")]
 #[cfg_attr(docsrs, doc(cfg(feature = "accessor")))]
 pub use accessor::FileAccessor;
-pub use atomic::write_atomically;
-pub use crypto::{DataKey, KeySource, decrypt, encrypt, header_key_id, is_encrypted, sha256_hex};
+pub use crypto::{DataKey, KeySource, header_key_id, is_encrypted, sha256_hex};
 pub use error::FileError;
 #[cfg(all(
     any(target_os = "linux", target_os = "macos", target_os = "windows"),
