@@ -192,3 +192,43 @@ async fn three_processes_make_one_refresh(url: &str) {
     assert_eq!(from_provider, 1, "one request in three processes refreshed");
     assert_eq!(idp.token_requests("refresh_token").await, 1);
 }
+
+/// A store that goes down reaches the caller of `acquire_token_silent` as a typed error: the
+/// client's `Store` variant, whose source is the core's `AccessError`, whose source is the
+/// store's own `StoreError`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_failure_reaches_the_caller_as_a_typed_error_with_its_source() {
+    use std::error::Error as _;
+    use tokencache::{AccessError, AccessErrorKind};
+    use tokencache_client::ClientError;
+    use tokencache_store::StoreError;
+
+    let idp = Idp::start(&[]);
+    let mut redis = common::Redis::start();
+    let store = tokencache_store::open(&redis.url()).await.unwrap();
+    let cache = Arc::new(PartitionedCache::new(store, PartitionOptions::default()));
+    let app = web_app(&idp, cache);
+    let alice = sign_in(&idp, &app, "alice").await;
+    redis.stop();
+
+    let e = app.acquire_token_silent(&[API], &alice).await.unwrap_err();
+    assert!(e.is_store_unavailable(), "{e:?}");
+    assert!(!e.is_interaction_required());
+    let ClientError::Store(access) = &e else {
+        panic!("expected ClientError::Store, got {e:?}");
+    };
+    assert_eq!(access.kind(), AccessErrorKind::Unavailable);
+    let source = e.source().unwrap();
+    assert!(source.downcast_ref::<AccessError>().is_some());
+    let store_error = source.source().unwrap().downcast_ref::<StoreError>();
+    assert!(
+        matches!(
+            store_error,
+            Some(StoreError::Unavailable {
+                backend: "redis",
+                ..
+            })
+        ),
+        "{store_error:?}"
+    );
+}
