@@ -10,6 +10,12 @@
                                          load CACHE, acquire_token_silent for its first account,
                                          save it back; prints the result as JSON
 
+  client_peer.py web AUTH CLIENT SECRET SCOPES REDIRECT USER CACHE
+                                         a ConfidentialClientApplication signs USER in with the
+                                         auth code flow (the provider's browse helper plays the
+                                         browser), then gets an app token with client
+                                         credentials for the API's .default scope; saves CACHE
+
 For HTTPS with a test CA, set REQUESTS_CA_BUNDLE. Tokens are never printed.
 """
 import json
@@ -97,12 +103,40 @@ def silent(authority, client_id, scopes, path, force=False):
     print(json.dumps(summary(result or {"error": "cache_empty"})))
 
 
+def web(authority, client_id, secret, scopes, redirect_uri, user, path):
+    import os
+    import urllib.parse
+
+    import requests
+
+    cache = load(path)
+    a = msal.ConfidentialClientApplication(
+        client_id, client_credential=secret, authority=authority, token_cache=cache,
+        instance_discovery=False,
+    )
+    flow = a.initiate_auth_code_flow(scopes.split(), redirect_uri=redirect_uri)
+    issuer = authority.rstrip("/") + "/v2.0"
+    browsed = requests.get(
+        issuer + "/__test/browse", params={"url": flow["auth_uri"], "login_hint": user},
+        verify=os.environ.get("REQUESTS_CA_BUNDLE", True), timeout=30,
+    ).json()
+    query = urllib.parse.urlparse(browsed["location"]).query
+    params = dict(urllib.parse.parse_qsl(query))
+    signed_in = a.acquire_token_by_auth_code_flow(flow, params)
+    resource = scopes.split()[0].rsplit("/", 1)[0]
+    app_token = a.acquire_token_for_client([resource + "/.default"])
+    save(cache, path)
+    print(json.dumps({"user": summary(signed_in), "app": summary(app_token)}))
+
+
 if __name__ == "__main__":
     cmd = sys.argv[1]
     if cmd == "replay":
         replay(sys.argv[2])
     elif cmd == "device":
         device(*sys.argv[2:6])
+    elif cmd == "web":
+        web(*sys.argv[2:9])
     elif cmd == "silent":
         silent(*sys.argv[2:6], force=len(sys.argv) > 6 and sys.argv[6] == "force")
     else:

@@ -2,7 +2,10 @@
 
   ext_peer.py write PATH COUNT PREFIX VARIANT [report]   add COUNT user token responses through
                                                 PersistedTokenCache(FilePersistence(PATH));
-                                                prints {"saved": n, "errors": m}
+                                                prints "started" before the first add,
+                                                then {"saved": n, "errors": m}; exits 0
+                                                whatever msal-extensions did (its failures
+                                                are counted), non-zero if the peer broke
   ext_peer.py hold PATH SECONDS VARIANT         hold the cache lock; prints "locked" once held
   ext_peer.py accounts PATH                     prints the home account ids msal finds, as JSON
 
@@ -42,10 +45,23 @@ def event(uid):
     }
 
 
+def contention_errors(variant):
+    """What msal-extensions raises under contention: its lock's error when the lock is not
+    obtained in time (portalocker's LockException, or the fallback lock's own LockError), OS
+    errors, and a torn read (a JSONDecodeError, which is a ValueError)."""
+    if variant == "portalocker":
+        from msal_extensions.cache_lock import LockError
+    else:
+        from msal_extensions.filelock import LockError
+    return (LockError, OSError, ValueError)
+
+
 def write(path, count, prefix, variant, report=False):
     ext = load_extensions(variant)
+    expected = contention_errors(variant)
     cache = ext.PersistedTokenCache(ext.FilePersistence(path))
     saved = errors = 0
+    print("started", flush=True)
     for i in range(count):
         try:
             start = time.perf_counter()
@@ -53,7 +69,9 @@ def write(path, count, prefix, variant, report=False):
             saved += 1
             if report:
                 print("saved %d %d" % (i, (time.perf_counter() - start) * 1e6), flush=True)
-        except Exception as e:  # LockError, JSONDecodeError: counted, as the benchmark reports them
+        except expected as e:
+            # Counted, as the benchmark reports them. Anything else means the peer is broken
+            # and ends it with a non-zero status.
             errors += 1
             print("error: %r" % e, file=sys.stderr)
     print(json.dumps({"saved": saved, "errors": errors}))

@@ -4,6 +4,8 @@
                                    print {"found": {...}, "missing": [...]} as JSON
   peer.py mutate IN OUT NOW        read IN, add new token responses and remove some entries with
                                    MSAL's own API, write OUT, print the answers of probe queries
+  peer.py reserialize FILE         read a cache and print what MSAL Python's serialize() writes
+                                   for the same content (no newline added)
 """
 import base64
 import json
@@ -109,5 +111,7 @@ if __name__ == "__main__":
         search(sys.argv[2], int(sys.argv[3]))
     elif cmd == "mutate":
         mutate(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+    elif cmd == "reserialize":
+        sys.stdout.write(load(sys.argv[2]).serialize())
     else:
         sys.exit("unknown command " + cmd)

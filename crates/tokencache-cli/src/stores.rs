@@ -1,7 +1,7 @@
 //! The verbs on partitioned stores (`sqlite://`, `postgres://`, `redis://`,
 //! `redis+cluster://`), and `migrate` between stores and cache files.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -81,6 +81,32 @@ pub async fn load_all(access: &StoreAccess) -> Result<Loaded, CliError> {
 }
 
 /// Counts of the entries that partitions carry.
+/// Every entry of a cache document, secrets included, by section and key: what a migration
+/// must carry over unchanged, whatever order the entries end up in.
+fn content(cache: &TokenCache) -> Result<BTreeMap<(String, String), String>, CliError> {
+    let document = tokencache::json::JsonObject::parse(&cache.serialize())?;
+    let mut entries = BTreeMap::new();
+    for (section, value) in document.iter() {
+        match value {
+            tokencache::json::JsonValue::Object(members) => {
+                for (key, entry) in members.iter() {
+                    entries.insert(
+                        (section.to_owned(), key.to_owned()),
+                        tokencache::json::to_python_json(entry, false),
+                    );
+                }
+            }
+            other => {
+                entries.insert(
+                    (section.to_owned(), String::new()),
+                    tokencache::json::to_python_json(other, false),
+                );
+            }
+        }
+    }
+    Ok(entries)
+}
+
 fn counts(cache: &TokenCache) -> [usize; 4] {
     [
         cache.len(Section::AccessToken),
@@ -221,7 +247,8 @@ pub async fn migrate(from: Endpoint, to: Endpoint) -> Result<bool, CliError> {
             }
         }
     }
-    // Verify: every partition of the source is in the target with the same entries.
+    // Verify: every partition of the source is in the target with the same entries, member
+    // for member, secrets included.
     let target_whole = match &to {
         Endpoint::File(file) => {
             file.reload()?;
@@ -233,7 +260,7 @@ pub async fn migrate(from: Endpoint, to: Endpoint) -> Result<bool, CliError> {
     for (key, _) in &parts {
         let want = TokenCache::from_json(&source_whole.serialize_partition(key))?;
         let got = TokenCache::from_json(&target_whole.serialize_partition(key))?;
-        if counts(&want) != counts(&got) {
+        if content(&want)? != content(&got)? {
             eprintln!("error: partition {key} differs after migration");
             ok = false;
         }
@@ -408,4 +435,35 @@ pub async fn repair(
 
 fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "in tests a panic is the failure report")]
+
+    use super::*;
+
+    fn with_secret(secret: &str) -> TokenCache {
+        TokenCache::from_json(&format!(
+            r#"{{"RefreshToken": {{"uid.utid-login.microsoftonline.com-refreshtoken-cid--": {{
+                "credential_type": "RefreshToken", "secret": "{secret}", "home_account_id": "uid.utid",
+                "environment": "login.microsoftonline.com", "client_id": "cid", "target": ""}}}}}}"#
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_migration_is_verified_by_content_not_by_counts() {
+        let (sent, arrived) = (with_secret("RT-1"), with_secret("RT-2"));
+        assert_eq!(
+            counts(&sent),
+            counts(&arrived),
+            "counts cannot tell them apart"
+        );
+        assert_ne!(content(&sent).unwrap(), content(&arrived).unwrap());
+        assert_eq!(
+            content(&sent).unwrap(),
+            content(&with_secret("RT-1")).unwrap()
+        );
+    }
 }

@@ -16,10 +16,42 @@ pub(crate) fn refuse_symlink(path: &Path) -> Result<(), FileError> {
     }
 }
 
+/// The prefix of the temporary files that replace `path`: `.<file name>.tokencache-`. Named
+/// after the cache, so that its lock holder knows every such file to be its own kind.
+fn temporary_prefix(path: &Path) -> String {
+    let name = path
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    format!(".{name}.tokencache-")
+}
+
+/// Removes the temporary files a writer of `path` killed between creating and renaming one
+/// left behind. Only the holder of the cache's lock writes them, so the caller must hold it.
+fn remove_leftovers(dir: &Path, prefix: &str) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with(prefix) && name.ends_with(".tmp") {
+            match fs::remove_file(entry.path()) {
+                Ok(()) => {
+                    tracing::info!(file = %entry.path().display(), "removed a temporary file an interrupted writer left")
+                }
+                Err(e) => {
+                    tracing::warn!(file = %entry.path().display(), error = %e, "could not remove a temporary file an interrupted writer left")
+                }
+            }
+        }
+    }
+}
+
 /// Replaces `path` with `content`: a temporary file in the same directory (created 0600),
 /// written and fsynced, given the original's permissions if there is one, renamed over the
 /// original, then the directory fsynced. Readers see the old file or the new one, never a
-/// mix; a crash leaves one of the two.
+/// mix; a crash leaves one of the two, and a temporary file that the next writer removes.
+/// The caller holds the cache's lock.
 pub(crate) fn write_atomically(path: &Path, content: &[u8]) -> Result<(), FileError> {
     let err = |source| FileError::Io {
         path: path.to_owned(),
@@ -31,8 +63,10 @@ pub(crate) fn write_atomically(path: &Path, content: &[u8]) -> Result<(), FileEr
         _ => Path::new("."),
     };
     fs::create_dir_all(dir).map_err(err)?;
+    let prefix = temporary_prefix(path);
+    remove_leftovers(dir, &prefix);
     let mut tmp = tempfile::Builder::new()
-        .prefix(".tokencache-")
+        .prefix(&prefix)
         .suffix(".tmp")
         .tempfile_in(dir)
         .map_err(err)?;

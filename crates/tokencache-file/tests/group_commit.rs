@@ -33,6 +33,22 @@ fn records(path: &Path, extension: &str) -> usize {
 }
 
 /// A plain cache file in a fresh directory and a store on it.
+/// How many processes or threads are blocked waiting for the OS lock (`flock`) on the cache's
+/// lock file, as the kernel lists them in `/proc/locks` (`->` marks a waiter).
+#[cfg(target_os = "linux")]
+fn lock_waiters(path: &Path) -> usize {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = std::fs::metadata(tokencache_file::lock_path(path)) else {
+        return 0;
+    };
+    let inode = format!(":{}", meta.ino());
+    std::fs::read_to_string("/proc/locks")
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("->") && l.split_whitespace().any(|f| f.ends_with(&inode)))
+        .count()
+}
+
 fn plain_cache_and_holder() -> (tempfile::TempDir, PathBuf, FileStore) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("cache.json");
@@ -241,10 +257,12 @@ fn a_waiter_that_times_out_withdraws_its_response() {
     );
 }
 
+#[cfg(target_os = "linux")]
 #[test]
 fn without_group_commit_a_waiter_writes_for_itself() {
     let (_dir, path, holder) = plain_cache_and_holder();
     let waiter_path = path.clone();
+    let lock_file = path.clone();
     let stats = while_locked(
         &holder,
         move || {
@@ -256,8 +274,9 @@ fn without_group_commit_a_waiter_writes_for_itself() {
             waiter.add(&user_event("alone")).unwrap();
             waiter.group_commit_stats()
         },
-        || false,
-        Duration::from_millis(200),
+        // The holder lets go only once the waiter is blocked on its lock: contention for sure.
+        move || lock_waiters(&lock_file) >= 1,
+        Duration::from_secs(20),
     );
     assert_eq!(stats, GroupCommitStats::default());
     assert!(!pending(&path).exists(), "no records without group commit");
@@ -269,19 +288,32 @@ fn without_group_commit_a_waiter_writes_for_itself() {
 fn a_response_that_cannot_be_cached_is_refused_before_it_is_handed_over() {
     let (_dir, path, holder) = plain_cache_and_holder();
     let waiter_path = path.clone();
-    let result = while_locked(
+    let answered = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let waiter_answered = answered.clone();
+    let (result, answered_while_locked) = while_locked(
         &holder,
         move || {
             let bad = tokencache::TokenEvent::new("cid", ["User.Read"])
                 .token_endpoint("not a url")
                 .response_json(r#"{"access_token":"at","expires_in":3600}"#)
                 .unwrap();
-            FileStore::open(&waiter_path, FileOptions::default())
+            let result = FileStore::open(&waiter_path, FileOptions::default())
                 .unwrap()
-                .add(&bad)
+                .add(&bad);
+            let locked = matches!(
+                tokencache_file::lock_status(&waiter_path),
+                Ok(tokencache_file::LockStatus::Held { .. })
+            );
+            waiter_answered.store(true, std::sync::atomic::Ordering::SeqCst);
+            (result, locked)
         },
-        || false,
-        Duration::from_millis(200),
+        // The holder keeps the lock until the waiter has its answer: it got it without waiting.
+        move || answered.load(std::sync::atomic::Ordering::SeqCst),
+        Duration::from_secs(20),
+    );
+    assert!(
+        answered_while_locked,
+        "the refusal came while another process held the lock"
     );
     assert!(matches!(result, Err(FileError::Cache(_))), "{result:?}");
     assert_eq!(records(&path, "rec") + records(&path, "rejected"), 0);

@@ -350,3 +350,182 @@ async fn msal_python_and_tokencache_share_one_cache_file_over_https() {
         .unwrap();
     assert_eq!(again.token_source, TokenSource::IdentityProvider);
 }
+
+/// Members whose values the provider issues differently on each run: the tokens and the times.
+const ISSUED_MEMBERS: &[&str] = &[
+    "secret",
+    "cached_at",
+    "expires_on",
+    "extended_expires_on",
+    "ext_expires_on",
+    "refresh_on",
+    "last_modification_time",
+];
+
+/// A cache file with the values the provider issues differently replaced by their name, so two
+/// caches left by the same flows compare equal: every section, key and other member as written.
+fn normalised(path: &std::path::Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut doc = JsonObject::parse(&text).unwrap();
+    let sections: Vec<String> = doc.iter().map(|(k, _)| k.to_owned()).collect();
+    for section in sections {
+        let Some(JsonValue::Object(entries)) = doc.remove(&section) else {
+            panic!("section {section} is not an object");
+        };
+        let mut out = JsonObject::new();
+        for (key, entry) in entries.iter() {
+            let JsonValue::Object(members) = entry else {
+                panic!("{section}/{key} is not an object");
+            };
+            let mut members = (**members).clone();
+            for name in ISSUED_MEMBERS {
+                if members.contains_key(name) {
+                    members.insert(name, JsonValue::string(&format!("<{name}>")));
+                }
+            }
+            out.insert(key, JsonValue::Object(Box::new(members)));
+        }
+        doc.insert(&section, JsonValue::Object(Box::new(out)));
+    }
+    tokencache::json::to_python_json(&JsonValue::Object(Box::new(doc)), true)
+}
+
+/// MSAL Python's own applications (not just its cache) and tokencache's run the same flows
+/// against the same provider; the caches they leave are the same but for the tokens and times
+/// the provider issues each time.
+#[tokio::test]
+async fn msal_python_apps_and_tokencache_apps_leave_the_same_cache_after_the_same_flows() {
+    let Some((py, script)) = peer() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = test_ca(dir.path());
+    let idp = Idp::start_raw(
+        &[
+            ("IDP_ENTRA_COMPAT", "1"),
+            (
+                "IDP_ISSUER_PATH",
+                "/7e57a000-0000-4000-8000-000000000001/v2.0",
+            ),
+            ("IDP_TLS_CERT", cert.to_str().unwrap()),
+            ("IDP_TLS_KEY", key.to_str().unwrap()),
+        ],
+        Some(&ca),
+    );
+    let authority = idp.authority();
+    let file_accessor = |path: &std::path::Path| {
+        let file = tokencache_file::FileStore::open(path, Default::default()).unwrap();
+        Arc::new(FileAccessor::new(Arc::new(file)))
+    };
+
+    // A public client: device code sign-in, then a refresh.
+    let python_public = dir.path().join("python-public.json");
+    let mut child = spawn_python_device(&py, &script, &authority, &python_public, &ca);
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+    let flow = JsonObject::parse(line.trim()).unwrap_or_else(|e| panic!("{line:?}: {e}"));
+    idp.approve_device(flow.get_str("user_code").unwrap(), "alice")
+        .await;
+    line.clear();
+    std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+    assert!(child.wait().unwrap().success(), "{line}");
+    let r = python_silent(&py, &script, &authority, &python_public, &ca, true);
+    assert_eq!(
+        r.get_str("token_source"),
+        Some("identity_provider"),
+        "{r:?}"
+    );
+
+    let rust_public = dir.path().join("rust-public.json");
+    let app = PublicClientApplication::builder("public-app")
+        .authority(&authority)
+        .unwrap()
+        .http_client(Arc::new(client_trusting(&ca)))
+        .cache_accessor(file_accessor(&rust_public))
+        .build()
+        .unwrap();
+    let flow = app.initiate_device_flow(&[API]).await.unwrap();
+    idp.approve_device(&flow.user_code, "alice").await;
+    let signed_in = app.acquire_token_by_device_flow(&flow).await.unwrap();
+    let refreshed = app
+        .acquire_token_silent_with(
+            &[API],
+            &signed_in.account.unwrap(),
+            &SilentOptions::default().force_refresh(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(refreshed.token_source, TokenSource::IdentityProvider);
+    let public = TokenCache::from_json(&std::fs::read_to_string(&rust_public).unwrap()).unwrap();
+    assert_eq!(
+        [
+            public.len(Section::Account),
+            public.len(Section::RefreshToken),
+            public.len(Section::IdToken)
+        ],
+        [1, 1, 1],
+        "alice, once"
+    );
+    assert!(public.len(Section::AccessToken) >= 1);
+    assert_eq!(
+        normalised(&rust_public),
+        normalised(&python_public),
+        "public client: device code, then a refresh"
+    );
+
+    // A confidential client: a user signs in with the auth code flow, then an app token.
+    let redirect = "http://127.0.0.1:8400/callback";
+    let python_web = dir.path().join("python-web.json");
+    let out = Command::new(&py)
+        .arg(&script)
+        .args([
+            "web",
+            &authority,
+            "confidential-app",
+            "confidential-secret",
+            API,
+            redirect,
+            "bob",
+        ])
+        .arg(&python_web)
+        .env("REQUESTS_CA_BUNDLE", &ca)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = JsonObject::parse(String::from_utf8_lossy(&out.stdout).trim()).unwrap();
+    assert!(!format!("{report:?}").contains("error"), "{report:?}");
+
+    let rust_web = dir.path().join("rust-web.json");
+    let web = ConfidentialClientApplication::builder("confidential-app")
+        .authority(&authority)
+        .unwrap()
+        .credential(ClientCredential::secret("confidential-secret"))
+        .http_client(Arc::new(client_trusting(&ca)))
+        .cache_accessor(file_accessor(&rust_web))
+        .build()
+        .unwrap();
+    let flow = web
+        .start_auth_code_flow(&[API], redirect, &AuthCodeOptions::default())
+        .await
+        .unwrap();
+    let params = idp.browse(&flow.auth_uri, "bob").await;
+    web.finish_auth_code_flow(&flow, &params).await.unwrap();
+    web.acquire_token_for_client(&["api://test-api/.default"])
+        .await
+        .unwrap();
+    let confidential = TokenCache::from_json(&std::fs::read_to_string(&rust_web).unwrap()).unwrap();
+    assert_eq!(
+        confidential.len(Section::AccessToken),
+        2,
+        "bob's token and the app token"
+    );
+    assert_eq!(confidential.len(Section::Account), 1);
+    assert_eq!(
+        normalised(&rust_web),
+        normalised(&python_web),
+        "confidential client: auth code, then client credentials"
+    );
+}

@@ -167,7 +167,11 @@ mod tests {
             .unwrap()
             .with_previous("k1", [1; 32])
             .unwrap();
-        assert!(rotated.decrypt("alice", &doc).is_ok());
+        assert_eq!(
+            &rotated.decrypt("alice", &doc).unwrap()[..],
+            b"{\"AccessToken\": {}}",
+            "the old document, read under the previous key"
+        );
         let new_doc = rotated.encrypt("alice", b"x").unwrap();
         let e = old.decrypt("alice", &new_doc).unwrap_err();
         assert!(e.to_string().contains("k2"), "{e}");

@@ -218,10 +218,11 @@ async fn delete_and_recreate(store: Arc<dyn PartitionBackend>) {
 }
 
 async fn expiry(store: Arc<dyn PartitionBackend>, time: Time) {
-    // Expiry is in whole seconds: `now + 2` leaves the partition at least one second to live
-    // on a real clock (enough for the next few calls on a loaded machine) and at most two.
+    // Expiry is in whole seconds: `now + 5` leaves the partition at least four seconds to
+    // live on a server's real clock (room for a pause of a loaded machine before the next
+    // calls) and at most five.
     store
-        .save("short", b"a", None, Some(time.now() + 2))
+        .save("short", b"a", None, Some(time.now() + 5))
         .await
         .unwrap();
     let long_until = time.now() + 3600;
@@ -246,7 +247,7 @@ async fn expiry(store: Arc<dyn PartitionBackend>, time: Time) {
         IfChanged::Changed(Some(changed)) => assert_eq!(changed.expires_at, Some(long_until)),
         other => panic!("another version must come back: {other:?}"),
     }
-    time.pass(3).await;
+    time.pass(5).await;
     assert_eq!(store.load("short").await.unwrap(), None);
     assert_eq!(store.version("short").await.unwrap(), None);
     assert!(store.load("long").await.unwrap().is_some());
@@ -364,24 +365,27 @@ async fn maintenance_keeps_expiry(store: Arc<dyn PartitionBackend>) {
 }
 
 async fn leases(store: Arc<dyn PartitionBackend>) {
-    let ttl = Duration::from_millis(400);
+    // Leases that must not expire during the test are long, so a pause of the machine cannot
+    // change an outcome; the one that must expire is short, and the test only waits for it.
+    let long = Duration::from_secs(60);
+    let short = Duration::from_millis(300);
     for key in ["p", "q"] {
         store.save(key, b"{}", None, None).await.unwrap();
     }
     assert!(store.leases().await.unwrap().is_empty());
-    assert!(store.try_lease("p", "a", ttl).await.unwrap());
-    assert!(!store.try_lease("p", "b", ttl).await.unwrap());
+    assert!(store.try_lease("p", "a", long).await.unwrap());
+    assert!(!store.try_lease("p", "b", long).await.unwrap());
     assert!(
-        store.try_lease("p", "a", ttl).await.unwrap(),
+        store.try_lease("p", "a", long).await.unwrap(),
         "the holder may renew"
     );
     store.release_lease("p", "b").await.unwrap();
     assert!(
-        !store.try_lease("p", "b", ttl).await.unwrap(),
+        !store.try_lease("p", "b", long).await.unwrap(),
         "only the holder releases"
     );
     store.release_lease("p", "a").await.unwrap();
-    assert!(store.try_lease("p", "b", ttl).await.unwrap());
+    assert!(store.try_lease("p", "b", long).await.unwrap());
     // Operators can see who holds which lease, and for how long yet.
     let held = store.leases().await.unwrap();
     assert_eq!(held.len(), 1, "{held:?}");
@@ -389,18 +393,21 @@ async fn leases(store: Arc<dyn PartitionBackend>) {
         (held[0].partition.as_str(), held[0].holder.as_str()),
         ("p", "b")
     );
-    assert!(held[0].expires_in <= ttl && held[0].expires_in > Duration::ZERO);
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(held[0].expires_in <= long && held[0].expires_in > Duration::ZERO);
+    // A lease nobody renews expires by itself.
+    store.release_lease("p", "b").await.unwrap();
+    assert!(store.try_lease("p", "b", short).await.unwrap());
+    tokio::time::sleep(short * 2).await;
     assert!(
         store.leases().await.unwrap().is_empty(),
         "expired leases are not listed"
     );
     assert!(
-        store.try_lease("p", "c", ttl).await.unwrap(),
+        store.try_lease("p", "c", long).await.unwrap(),
         "an expired lease is free"
     );
     assert!(
-        store.try_lease("q", "a", ttl).await.unwrap(),
+        store.try_lease("q", "a", long).await.unwrap(),
         "leases are per key"
     );
     let held: Vec<_> = store
@@ -577,14 +584,14 @@ async fn partitioned_cache(store: Arc<dyn PartitionBackend>, time: Time) {
     let event = TokenEvent::new("daemon", ["api://x/.default"])
         .token_endpoint("https://login.example.test/t/oauth2/v2.0/token")
         .grant_type("client_credentials")
-        .response_json(r#"{"access_token":"APP","expires_in":2,"token_type":"Bearer"}"#)
+        .response_json(r#"{"access_token":"APP","expires_in":5,"token_type":"Bearer"}"#)
         .unwrap();
     cache
         .update_partition(&app, &move |c: &TokenCache| c.add(&event))
         .await
         .unwrap();
     assert!(store.load(app.as_str()).await.unwrap().is_some());
-    time.pass(3).await;
+    time.pass(6).await;
     assert_eq!(store.load(app.as_str()).await.unwrap(), None);
     // A store without the key cannot read the partition, and says so.
     let ev = user_event("carol", "carol-secret");
@@ -599,14 +606,14 @@ async fn partitioned_cache(store: Arc<dyn PartitionBackend>, time: Time) {
 }
 
 async fn absolute_expiry(store: Arc<dyn PartitionBackend>, time: Time) {
-    // Sliding for an hour, but never longer than 3 s after the sign-in. Times are whole
-    // seconds, so on a real clock the partition lives between 2 and 3 s: still there after
-    // 1 s, gone after 4.
+    // Sliding for an hour, but never longer than 6 s after the sign-in. Times are whole
+    // seconds, so on a server's real clock the partition lives between 5 and 6 s: still there
+    // after 1 s (with room for a pause), gone after 7.
     let cache = PartitionedCache::new(
         store.clone(),
         PartitionOptions {
             user_expiry: Some(Duration::from_secs(3600)),
-            user_absolute_expiry: Some(Duration::from_secs(3)),
+            user_absolute_expiry: Some(Duration::from_secs(6)),
             ..time.options()
         },
     );
@@ -624,7 +631,7 @@ async fn absolute_expiry(store: Arc<dyn PartitionBackend>, time: Time) {
         .await
         .unwrap();
     assert!(store.load("alice.t").await.unwrap().is_some());
-    time.pass(3).await;
+    time.pass(6).await;
     assert_eq!(store.load("alice.t").await.unwrap(), None);
     // A new sign-in starts a new life.
     let ev = user_event("alice", "three");

@@ -744,3 +744,54 @@ fn access_token_matches(e: &Entry, q: &AccessTokenQuery<'_>, now: i64) -> bool {
         })
         && target_covers(e.str_field(Field::Target).unwrap_or_default(), q.scopes)
 }
+
+#[cfg(test)]
+mod compaction_tests {
+    #![allow(clippy::unwrap_used, reason = "in tests a panic is the failure report")]
+
+    use base64::Engine;
+
+    use super::*;
+    use crate::entry::Section;
+
+    fn sign_in(cache: &TokenCache, user: usize) {
+        let client_info = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(format!(r#"{{"uid":"u{user}","utid":"t"}}"#));
+        let event = TokenEvent::new("cid", ["User.Read"])
+            .token_endpoint("https://login.microsoftonline.com/t/oauth2/v2.0/token")
+            .grant_type("authorization_code")
+            .response_json(&format!(
+                r#"{{"access_token":"at{user}","expires_in":3600,"token_type":"Bearer","refresh_token":"rt{user}","client_info":"{client_info}"}}"#
+            ))
+            .unwrap();
+        cache.add(&event).unwrap();
+    }
+
+    #[test]
+    fn many_removals_compact_the_sections() {
+        let cache = TokenCache::new();
+        for user in 0..200 {
+            sign_in(&cache, user);
+        }
+        assert_eq!(cache.read().section(Section::AccessToken).slot_count(), 200);
+        for user in 0..200 {
+            cache.remove_account_everywhere(&format!("u{user}.t"));
+        }
+        let state = cache.read();
+        for section in [
+            Section::AccessToken,
+            Section::RefreshToken,
+            Section::Account,
+        ] {
+            let map = state.section(section);
+            assert_eq!(map.len(), 0);
+            // Without compaction the 200 tombstones would stay; it runs once they outnumber
+            // the live entries and exceed 64.
+            assert!(
+                map.slot_count() <= 64,
+                "{section:?}: {} slots for 0 entries",
+                map.slot_count()
+            );
+        }
+    }
+}

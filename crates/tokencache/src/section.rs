@@ -56,6 +56,12 @@ impl SectionMap {
         self.live
     }
 
+    /// Slots in use, tombstones included (for tests of compaction).
+    #[cfg(test)]
+    pub(crate) fn slot_count(&self) -> usize {
+        self.slots.len()
+    }
+
     /// True while lookups scan the slots instead of the table.
     fn is_small(&self) -> bool {
         self.slots.len() <= SMALL

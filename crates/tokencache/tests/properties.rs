@@ -582,8 +582,10 @@ proptest! {
     }
 }
 
+/// Enough removals to compact the sections (a unit test in `cache.rs` checks that compaction
+/// runs): the indexes rebuilt by it still answer like the model.
 #[test]
-fn many_removals_trigger_compaction_and_keep_indexes_right() {
+fn many_removals_keep_indexes_right_through_compaction() {
     let clock = Arc::new(ManualClock::new(1_000));
     let cache = TokenCache::with_clock(clock.clone());
     let mut model = Model::default();

@@ -270,21 +270,13 @@ impl HttpClient for Recording {
     }
 }
 
-/// The Python interpreter with msal 1.39: `$TOKENCACHE_PYTHON`, else the repository's `.venv`.
-pub fn python() -> Option<PathBuf> {
-    if std::env::var_os("TOKENCACHE_SKIP_PYTHON").is_some() {
-        return None;
-    }
-    let p = std::env::var_os("TOKENCACHE_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join(".venv/bin/python"));
-    assert!(
-        p.exists(),
-        "no Python with msal 1.39 at {}: run `bash .ci/setup-python` or set TOKENCACHE_PYTHON (or TOKENCACHE_SKIP_PYTHON=1)",
-        p.display()
-    );
-    Some(p)
-}
+#[path = "../../../../tests/support/python.rs"]
+mod python_support;
+#[allow(
+    unused_imports,
+    reason = "not every test binary that shares this module asks for Python"
+)]
+pub use python_support::python;
 
 /// A test CA and a server certificate for 127.0.0.1 signed by it (PEM files in `dir`):
 /// returns (ca.pem, server.pem, server.key).

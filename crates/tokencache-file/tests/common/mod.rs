@@ -53,18 +53,10 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// The Python with msal and msal-extensions: `$TOKENCACHE_PYTHON`, else `.venv/bin/python`.
-/// Tests that need it fail when it is missing, unless `TOKENCACHE_SKIP_PYTHON=1`.
-pub fn python() -> Option<PathBuf> {
-    if let Ok(p) = std::env::var("TOKENCACHE_PYTHON") {
-        return Some(PathBuf::from(p));
-    }
-    let venv = repo_root().join(".venv/bin/python");
-    if venv.exists() {
-        return Some(venv);
-    }
-    if std::env::var("TOKENCACHE_SKIP_PYTHON").as_deref() == Ok("1") {
-        return None;
-    }
-    panic!("no Python with msal-extensions: run `bash .ci/setup-python` or set TOKENCACHE_PYTHON");
-}
+#[path = "../../../../tests/support/python.rs"]
+mod python_support;
+#[allow(
+    unused_imports,
+    reason = "not every test binary that shares this module asks for Python"
+)]
+pub use python_support::python;

@@ -53,21 +53,10 @@ pub fn apply(events: &[(TokenEvent, i64)]) -> TokenCache {
     cache
 }
 
-/// The Python interpreter with msal 1.39 installed: `$TOKENCACHE_PYTHON`, else `.venv/bin/python`.
-/// Tests that need it fail (not skip) when it is missing, unless `TOKENCACHE_SKIP_PYTHON=1`.
-pub fn python() -> Option<PathBuf> {
-    if let Ok(p) = std::env::var("TOKENCACHE_PYTHON") {
-        return Some(PathBuf::from(p));
-    }
-    let venv = repo_root().join(".venv/bin/python");
-    if venv.exists() {
-        return Some(venv);
-    }
-    if std::env::var("TOKENCACHE_SKIP_PYTHON").as_deref() == Ok("1") {
-        eprintln!("skipping: no Python with msal (TOKENCACHE_SKIP_PYTHON=1)");
-        return None;
-    }
-    panic!(
-        "no Python with msal 1.39: run `bash .ci/setup-python` or set TOKENCACHE_PYTHON (or TOKENCACHE_SKIP_PYTHON=1)"
-    );
-}
+#[path = "../../../../tests/support/python.rs"]
+mod python_support;
+#[allow(
+    unused_imports,
+    reason = "not every test binary that shares this module asks for Python"
+)]
+pub use python_support::python;
