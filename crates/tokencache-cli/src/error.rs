@@ -36,14 +36,49 @@ pub enum CliError {
     Cache(#[from] tokencache::Error),
 }
 
+/// The exit code of a cache that cannot be read or written (and of a usage error).
+pub const CANNOT_READ: u8 = 2;
+
+/// The exit code of a verb that found problems or could not do what it was asked.
+pub const PROBLEMS: u8 = 1;
+
 impl CliError {
-    /// The process exit code: 2 for files that cannot be read or written and for usage
-    /// errors, 1 otherwise (invalid caches, refused paths, locks, keys).
+    /// The process exit code, as every verb's `--help` documents it: 2 when the cache cannot
+    /// be read or written (missing, not a cache, encrypted without its key or with another,
+    /// a refused path, a store that cannot be reached) or the arguments are wrong; 1 when the
+    /// verb could not complete for another reason (a lock held too long, a partition that
+    /// conflicts).
     pub fn exit_code(&self) -> u8 {
+        use tokencache_file::FileError as F;
+        use tokencache_store::StoreError as S;
         match self {
-            CliError::Read { .. } | CliError::Write { .. } | CliError::Usage(_) => 2,
-            CliError::File(tokencache_file::FileError::Io { .. }) => 2,
-            _ => 1,
+            CliError::Read { .. } | CliError::Write { .. } | CliError::Usage(_) => CANNOT_READ,
+            CliError::File(
+                F::Io { .. }
+                | F::Corrupt { .. }
+                | F::KeyRequired { .. }
+                | F::Decrypt { .. }
+                | F::Key { .. }
+                | F::Keyring { .. }
+                | F::Symlink { .. },
+            ) => CANNOT_READ,
+            CliError::Store(S::Unavailable { .. } | S::InvalidUrl { .. } | S::Key { .. }) => {
+                CANNOT_READ
+            }
+            _ => PROBLEMS,
+        }
+    }
+
+    /// What to do about it, when the message alone does not say.
+    pub fn hint(&self) -> Option<&'static str> {
+        match self {
+            CliError::File(tokencache_file::FileError::KeyRequired { .. }) => {
+                Some("pass its key with --key-file PATH, --key-env VAR or --keyring NAME")
+            }
+            CliError::File(tokencache_file::FileError::Decrypt { .. }) => Some(
+                "pass the key it was encrypted with (--key-file, --key-env or --keyring); to re-encrypt, the old one with --previous-key-file",
+            ),
+            _ => None,
         }
     }
 }

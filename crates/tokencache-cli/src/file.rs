@@ -19,23 +19,32 @@ pub fn open(file: &Path, key: &KeyArgs) -> Result<FileStore, CliError> {
     Ok(FileStore::open(file, options)?)
 }
 
+/// The error every verb gives for a cache file that is not there.
+pub fn no_such_file(file: &Path) -> CliError {
+    CliError::Read {
+        path: file.to_owned(),
+        source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+    }
+}
+
 /// Loads a cache read-only (no lock, as MSAL readers do).
 pub fn load(file: &Path, key: &KeyArgs) -> Result<Arc<TokenCache>, CliError> {
-    if !file.exists() {
-        return Err(CliError::Read {
-            path: file.to_owned(),
-            source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
-        });
-    }
+    existing(file)?;
     let store = open(file, key)?;
     store.reload()?;
     Ok(store.cache().clone())
 }
 
-/// Fails unless `file` exists (a writing verb never creates the cache it was asked to change).
+/// Fails unless `file` exists and is not a directory (a writing verb never creates the cache
+/// it was asked to change).
 pub fn existing(file: &Path) -> Result<(), CliError> {
     match std::fs::symlink_metadata(file) {
+        Ok(meta) if meta.is_dir() => Err(CliError::Read {
+            path: file.to_owned(),
+            source: std::io::Error::other("a directory, not a cache file"),
+        }),
         Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(no_such_file(file)),
         Err(source) => Err(CliError::Read {
             path: file.to_owned(),
             source,

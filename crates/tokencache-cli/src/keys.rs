@@ -42,9 +42,59 @@ impl KeyArgs {
         Ok(None)
     }
 
-    /// The key itself, if one was given; `create` makes a missing key file or keyring item.
-    pub fn key(&self, create: bool) -> Result<Option<DataKey>, CliError> {
-        Ok(self.source()?.map(|s| s.resolve(create)).transpose()?)
+    /// The key itself, if one was given. A key file or keyring item that does not exist is an
+    /// error: only [`KeyArgs::key_to_encrypt_with`] makes one, when asked to.
+    pub fn key(&self) -> Result<Option<DataKey>, CliError> {
+        Ok(self.source()?.map(|s| s.resolve(false)).transpose()?)
+    }
+
+    /// The key to encrypt with. It must exist, unless `new_key`: then a key file or keyring
+    /// item is made for it, and stderr says where (an existing one is never replaced).
+    pub fn key_to_encrypt_with(&self, new_key: bool) -> Result<DataKey, CliError> {
+        let source = self.source()?.ok_or_else(|| {
+            CliError::Usage("encrypting needs a key: --key-file, --key-env or --keyring".into())
+        })?;
+        match (&source, new_key) {
+            (KeySource::File(path), false) if !path.exists() => Err(CliError::Usage(format!(
+                "no key file {}; to make a new key there, add --new-key",
+                path.display()
+            ))),
+            (KeySource::File(path), true) if path.exists() => Err(CliError::Usage(format!(
+                "{} already exists; --new-key never replaces a key (leave --new-key out to use it)",
+                path.display()
+            ))),
+            (KeySource::File(path), true) => {
+                let key = source.resolve(true)?;
+                eprintln!(
+                    "tokencache: a new key was written to {} (owner-only); keep it: the cache cannot be read without it",
+                    path.display()
+                );
+                Ok(key)
+            }
+            (KeySource::Env(_), true) => Err(CliError::Usage(
+                "--new-key makes a key file or a keyring item; with --key-env, set the variable to a key".into(),
+            )),
+            (_, false) => Ok(source.resolve(false).map_err(|e| match e {
+                tokencache_file::FileError::Key { reason } => CliError::Usage(format!(
+                    "{reason}; to make a new key, add --new-key"
+                )),
+                other => other.into(),
+            })?),
+            (_, true) => {
+                if source.resolve(false).is_ok() {
+                    return Err(CliError::Usage(
+                        "the keyring item already holds a key; --new-key never replaces a key (leave --new-key out to use it)".into(),
+                    ));
+                }
+                let key = source.resolve(true)?;
+                if let Some(name) = &self.keyring {
+                    eprintln!(
+                        "tokencache: a new key was stored in the OS keyring as {name:?}; the cache cannot be read without it"
+                    );
+                }
+                Ok(key)
+            }
+        }
     }
 }
 

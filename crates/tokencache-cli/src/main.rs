@@ -37,6 +37,9 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Show the accounts and tokens of a cache (secrets are never shown).
+    #[command(
+        after_help = "Exit status: 0 shown; 2 the cache cannot be read (missing, a directory, not a token cache, encrypted without its key or with another, a store that cannot be reached) or the arguments are wrong."
+    )]
     Inspect {
         /// The cache file, or a store URL (every partition is shown, then a list of the
         /// partitions with their size, encryption key id, age and expiry).
@@ -51,7 +54,11 @@ enum Command {
         #[command(flatten)]
         key: KeyArgs,
     },
-    /// Check a cache: exit 0 if MSAL can use every entry, 1 with a list of problems otherwise.
+    /// Check a cache: exit 0 if MSAL can use every entry, 1 with a list of problems otherwise,
+    /// 2 if it cannot be read.
+    #[command(
+        after_help = "Exit status: 0 clean; 1 problems, listed; 2 the cache cannot be read (missing, a directory, not a token cache, encrypted without its key or with another, a store that cannot be reached) or the arguments are wrong."
+    )]
     Validate {
         /// The cache file, or a store URL.
         file: String,
@@ -59,6 +66,9 @@ enum Command {
         key: KeyArgs,
     },
     /// Remove expired access tokens.
+    #[command(
+        after_help = "Exit status: 0 pruned, or nothing to prune; 1 not completed (the lock held by another process past the timeout); 2 the cache cannot be read (missing, a directory, not a token cache, encrypted without its key or with another, a store that cannot be reached) or the arguments are wrong."
+    )]
     Prune {
         /// The cache file, or a store URL.
         file: String,
@@ -70,6 +80,9 @@ enum Command {
     },
     /// Remove every access, refresh and ID token and account entry of a home account, whatever
     /// the client (app metadata stays).
+    #[command(
+        after_help = "Exit status: 0 removed; 1 no such account (the accounts there are listed) or not completed; 2 the cache cannot be read (missing, a directory, not a token cache, encrypted without its key or with another, a store that cannot be reached) or the arguments are wrong."
+    )]
     RemoveAccount {
         /// The cache file, or a store URL (the account's partition is deleted).
         file: String,
@@ -82,6 +95,9 @@ enum Command {
     ///
     /// Removes entries MSAL cannot use, drops times it cannot read from refresh tokens, and
     /// moves entries to their canonical keys. A file that is not valid JSON is refused.
+    #[command(
+        after_help = "Exit status: 0 repaired, nothing to repair, or changes listed with --dry-run; 1 not completed; 2 the cache cannot be read (missing, a directory, not a token cache, encrypted without its key or with another, a store that cannot be reached) or the arguments are wrong."
+    )]
     Repair {
         /// The cache file, or a store URL (every partition is repaired).
         file: String,
@@ -97,18 +113,28 @@ enum Command {
     },
     /// Who holds the cache's lock (`<cache>.lockfile`), and whether it is stale; for a store,
     /// which partitions' refresh leases are held.
+    #[command(
+        after_help = "Exit status: 0 shown; 2 the path is missing or a directory, or the store cannot be reached."
+    )]
     LockStatus {
         /// The cache file, or a store URL.
         file: String,
     },
     /// Encrypt a plain cache file or every partition of a store (XChaCha20-Poly1305), or
     /// re-encrypt them with another key.
+    #[command(
+        after_help = "Exit status: 0 encrypted; 1 a partition could not be read with the keys given (left as it was, listed); 2 the cache cannot be read (missing, a directory, not a token cache, encrypted without its key or with another, a store that cannot be reached) or the arguments are wrong, or the key is missing (add --new-key to make one)."
+    )]
     Encrypt {
         /// The cache file, or a store URL.
         file: String,
-        /// The key to encrypt with (created if a key file or keyring item does not exist yet).
+        /// The key to encrypt with. It must exist, unless --new-key is given.
         #[command(flatten)]
         key: KeyArgs,
+        /// Make a new random key in the --key-file or --keyring item given (which must not
+        /// exist yet), and say where it was written.
+        #[arg(long)]
+        new_key: bool,
         /// For a store: the key id to encrypt under, the one the application passes to
         /// `PartitionKeys::new` (required for a store).
         #[arg(long, value_name = "ID", requires = "key")]
@@ -119,6 +145,9 @@ enum Command {
     },
     /// Copy every partition from one cache to another: a cache file into a store (split per
     /// account), a store into a cache file (merged), or store to store; then verify.
+    #[command(
+        after_help = "Exit status: 0 migrated and verified; 1 the verification failed or a partition could not be read; 2 the cache cannot be read (missing, a directory, not a token cache, encrypted without its key or with another, a store that cannot be reached) or the arguments are wrong."
+    )]
     Migrate {
         /// Where to read: a cache file or a store URL.
         from: String,
@@ -133,9 +162,16 @@ enum Command {
         /// partitions in a target store are plain text and existing ones keep their key.
         #[arg(long, value_name = "ID", requires = "key")]
         key_id: Option<String>,
+        /// With --key-id: make a new random key in the --key-file or --keyring item given
+        /// (which must not exist yet), and say where it was written.
+        #[arg(long)]
+        new_key: bool,
     },
     /// Decrypt an encrypted cache file, or every partition of a store, back to MSAL's plain
     /// JSON.
+    #[command(
+        after_help = "Exit status: 0 decrypted; 1 a partition could not be read (left as it was, listed); 2 the cache cannot be read (missing, a directory, not a token cache, encrypted without its key or with another, a store that cannot be reached) or the arguments are wrong."
+    )]
     Decrypt {
         /// The cache file, or a store URL.
         file: String,
@@ -174,15 +210,23 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Encrypt {
             file,
             key,
+            new_key,
             key_id,
             previous,
-        } => verb::encrypt::run(&Target::parse(&file), &key, key_id, &previous),
+        } => verb::encrypt::run(&Target::parse(&file), &key, new_key, key_id, &previous),
         Command::Migrate {
             from,
             to,
             key,
             key_id,
-        } => verb::migrate::run(&Target::parse(&from), &Target::parse(&to), &key, key_id),
+            new_key,
+        } => verb::migrate::run(
+            &Target::parse(&from),
+            &Target::parse(&to),
+            &key,
+            new_key,
+            key_id,
+        ),
         Command::Decrypt { file, key } => verb::decrypt::run(&Target::parse(&file), &key),
     }
 }
@@ -192,6 +236,9 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("tokencache: {e}");
+            if let Some(hint) = e.hint() {
+                eprintln!("hint: {hint}");
+            }
             ExitCode::from(e.exit_code())
         }
     }

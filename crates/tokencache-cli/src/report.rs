@@ -68,32 +68,52 @@ pub fn table(cache: &TokenCache, now: i64) -> String {
     let rts = cache.all_refresh_tokens();
     let idts = cache.all_id_tokens();
 
-    let mut homes: BTreeMap<String, Vec<&tokencache::Account>> = BTreeMap::new();
+    // Everything of one home account, grouped in one pass over each section (a table of N
+    // accounts costs O(N log N), not N scans of every token).
+    #[derive(Default)]
+    struct Home<'c> {
+        accounts: Vec<&'c tokencache::Account>,
+        access: Vec<&'c tokencache::AccessToken>,
+        refresh: Vec<&'c tokencache::RefreshToken>,
+        id: Vec<&'c tokencache::IdToken>,
+    }
+    let mut homes: BTreeMap<&str, Home<'_>> = BTreeMap::new();
     for a in &accounts {
         homes
-            .entry(a.home_account_id().unwrap_or_default().to_owned())
+            .entry(a.home_account_id().unwrap_or_default())
             .or_default()
+            .accounts
             .push(a);
     }
     for t in &ats {
         if let Some(h) = t.home_account_id().filter(|h| !h.is_empty()) {
-            homes.entry(h.to_owned()).or_default();
+            homes.entry(h).or_default().access.push(t);
         }
     }
     for t in &rts {
         homes
-            .entry(t.home_account_id().unwrap_or_default().to_owned())
-            .or_default();
+            .entry(t.home_account_id().unwrap_or_default())
+            .or_default()
+            .refresh
+            .push(t);
+    }
+    for t in &idts {
+        // An ID token shows under a home that has an account or a token.
+        if let Some(home) = t.home_account_id().and_then(|h| homes.get_mut(h)) {
+            home.id.push(t);
+        }
     }
 
     let _ = writeln!(out, "Accounts: {}", homes.len());
-    for (home, records) in &homes {
-        let username = records
+    for (home, group) in &homes {
+        let username = group
+            .accounts
             .iter()
             .find_map(|a| a.username().filter(|u| !u.is_empty()))
             .unwrap_or("(unknown user)");
         let _ = writeln!(out, "\n{username}  [{home}]");
-        let mut realms: Vec<String> = records
+        let mut realms: Vec<String> = group
+            .accounts
             .iter()
             .map(|a| {
                 format!(
@@ -108,9 +128,9 @@ pub fn table(cache: &TokenCache, now: i64) -> String {
         if !realms.is_empty() {
             let _ = writeln!(out, "  tenants: {}", realms.join(", "));
         }
-        let rows: Vec<Vec<String>> = ats
+        let rows: Vec<Vec<String>> = group
+            .access
             .iter()
-            .filter(|t| t.home_account_id() == Some(home))
             .map(|t| {
                 vec![
                     "access".into(),
@@ -120,32 +140,24 @@ pub fn table(cache: &TokenCache, now: i64) -> String {
                     or_dash(t.target()),
                 ]
             })
-            .chain(
-                rts.iter()
-                    .filter(|t| t.home_account_id().unwrap_or_default() == home)
-                    .map(|t| {
-                        vec![
-                            "refresh".into(),
-                            or_dash(t.client_id()),
-                            t.family_id().map_or("-".into(), |f| format!("family {f}")),
-                            "-".into(),
-                            or_dash(t.target()),
-                        ]
-                    }),
-            )
-            .chain(
-                idts.iter()
-                    .filter(|t| t.home_account_id() == Some(home))
-                    .map(|t| {
-                        vec![
-                            "id".into(),
-                            or_dash(t.client_id()),
-                            or_dash(t.realm()),
-                            "-".into(),
-                            "-".into(),
-                        ]
-                    }),
-            )
+            .chain(group.refresh.iter().map(|t| {
+                vec![
+                    "refresh".into(),
+                    or_dash(t.client_id()),
+                    t.family_id().map_or("-".into(), |f| format!("family {f}")),
+                    "-".into(),
+                    or_dash(t.target()),
+                ]
+            }))
+            .chain(group.id.iter().map(|t| {
+                vec![
+                    "id".into(),
+                    or_dash(t.client_id()),
+                    or_dash(t.realm()),
+                    "-".into(),
+                    "-".into(),
+                ]
+            }))
             .collect();
         if rows.is_empty() {
             out.push_str("  (no tokens)\n");

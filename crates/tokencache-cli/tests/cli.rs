@@ -132,8 +132,29 @@ fn validate_exit_codes() {
     let garbage = dir.path().join("garbage.json");
     std::fs::write(&garbage, "{\"AccessToken\": {").expect("write");
     let o = run(&["validate", path(&garbage)]);
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "cannot read is not a list of problems"
+    );
     assert!(stdout(&o).contains("invalid JSON at line 1"));
+    // Binary, truncated and not-an-object files cannot be read either.
+    for (name, content) in [
+        ("binary.json", &b"\x00\x9f\xff\x10binary"[..]),
+        (
+            "truncated.json",
+            &b"{\"AccessToken\": {\"k\": {\"secret\": \"s"[..],
+        ),
+        ("array.json", &b"[1, 2]"[..]),
+    ] {
+        let file = dir.path().join(name);
+        std::fs::write(&file, content).expect("write");
+        assert_eq!(
+            run(&["validate", path(&file)]).status.code(),
+            Some(2),
+            "{name}"
+        );
+    }
     assert_eq!(
         run(&["validate", path(&dir.path().join("missing.json"))])
             .status
@@ -234,7 +255,7 @@ fn unparseable_files_are_never_written() {
         vec!["remove-account", path(&file), "x"],
     ] {
         let o = run(&args);
-        assert_eq!(o.status.code(), Some(1), "{args:?}");
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
         assert!(String::from_utf8_lossy(&o.stderr).contains("left untouched"));
         assert_eq!(std::fs::read_to_string(&file).expect("read"), garbage);
     }
@@ -248,7 +269,7 @@ fn symlinked_cache_files_are_refused_for_writing() {
     let link = dir.path().join("link.json");
     std::os::unix::fs::symlink(&real, &link).expect("symlink");
     let o = run(&["prune", path(&link), "--now", "1700000000"]);
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("symbolic link"));
     assert!(
         std::fs::symlink_metadata(&link)
@@ -308,19 +329,38 @@ fn encrypt_and_decrypt_round_trip_and_a_wrong_key_destroys_nothing() {
     let file = copy("desktop.json", dir.path());
     let original = std::fs::read_to_string(&file).expect("read");
     let key = dir.path().join("cache.key");
-    let o = run(&["encrypt", path(&file), "--key-file", path(&key)]);
+    let o = run(&[
+        "encrypt",
+        path(&file),
+        "--key-file",
+        path(&key),
+        "--new-key",
+    ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        String::from_utf8_lossy(&o.stderr)
+            .contains(&format!("a new key was written to {}", path(&key))),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let encrypted = std::fs::read(&file).expect("read");
     assert!(encrypted.starts_with(b"TCENC"));
-    // Reading needs the key; with it, every verb works.
-    assert_eq!(run(&["inspect", path(&file)]).status.code(), Some(1));
+    // Reading needs the key, and the error says how to give it; with it, every verb works.
+    let o = run(&["inspect", path(&file)]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&o.stderr)
+            .contains("--key-file PATH, --key-env VAR or --keyring NAME"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let o = run(&["inspect", path(&file), "--key-file", path(&key)]);
     assert!(stdout(&o).contains("jane@contoso.com"));
     // A wrong key is a clear error and leaves the file as it was.
     let other = dir.path().join("other.key");
     std::fs::write(&other, "cd".repeat(32)).expect("key");
     let o = run(&["prune", path(&file), "--key-file", path(&other)]);
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(2));
     assert!(
         String::from_utf8_lossy(&o.stderr).contains("wrong key"),
         "{}",
@@ -347,7 +387,7 @@ fn re_encrypting_a_file_with_another_key_reads_it_with_the_previous_one() {
     assert!(encrypt(&["--key-file", path(&old)]).status.success());
     // With only the new key the file cannot be read: refused, and the file is unchanged.
     let before = std::fs::read(&file).expect("read");
-    assert_eq!(encrypt(&["--key-file", path(&new)]).status.code(), Some(1));
+    assert_eq!(encrypt(&["--key-file", path(&new)]).status.code(), Some(2));
     assert_eq!(std::fs::read(&file).expect("read"), before);
     let o = encrypt(&["--key-file", path(&new), "--previous-key-file", path(&old)]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -357,7 +397,7 @@ fn re_encrypting_a_file_with_another_key_reads_it_with_the_previous_one() {
         run(&["inspect", path(&file), "--key-file", path(&old)])
             .status
             .code(),
-        Some(1)
+        Some(2)
     );
 }
 
@@ -406,9 +446,92 @@ fn repair_fixes_what_validate_reports_and_keeps_a_copy_first() {
     // A file that is not JSON is refused and left as it was.
     let bad = dir.path().join("bad.json");
     std::fs::write(&bad, "{\"AccessToken\": {").expect("write");
-    assert_eq!(run(&["repair", path(&bad)]).status.code(), Some(1));
+    assert_eq!(run(&["repair", path(&bad)]).status.code(), Some(2));
     assert_eq!(
         std::fs::read_to_string(&bad).expect("read"),
         "{\"AccessToken\": {"
     );
+}
+
+#[test]
+fn a_mistyped_key_path_makes_no_key_and_encrypts_nothing() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let file = copy("desktop.json", dir.path());
+    let original = std::fs::read(&file).expect("read");
+    let typo = dir.path().join("cahce.key");
+    let o = run(&["encrypt", path(&file), "--key-file", path(&typo)]);
+    assert_eq!(o.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        said.contains("no key file") && said.contains("--new-key"),
+        "{said}"
+    );
+    assert!(!typo.exists(), "no key was made");
+    assert_eq!(
+        std::fs::read(&file).expect("read"),
+        original,
+        "nothing encrypted"
+    );
+    // --new-key never replaces a key.
+    let key = dir.path().join("cache.key");
+    std::fs::write(&key, "ab".repeat(32)).expect("key");
+    let o = run(&[
+        "encrypt",
+        path(&file),
+        "--key-file",
+        path(&key),
+        "--new-key",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("never replaces"));
+    assert_eq!(std::fs::read_to_string(&key).expect("key"), "ab".repeat(32));
+    assert_eq!(std::fs::read(&file).expect("read"), original);
+    // A missing cache is reported before any key is made.
+    let missing = dir.path().join("missing.json");
+    let fresh = dir.path().join("fresh.key");
+    let o = run(&[
+        "encrypt",
+        path(&missing),
+        "--key-file",
+        path(&fresh),
+        "--new-key",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(!fresh.exists());
+}
+
+#[test]
+fn quiet_successes_that_hide_a_mistake_are_errors() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let file = copy("desktop.json", dir.path());
+    let original = std::fs::read(&file).expect("read");
+    let o = run(&["remove-account", path(&file), "unknown-id"]);
+    assert_eq!(o.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        said.contains("no account \"unknown-id\"")
+            && said.contains(
+                "00000000-0000-0000-aaaa-111111111111.72f988bf-86f1-41af-91ab-2d7cd011db47"
+            ),
+        "{said}"
+    );
+    assert_eq!(std::fs::read(&file).expect("read"), original);
+    // A path that is not there, or a directory, is not "not locked".
+    let missing = dir.path().join("missing.json");
+    let o = run(&["lock-status", path(&missing)]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no such file"));
+    let o = run(&["lock-status", path(dir.path())]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("a directory"));
+    // Every verb words a missing file the same way.
+    for verb in ["inspect", "validate", "prune", "repair", "lock-status"] {
+        let o = run(&[verb, path(&missing)]);
+        assert_eq!(o.status.code(), Some(2), "{verb}");
+        assert_eq!(
+            String::from_utf8_lossy(&o.stderr).trim(),
+            format!("tokencache: cannot read {}: no such file", path(&missing)),
+            "{verb}"
+        );
+    }
 }

@@ -13,7 +13,7 @@ pub fn run(target: &Target, key: &KeyArgs) -> Result<ExitCode, CliError> {
     match target {
         Target::Store(url) => {
             let done = stores::block_on(async {
-                let access = StoreAccess::open(url, key.key(false)?, None, Writes::Plain).await?;
+                let access = StoreAccess::open(url, key.key()?, None, Writes::Plain).await?;
                 stores::rewrite_all(&access, &Writes::Plain).await
             })??;
             Ok(super::encrypt::report_rewrite(url, &done, "decrypted"))

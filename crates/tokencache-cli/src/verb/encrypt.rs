@@ -9,18 +9,20 @@ use crate::store_access::{StoreAccess, Writes};
 use crate::target::Target;
 use crate::{file, stores};
 
-/// Encrypts `target` with `key` (under `key_id` for a store), reading it with `previous`.
+/// Encrypts `target` with `key` (under `key_id` for a store), reading it with `previous`;
+/// `new_key` makes the key first.
 pub fn run(
     target: &Target,
     key: &KeyArgs,
+    new_key: bool,
     key_id: Option<String>,
     previous: &PreviousKeyArgs,
 ) -> Result<ExitCode, CliError> {
-    if key.source()?.is_none() {
-        return Err(CliError::Usage(
-            "encrypt needs --key-file, --key-env or --keyring".into(),
-        ));
+    if let Target::File(path) = target {
+        // A cache that is not there is reported before a key is made for it.
+        file::existing(path)?;
     }
+    let data_key = key.key_to_encrypt_with(new_key)?;
     match target {
         Target::Store(url) => {
             let key_id = key_id.ok_or_else(|| {
@@ -33,8 +35,8 @@ pub fn run(
             let done = stores::block_on(async {
                 let access = StoreAccess::open(
                     url,
-                    key.key(true)?,
-                    previous.as_key_args().key(false)?,
+                    Some(data_key),
+                    previous.as_key_args().key()?,
                     writes.clone(),
                 )
                 .await?;
@@ -48,7 +50,7 @@ pub fn run(
                     "--key-id names a key for a store; a cache file records where its key comes from".into(),
                 ));
             }
-            file::existing(path)?;
+            let _ = data_key;
             file::open(path, key)?.rewrite(previous.as_key_args().source()?.as_ref())?;
             println!("{}: encrypted", path.display());
             Ok(ExitCode::SUCCESS)

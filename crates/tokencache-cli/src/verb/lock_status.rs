@@ -40,6 +40,11 @@ fn store_leases(url: &str) -> Result<(), CliError> {
 }
 
 fn file_lock(file: &Path) -> Result<(), CliError> {
+    // The lock of a cache that is not there is not "free": say what is wrong with the path
+    // (unless a lock file is there: its first writer may be creating the cache).
+    if file.is_dir() || !tokencache_file::lock_path(file).exists() {
+        crate::file::existing(file)?;
+    }
     let status = tokencache_file::lock_status(file)?;
     match &status {
         LockStatus::Free => println!("{}: not locked", file.display()),

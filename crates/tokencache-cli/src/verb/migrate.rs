@@ -14,6 +14,7 @@ pub fn run(
     from: &Target,
     to: &Target,
     key: &KeyArgs,
+    new_key: bool,
     key_id: Option<String>,
 ) -> Result<ExitCode, CliError> {
     if from == to {
@@ -27,8 +28,16 @@ pub fn run(
             "--key-id encrypts a target store; TO is a cache file".into(),
         ));
     }
-    // A key that will encrypt a target store may be new (a key file is then created).
-    let data_key = key.key(key_id.is_some())?;
+    // A key that will encrypt a target store may be new, when asked for with --new-key.
+    let data_key = match &key_id {
+        Some(_) => Some(key.key_to_encrypt_with(new_key)?),
+        None if new_key => {
+            return Err(CliError::Usage(
+                "--new-key makes a key to encrypt a target store with; give --key-id too".into(),
+            ));
+        }
+        None => key.key()?,
+    };
     let target_writes = key_id.map_or(Writes::Keep, Writes::Encrypted);
     let (from, to) = (from.to_string(), to.to_string());
     let ok = stores::block_on(async {

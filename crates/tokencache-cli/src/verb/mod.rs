@@ -17,5 +17,5 @@ use crate::store_access::{StoreAccess, Writes};
 
 /// Opens a store URL for a verb that reads, or writes each partition back as it was.
 pub(crate) async fn open_store(url: &str, key: &KeyArgs) -> Result<StoreAccess, CliError> {
-    StoreAccess::open(url, key.key(false)?, None, Writes::Keep).await
+    StoreAccess::open(url, key.key()?, None, Writes::Keep).await
 }

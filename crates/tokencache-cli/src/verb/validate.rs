@@ -9,7 +9,8 @@ use crate::keys::KeyArgs;
 use crate::target::Target;
 use crate::{file, stores};
 
-/// Exit 0 when the cache at `target` is clean, 1 with the list of problems.
+/// Exit 0 when the cache at `target` is clean, 1 with the list of problems, 2 when it cannot
+/// be read.
 pub fn run(target: &Target, key: &KeyArgs) -> Result<ExitCode, CliError> {
     match target {
         Target::Store(url) => {
@@ -26,8 +27,9 @@ pub fn run(target: &Target, key: &KeyArgs) -> Result<ExitCode, CliError> {
         }
         Target::File(path) => match file::load(path, key) {
             Err(CliError::File(tokencache_file::FileError::Corrupt { source, .. })) => {
-                println!("{target}: {source}");
-                Ok(ExitCode::from(1))
+                // Not a cache at all: it cannot be read, which is not a list of problems.
+                println!("{target}: not a token cache: {source}");
+                Ok(ExitCode::from(crate::error::CANNOT_READ))
             }
             Err(e) => Err(e),
             Ok(cache) => Ok(report(target, &[], &cache.problems())),
