@@ -71,3 +71,33 @@ pub fn keep_copy(file: &Path, to: &Path) -> Result<(), CliError> {
         source,
     })
 }
+
+/// Runs `work` (which may wait for the cache's lock) and, when it is still waiting after a
+/// second, says on stderr who holds the lock and how long this process will wait.
+pub fn noticing_waits<T>(file: &Path, work: impl FnOnce() -> T) -> T {
+    let (done, finished) = std::sync::mpsc::channel::<()>();
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            if finished
+                .recv_timeout(std::time::Duration::from_secs(1))
+                .is_ok()
+            {
+                return;
+            }
+            if let Ok(tokencache_file::LockStatus::Held {
+                owner: Some(owner), ..
+            }) = tokencache_file::lock_status(file)
+                && owner.pid != std::process::id()
+            {
+                let timeout = tokencache_file::LockOptions::default().timeout.as_secs();
+                eprintln!(
+                    "tokencache: waiting for the lock of {}, held by {owner}; giving up after {timeout} s",
+                    file.display()
+                );
+            }
+        });
+        let out = work();
+        let _ = done.send(());
+        out
+    })
+}

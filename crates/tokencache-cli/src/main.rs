@@ -30,8 +30,31 @@ use crate::target::Target;
 #[derive(Parser, Debug)]
 #[command(name = "tokencache", version, about, long_about = None)]
 struct Cli {
+    /// Show what the library does on stderr (why a lock waited, a store retried): -v for
+    /// information, -vv for details. `RUST_LOG` (e.g. `RUST_LOG=tokencache_file=debug`)
+    /// overrides it.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
     #[command(subcommand)]
     command: Command,
+}
+
+/// The library's `tracing` events on stderr: none unless asked for with `-v` or `RUST_LOG`.
+fn init_logging(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(spec) if !spec.is_empty() => EnvFilter::new(spec),
+        _ => EnvFilter::new(match verbose {
+            0 => "off",
+            1 => "info",
+            _ => "debug",
+        }),
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(verbose > 1)
+        .try_init();
 }
 
 #[derive(Subcommand, Debug)]
@@ -232,7 +255,9 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
 }
 
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    match run(cli) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("tokencache: {e}");

@@ -2,7 +2,6 @@
 //! `redis+cluster://`), and `migrate` between stores and cache files.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::Write;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -116,51 +115,30 @@ fn counts(cache: &TokenCache) -> [usize; 4] {
     ]
 }
 
-/// A progress line on stderr, redrawn in place.
-struct Progress {
-    total: usize,
-    done: usize,
-    what: &'static str,
-}
+/// A progress bar on stderr (indicatif), drawn only when stderr is a terminal.
+struct Progress(indicatif::ProgressBar);
 
 impl Progress {
     fn new(total: usize, what: &'static str) -> Progress {
-        let p = Progress {
-            total,
-            done: 0,
-            what,
-        };
-        p.draw();
-        p
+        let bar = indicatif::ProgressBar::with_draw_target(
+            Some(total as u64),
+            indicatif::ProgressDrawTarget::stderr(),
+        );
+        if let Ok(style) = indicatif::ProgressStyle::with_template("[{bar:30}] {pos}/{len} {msg}") {
+            bar.set_style(style.progress_chars("#-"));
+        }
+        bar.set_message(what);
+        Progress(bar)
     }
 
     fn tick(&mut self) {
-        self.done += 1;
-        if self.done == self.total || self.done.is_multiple_of(64) {
-            self.draw();
-        }
+        self.0.inc(1);
     }
+}
 
-    fn draw(&self) {
-        use std::io::IsTerminal;
-        const WIDTH: usize = 30;
-        if !std::io::stderr().is_terminal() && self.done != self.total {
-            return;
-        }
-        let filled = (self.done * WIDTH).checked_div(self.total).unwrap_or(WIDTH);
-        let mut err = std::io::stderr().lock();
-        let _ = write!(
-            err,
-            "\r[{}{}] {}/{} {}",
-            "#".repeat(filled),
-            "-".repeat(WIDTH - filled),
-            self.done,
-            self.total,
-            self.what
-        );
-        if self.done == self.total {
-            let _ = writeln!(err);
-        }
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.0.finish();
     }
 }
 

@@ -535,3 +535,60 @@ fn quiet_successes_that_hide_a_mistake_are_errors() {
         );
     }
 }
+
+#[test]
+fn a_verb_that_waits_for_a_lock_says_who_holds_it() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let file = copy("desktop.json", dir.path());
+    let held = tokencache_file::CacheLock::acquire(&file, Default::default()).expect("lock");
+    let child = Command::new(env!("CARGO_BIN_EXE_tokencache"))
+        .args(["prune", path(&file), "--now", "1"])
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    // Held past the one-second notice, then released: the verb then completes.
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    drop(held);
+    let out = child.wait_with_output().expect("wait");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("waiting for the lock of")
+            && said.contains(&format!("pid {}", std::process::id()))
+            && said.contains("giving up after 30 s"),
+        "{said}"
+    );
+}
+
+#[test]
+fn the_library_logs_show_with_verbose_only() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let file = copy("desktop.json", dir.path());
+    let stale = || {
+        let mut child = Command::new("true").spawn().expect("spawn");
+        let dead = child.id();
+        child.wait().expect("wait");
+        std::fs::write(
+            tokencache_file::lock_path(&file),
+            format!("{dead} /usr/bin/az"),
+        )
+        .expect("stale lock");
+    };
+    stale();
+    let quiet = run(&["prune", path(&file), "--now", "1"]);
+    assert!(quiet.status.success());
+    assert!(!String::from_utf8_lossy(&quiet.stderr).contains("stale"));
+    stale();
+    let verbose = run(&["-v", "prune", path(&file), "--now", "1"]);
+    assert!(verbose.status.success());
+    assert!(
+        String::from_utf8_lossy(&verbose.stderr).contains("removing a stale cache lock"),
+        "{}",
+        String::from_utf8_lossy(&verbose.stderr)
+    );
+}

@@ -18,7 +18,7 @@ pub enum FileError {
         source: std::io::Error,
     },
     /// Another process held the lock for longer than the timeout.
-    #[error("timed out after {waited:?} waiting for the cache lock {} (held by {})", path.display(), holder.as_ref().map_or("an unknown process".to_owned(), ToString::to_string))]
+    #[error("timed out after {} waiting for the cache lock {} (held by {})", span(*waited), path.display(), holder.as_ref().map_or("an unknown process".to_owned(), ToString::to_string))]
     LockTimeout {
         /// The lock file.
         path: PathBuf,
@@ -81,4 +81,29 @@ pub enum FileError {
     /// The cache rejected the change (e.g. an invalid token response).
     #[error(transparent)]
     Cache(#[from] tokencache::Error),
+}
+
+/// A wait as a person reads it: `30 s`, `1.5 s`, `300 ms`.
+pub(crate) fn span(waited: Duration) -> String {
+    let ms = waited.as_millis();
+    if ms < 1000 {
+        format!("{ms} ms")
+    } else if ms % 1000 < 50 || ms >= 10_000 {
+        format!("{} s", (ms + 500) / 1000)
+    } else {
+        format!("{:.1} s", waited.as_secs_f64())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waits_read_as_people_write_them() {
+        assert_eq!(span(Duration::from_nanos(30_000_469_226)), "30 s");
+        assert_eq!(span(Duration::from_millis(1500)), "1.5 s");
+        assert_eq!(span(Duration::from_millis(300)), "300 ms");
+        assert_eq!(span(Duration::from_millis(5004)), "5 s");
+    }
 }

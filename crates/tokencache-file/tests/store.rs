@@ -332,6 +332,10 @@ fn a_live_holder_makes_us_wait_then_fail_naming_it() {
             .contains(&format!("pid {}", std::process::id())),
         "{err}"
     );
+    assert!(
+        err.to_string().starts_with("timed out after 300 ms"),
+        "{err}"
+    );
     // Released: the waiter gets in.
     let waiter = std::thread::spawn({
         let path = path.clone();

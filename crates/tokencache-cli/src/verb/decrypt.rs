@@ -23,7 +23,8 @@ pub fn run(target: &Target, key: &KeyArgs) -> Result<ExitCode, CliError> {
             let source = key.source()?.ok_or_else(|| {
                 CliError::Usage("decrypt needs --key-file, --key-env or --keyring".into())
             })?;
-            file::open(path, &KeyArgs::default())?.rewrite(Some(&source))?;
+            let store = file::open(path, &KeyArgs::default())?;
+            file::noticing_waits(path, || store.rewrite(Some(&source)))?;
             println!("{}: decrypted", path.display());
             Ok(ExitCode::SUCCESS)
         }

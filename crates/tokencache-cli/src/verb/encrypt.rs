@@ -51,7 +51,9 @@ pub fn run(
                 ));
             }
             let _ = data_key;
-            file::open(path, key)?.rewrite(previous.as_key_args().source()?.as_ref())?;
+            let previous = previous.as_key_args().source()?;
+            let store = file::open(path, key)?;
+            file::noticing_waits(path, || store.rewrite(previous.as_ref()))?;
             println!("{}: encrypted", path.display());
             Ok(ExitCode::SUCCESS)
         }

@@ -15,7 +15,10 @@ pub fn run(target: &Target, now: i64, key: &KeyArgs) -> Result<ExitCode, CliErro
         })??,
         Target::File(path) => {
             file::existing(path)?;
-            file::open(path, key)?.update(|c| Ok(c.purge_expired_access_tokens(now)))?
+            let store = file::open(path, key)?;
+            file::noticing_waits(path, || {
+                store.update(|c| Ok(c.purge_expired_access_tokens(now)))
+            })?
         }
     };
     println!("removed {removed} expired access token(s)");

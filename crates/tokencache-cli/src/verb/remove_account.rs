@@ -30,12 +30,15 @@ pub fn run(target: &Target, home_account_id: &str, key: &KeyArgs) -> Result<Exit
         Target::File(path) => {
             file::existing(path)?;
             let mut others = Vec::new();
-            let removed = file::open(path, key)?.update(|c| {
-                let removed = c.remove_account_everywhere(home_account_id);
-                if removed.total() == 0 {
-                    others = known_accounts(c);
-                }
-                Ok(removed)
+            let store = file::open(path, key)?;
+            let removed = file::noticing_waits(path, || {
+                store.update(|c| {
+                    let removed = c.remove_account_everywhere(home_account_id);
+                    if removed.total() == 0 {
+                        others = known_accounts(c);
+                    }
+                    Ok(removed)
+                })
             })?;
             if removed.total() == 0 {
                 return Ok(no_such_account(target, home_account_id, &others));

@@ -62,5 +62,8 @@ fn repair_file(
         backup.unwrap_or_else(|| PathBuf::from(format!("{}.before-repair-{now}", path.display())));
     file::keep_copy(path, &backup)?;
     println!("a copy of the cache as it was: {}", backup.display());
-    Ok(file::open(path, key)?.update(|c| Ok(c.repair()))?)
+    let store = file::open(path, key)?;
+    Ok(file::noticing_waits(path, || {
+        store.update(|c| Ok(c.repair()))
+    })?)
 }
