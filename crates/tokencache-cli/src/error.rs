@@ -29,6 +29,7 @@ pub enum CliError {
     #[error("{0}")]
     Usage(String),
     /// A partitioned store failed (unreachable, unreadable partition, ...).
+    #[cfg(feature = "stores")]
     #[error(transparent)]
     Store(#[from] tokencache_store::StoreError),
     /// The cache refused a document.
@@ -50,6 +51,7 @@ impl CliError {
     /// conflicts).
     pub fn exit_code(&self) -> u8 {
         use tokencache_file::FileError as F;
+        #[cfg(feature = "stores")]
         use tokencache_store::StoreError as S;
         match self {
             CliError::Read { .. } | CliError::Write { .. } | CliError::Usage(_) => CANNOT_READ,
@@ -62,6 +64,7 @@ impl CliError {
                 | F::Keyring { .. }
                 | F::Symlink { .. },
             ) => CANNOT_READ,
+            #[cfg(feature = "stores")]
             CliError::Store(S::Unavailable { .. } | S::InvalidUrl { .. } | S::Key { .. }) => {
                 CANNOT_READ
             }

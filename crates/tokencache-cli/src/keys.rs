@@ -32,11 +32,17 @@ impl KeyArgs {
             return Ok(Some(KeySource::Env(v.clone())));
         }
         if let Some(name) = &self.keyring {
-            #[cfg(any(target_os = "linux", target_os = "macos", target_os = "windows"))]
+            #[cfg(all(
+                feature = "keyring",
+                any(target_os = "linux", target_os = "macos", target_os = "windows")
+            ))]
             return Ok(Some(KeySource::Keyring { name: name.clone() }));
-            #[cfg(not(any(target_os = "linux", target_os = "macos", target_os = "windows")))]
+            #[cfg(not(all(
+                feature = "keyring",
+                any(target_os = "linux", target_os = "macos", target_os = "windows")
+            )))]
             return Err(CliError::Usage(format!(
-                "--keyring {name}: no OS keyring on this platform (Linux, macOS and Windows have one)"
+                "--keyring {name}: this tokencache was built without the OS keyring (cargo feature `keyring`; Linux, macOS and Windows have one)"
             )));
         }
         Ok(None)
@@ -44,6 +50,7 @@ impl KeyArgs {
 
     /// The key itself, if one was given. A key file or keyring item that does not exist is an
     /// error: only [`KeyArgs::key_to_encrypt_with`] makes one, when asked to.
+    #[cfg(feature = "stores")]
     pub fn key(&self) -> Result<Option<DataKey>, CliError> {
         Ok(self.source()?.map(|s| s.resolve(false)).transpose()?)
     }

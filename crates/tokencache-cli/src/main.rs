@@ -11,7 +11,9 @@ mod error;
 mod file;
 mod keys;
 mod report;
+#[cfg(feature = "stores")]
 mod store_access;
+#[cfg(feature = "stores")]
 mod stores;
 mod target;
 mod verb;
@@ -213,30 +215,30 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
             json,
             now: at,
             key,
-        } => verb::inspect::run(&Target::parse(&file), json, at.unwrap_or_else(now), &key),
-        Command::Validate { file, key } => verb::validate::run(&Target::parse(&file), &key),
+        } => verb::inspect::run(&Target::parse(&file)?, json, at.unwrap_or_else(now), &key),
+        Command::Validate { file, key } => verb::validate::run(&Target::parse(&file)?, &key),
         Command::Prune { file, now: at, key } => {
-            verb::prune::run(&Target::parse(&file), at.unwrap_or_else(now), &key)
+            verb::prune::run(&Target::parse(&file)?, at.unwrap_or_else(now), &key)
         }
         Command::RemoveAccount {
             file,
             home_account_id,
             key,
-        } => verb::remove_account::run(&Target::parse(&file), &home_account_id, &key),
+        } => verb::remove_account::run(&Target::parse(&file)?, &home_account_id, &key),
         Command::Repair {
             file,
             dry_run,
             backup,
             key,
-        } => verb::repair::run(&Target::parse(&file), dry_run, backup, now(), &key),
-        Command::LockStatus { file } => verb::lock_status::run(&Target::parse(&file)),
+        } => verb::repair::run(&Target::parse(&file)?, dry_run, backup, now(), &key),
+        Command::LockStatus { file } => verb::lock_status::run(&Target::parse(&file)?),
         Command::Encrypt {
             file,
             key,
             new_key,
             key_id,
             previous,
-        } => verb::encrypt::run(&Target::parse(&file), &key, new_key, key_id, &previous),
+        } => verb::encrypt::run(&Target::parse(&file)?, &key, new_key, key_id, &previous),
         Command::Migrate {
             from,
             to,
@@ -244,13 +246,13 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
             key_id,
             new_key,
         } => verb::migrate::run(
-            &Target::parse(&from),
-            &Target::parse(&to),
+            &Target::parse(&from)?,
+            &Target::parse(&to)?,
             &key,
             new_key,
             key_id,
         ),
-        Command::Decrypt { file, key } => verb::decrypt::run(&Target::parse(&file), &key),
+        Command::Decrypt { file, key } => verb::decrypt::run(&Target::parse(&file)?, &key),
     }
 }
 

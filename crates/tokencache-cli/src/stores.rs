@@ -12,22 +12,6 @@ use crate::error::CliError;
 use crate::report::PartitionRow;
 use crate::store_access::{StoreAccess, Writes};
 
-const SCHEMES: &[&str] = &[
-    "sqlite://",
-    "postgres://",
-    "postgresql://",
-    "redis://",
-    "rediss://",
-    "redis+cluster://",
-    "memory://",
-];
-
-/// True when `location` is a store URL rather than a cache file path.
-pub fn is_store_url(location: &str) -> bool {
-    let lower = location.to_ascii_lowercase();
-    SCHEMES.iter().any(|s| lower.starts_with(s))
-}
-
 /// A runtime for the store verbs (the file verbs need none).
 pub fn block_on<F: std::future::Future>(f: F) -> Result<F::Output, CliError> {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -264,7 +248,7 @@ pub async fn endpoint(
     writes: Writes,
     file_store: impl FnOnce(PathBuf) -> Result<tokencache_file::FileStore, CliError>,
 ) -> Result<Endpoint, CliError> {
-    if is_store_url(location) {
+    if crate::target::is_store_url(location) {
         Ok(Endpoint::Store(Box::new(
             StoreAccess::open(location, key, None, writes).await?,
         )))

@@ -3,6 +3,25 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use crate::error::CliError;
+
+/// The schemes of store URLs.
+const SCHEMES: &[&str] = &[
+    "sqlite://",
+    "postgres://",
+    "postgresql://",
+    "redis://",
+    "rediss://",
+    "redis+cluster://",
+    "memory://",
+];
+
+/// True when `location` is a store URL rather than a cache file path.
+pub fn is_store_url(location: &str) -> bool {
+    let lower = location.to_ascii_lowercase();
+    SCHEMES.iter().any(|s| lower.starts_with(s))
+}
+
 /// A cache file (a plain path) or a store URL (`sqlite://`, `postgres://`, `redis://`,
 /// `redis+cluster://`, `memory://`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -10,22 +29,28 @@ pub enum Target {
     /// A cache file in MSAL's JSON format (maybe encrypted).
     File(PathBuf),
     /// A partitioned store, by URL.
+    #[cfg(feature = "stores")]
     Store(String),
 }
 
 impl Target {
-    /// What `location` names.
-    pub fn parse(location: &str) -> Target {
-        if crate::stores::is_store_url(location) {
-            Target::Store(location.to_owned())
-        } else {
-            Target::File(PathBuf::from(location))
+    /// What `location` names. A store URL needs a CLI built with store support.
+    pub fn parse(location: &str) -> Result<Target, CliError> {
+        if !is_store_url(location) {
+            return Ok(Target::File(PathBuf::from(location)));
         }
+        #[cfg(feature = "stores")]
+        return Ok(Target::Store(location.to_owned()));
+        #[cfg(not(feature = "stores"))]
+        return Err(CliError::Usage(format!(
+            "{location}: this tokencache was built without store URLs (cargo features `sqlite`, `postgres`, `redis`)"
+        )));
     }
 
     /// True for a store URL.
+    #[cfg(feature = "stores")]
     pub fn is_store(&self) -> bool {
-        matches!(self, Target::Store(_))
+        !matches!(self, Target::File(_))
     }
 }
 
@@ -33,6 +58,7 @@ impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Target::File(path) => write!(f, "{}", path.display()),
+            #[cfg(feature = "stores")]
             Target::Store(url) => f.write_str(url),
         }
     }
@@ -45,13 +71,19 @@ mod tests {
     #[test]
     fn a_plain_path_is_a_file_and_a_url_is_a_store() {
         assert_eq!(
-            Target::parse("cache.json"),
-            Target::File("cache.json".into())
+            Target::parse("cache.json").ok(),
+            Some(Target::File("cache.json".into()))
         );
-        assert_eq!(
-            Target::parse("sqlite://tokens.db"),
-            Target::Store("sqlite://tokens.db".into())
-        );
-        assert!(Target::parse("REDIS://h:1/").is_store());
+        assert!(is_store_url("REDIS://h:1/"));
+        #[cfg(feature = "stores")]
+        {
+            assert_eq!(
+                Target::parse("sqlite://tokens.db").ok(),
+                Some(Target::Store("sqlite://tokens.db".into()))
+            );
+            assert!(Target::parse("REDIS://h:1/").is_ok_and(|t| t.is_store()));
+        }
+        #[cfg(not(feature = "stores"))]
+        assert!(Target::parse("sqlite://tokens.db").is_err());
     }
 }

@@ -3,14 +3,18 @@
 use std::process::ExitCode;
 
 use crate::error::CliError;
+use crate::file;
 use crate::keys::KeyArgs;
+#[cfg(feature = "stores")]
 use crate::store_access::{StoreAccess, Writes};
+#[cfg(feature = "stores")]
+use crate::stores;
 use crate::target::Target;
-use crate::{file, stores};
 
 /// Decrypts the cache file, or every partition of the store, at `target` with `key`.
 pub fn run(target: &Target, key: &KeyArgs) -> Result<ExitCode, CliError> {
     match target {
+        #[cfg(feature = "stores")]
         Target::Store(url) => {
             let done = stores::block_on(async {
                 let access = StoreAccess::open(url, key.key()?, None, Writes::Plain).await?;

@@ -4,10 +4,13 @@
 use std::process::ExitCode;
 
 use crate::error::CliError;
+use crate::file;
 use crate::keys::{KeyArgs, PreviousKeyArgs};
+#[cfg(feature = "stores")]
 use crate::store_access::{StoreAccess, Writes};
+#[cfg(feature = "stores")]
+use crate::stores;
 use crate::target::Target;
-use crate::{file, stores};
 
 /// Encrypts `target` with `key` (under `key_id` for a store), reading it with `previous`;
 /// `new_key` makes the key first.
@@ -18,12 +21,17 @@ pub fn run(
     key_id: Option<String>,
     previous: &PreviousKeyArgs,
 ) -> Result<ExitCode, CliError> {
+    #[allow(
+        irrefutable_let_patterns,
+        reason = "a file is the only target without the `stores` feature"
+    )]
     if let Target::File(path) = target {
         // A cache that is not there is reported before a key is made for it.
         file::existing(path)?;
     }
     let data_key = key.key_to_encrypt_with(new_key)?;
     match target {
+        #[cfg(feature = "stores")]
         Target::Store(url) => {
             let key_id = key_id.ok_or_else(|| {
                 CliError::Usage(
@@ -61,6 +69,7 @@ pub fn run(
 }
 
 /// Prints what `encrypt` or `decrypt` did to a store; exit 1 if a partition could not be read.
+#[cfg(feature = "stores")]
 pub(crate) fn report_rewrite(url: &str, done: &stores::Rewritten, verb: &str) -> ExitCode {
     println!(
         "{url}: {verb} {} partition(s); {} already were",

@@ -5,13 +5,19 @@ use std::sync::Arc;
 
 use crate::error::CliError;
 use crate::keys::KeyArgs;
+#[cfg(feature = "stores")]
+use crate::stores;
 use crate::target::Target;
-use crate::{file, report, stores};
+use crate::{file, report};
 
 /// Prints the cache at `target` as tables, or as one JSON object with `json`; expiry is
 /// measured against `now`.
 pub fn run(target: &Target, json: bool, now: i64, key: &KeyArgs) -> Result<ExitCode, CliError> {
-    let (cache, partitions) = match target {
+    let (cache, partitions): (
+        Arc<tokencache::TokenCache>,
+        Option<Vec<report::PartitionRow>>,
+    ) = match target {
+        #[cfg(feature = "stores")]
         Target::Store(url) => {
             let loaded = stores::block_on(async {
                 stores::load_all(&super::open_store(url, key).await?).await

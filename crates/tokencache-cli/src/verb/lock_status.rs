@@ -6,18 +6,21 @@ use std::process::ExitCode;
 use tokencache_file::LockStatus;
 
 use crate::error::CliError;
+#[cfg(feature = "stores")]
 use crate::stores;
 use crate::target::Target;
 
 /// Prints the lock of the cache at `target`.
 pub fn run(target: &Target) -> Result<ExitCode, CliError> {
     match target {
+        #[cfg(feature = "stores")]
         Target::Store(url) => store_leases(url)?,
         Target::File(path) => file_lock(path)?,
     }
     Ok(ExitCode::SUCCESS)
 }
 
+#[cfg(feature = "stores")]
 fn store_leases(url: &str) -> Result<(), CliError> {
     // A store has no cache-wide lock; what can be held is a partition's refresh lease.
     let held = stores::block_on(async {

@@ -4,12 +4,15 @@ use std::process::ExitCode;
 
 use crate::error::CliError;
 use crate::keys::KeyArgs;
+#[cfg(feature = "stores")]
 use crate::store_access::Writes;
 use crate::target::Target;
+#[cfg(feature = "stores")]
 use crate::{file, stores};
 
 /// Copies `from` into `to` (a file into a store splits it per account; a store into a file
 /// merges it); `key_id` encrypts a target store's partitions with `key`.
+#[cfg(feature = "stores")]
 pub fn run(
     from: &Target,
     to: &Target,
@@ -54,4 +57,18 @@ pub fn run(
     } else {
         ExitCode::from(1)
     })
+}
+
+/// Without store URLs there is nothing to migrate to or from.
+#[cfg(not(feature = "stores"))]
+pub fn run(
+    _: &Target,
+    _: &Target,
+    _: &KeyArgs,
+    _: bool,
+    _: Option<String>,
+) -> Result<ExitCode, CliError> {
+    Err(CliError::Usage(
+        "migrate moves caches to and from stores; this tokencache was built without store URLs (cargo features `sqlite`, `postgres`, `redis`)".into(),
+    ))
 }

@@ -11,11 +11,15 @@ pub mod remove_account;
 pub mod repair;
 pub mod validate;
 
+#[cfg(feature = "stores")]
 use crate::error::CliError;
+#[cfg(feature = "stores")]
 use crate::keys::KeyArgs;
+#[cfg(feature = "stores")]
 use crate::store_access::{StoreAccess, Writes};
 
 /// Opens a store URL for a verb that reads, or writes each partition back as it was.
+#[cfg(feature = "stores")]
 pub(crate) async fn open_store(url: &str, key: &KeyArgs) -> Result<StoreAccess, CliError> {
     StoreAccess::open(url, key.key()?, None, Writes::Keep).await
 }

@@ -3,13 +3,16 @@
 use std::process::ExitCode;
 
 use crate::error::CliError;
+use crate::file;
 use crate::keys::KeyArgs;
+#[cfg(feature = "stores")]
+use crate::stores;
 use crate::target::Target;
-use crate::{file, stores};
 
 /// Removes the access tokens expired at `now`.
 pub fn run(target: &Target, now: i64, key: &KeyArgs) -> Result<ExitCode, CliError> {
     let removed = match target {
+        #[cfg(feature = "stores")]
         Target::Store(url) => stores::block_on(async {
             stores::prune(&super::open_store(url, key).await?, now).await
         })??,

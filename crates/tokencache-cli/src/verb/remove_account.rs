@@ -3,14 +3,17 @@
 use std::process::ExitCode;
 
 use crate::error::CliError;
+use crate::file;
 use crate::keys::KeyArgs;
+#[cfg(feature = "stores")]
+use crate::stores;
 use crate::target::Target;
-use crate::{file, stores};
 
 /// Removes `home_account_id`'s entries (in a store: deletes its partition). Exit 1, naming
 /// the accounts there are, when there is no such account.
 pub fn run(target: &Target, home_account_id: &str, key: &KeyArgs) -> Result<ExitCode, CliError> {
     match target {
+        #[cfg(feature = "stores")]
         Target::Store(url) => {
             let (deleted, partitions) = stores::block_on(async {
                 let access = super::open_store(url, &KeyArgs::default()).await?;

@@ -6,9 +6,11 @@ use std::process::ExitCode;
 use tokencache::{Repair, TokenCache};
 
 use crate::error::CliError;
+use crate::file;
 use crate::keys::KeyArgs;
+#[cfg(feature = "stores")]
+use crate::stores;
 use crate::target::Target;
-use crate::{file, stores};
 
 /// Repairs the cache at `target` (or only lists the repairs with `dry_run`); the copy goes to
 /// `backup`, or beside the file.
@@ -20,6 +22,7 @@ pub fn run(
     key: &KeyArgs,
 ) -> Result<ExitCode, CliError> {
     let repairs = match target {
+        #[cfg(feature = "stores")]
         Target::Store(url) => {
             let backup = backup.unwrap_or_else(|| format!("tokencache-repair-{now}.json").into());
             stores::block_on(async {

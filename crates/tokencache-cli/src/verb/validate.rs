@@ -5,14 +5,17 @@ use std::process::ExitCode;
 use tokencache::Problem;
 
 use crate::error::CliError;
+use crate::file;
 use crate::keys::KeyArgs;
+#[cfg(feature = "stores")]
+use crate::stores;
 use crate::target::Target;
-use crate::{file, stores};
 
 /// Exit 0 when the cache at `target` is clean, 1 with the list of problems, 2 when it cannot
 /// be read.
 pub fn run(target: &Target, key: &KeyArgs) -> Result<ExitCode, CliError> {
     match target {
+        #[cfg(feature = "stores")]
         Target::Store(url) => {
             let stores::Loaded {
                 whole, unreadable, ..
