@@ -12,6 +12,18 @@ use tokencache_file::{
     LockStatus, lock_path, lock_status,
 };
 
+/// Options whose lock wait ends in an error after a second: a test that must not wait a lock
+/// out sees a timeout error instead of a slow success.
+fn lock_timeout_of_a_second() -> FileOptions {
+    FileOptions {
+        lock: LockOptions {
+            timeout: Duration::from_secs(1),
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
 fn store(path: &std::path::Path) -> FileStore {
     FileStore::open(path, FileOptions::default()).expect("open")
 }
@@ -277,13 +289,7 @@ fn a_stale_lock_of_a_dead_process_is_broken_at_once() {
     let status = lock_status(&path).expect("status");
     assert!(status.is_stale(), "{status:?}");
     // Waiting the lock out would end in a timeout error; breaking it lets the save through.
-    let opts = FileOptions {
-        lock: LockOptions {
-            timeout: Duration::from_secs(1),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
+    let opts = lock_timeout_of_a_second();
     FileStore::open(&path, opts)
         .expect("open")
         .add(&user_event("alice"))
@@ -381,13 +387,7 @@ fn a_leftover_lock_file_of_this_process_does_not_block_it() {
     // A lock file naming this (live) process, which holds no lock: our own leftover.
     std::fs::write(lock_path(&path), format!("{} leftover", std::process::id())).expect("write");
     // Blocking on it would end in a timeout error.
-    let opts = FileOptions {
-        lock: LockOptions {
-            timeout: Duration::from_secs(1),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
+    let opts = lock_timeout_of_a_second();
     FileStore::open(&path, opts)
         .expect("open")
         .add(&user_event("alice"))
@@ -402,13 +402,7 @@ fn an_empty_lock_file_nobody_holds_is_respected_while_young_and_broken_once_old(
     let lock = lock_path(&path);
     // Created, but its owner not written yet (a locker between creating and writing it).
     std::fs::write(&lock, "").expect("empty lock file");
-    let opts = || FileOptions {
-        lock: LockOptions {
-            timeout: Duration::from_secs(1),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
+    let opts = lock_timeout_of_a_second;
     let status = lock_status(&path).expect("status");
     assert!(
         !status.is_stale(),

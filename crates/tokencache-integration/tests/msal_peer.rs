@@ -251,11 +251,10 @@ fn python_silent(
     JsonObject::parse(String::from_utf8_lossy(&out.stdout).trim()).unwrap()
 }
 
-#[tokio::test]
-async fn msal_python_and_tokencache_share_one_cache_file_over_https() {
-    let Some((py, script)) = peer() else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let (ca, cert, key) = test_ca(dir.path());
+/// The provider, Entra-shaped, over HTTPS with a throw-away CA in `dir` (MSAL Python requires
+/// https); returns it and the CA certificate to trust.
+fn https_idp(dir: &std::path::Path) -> (Idp, std::path::PathBuf) {
+    let (ca, cert, key) = test_ca(dir);
     let idp = Idp::start_raw(
         &[
             ("IDP_ENTRA_COMPAT", "1"),
@@ -268,6 +267,14 @@ async fn msal_python_and_tokencache_share_one_cache_file_over_https() {
         ],
         Some(&ca),
     );
+    (idp, ca)
+}
+
+#[tokio::test]
+async fn msal_python_and_tokencache_share_one_cache_file_over_https() {
+    let Some((py, script)) = peer() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (idp, ca) = https_idp(dir.path());
     let authority = idp.authority();
     assert!(authority.starts_with("https://"), "{authority}");
     let app_for = |path: &std::path::Path| {
@@ -397,19 +404,7 @@ fn normalised(path: &std::path::Path) -> String {
 async fn msal_python_apps_and_tokencache_apps_leave_the_same_cache_after_the_same_flows() {
     let Some((py, script)) = peer() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let (ca, cert, key) = test_ca(dir.path());
-    let idp = Idp::start_raw(
-        &[
-            ("IDP_ENTRA_COMPAT", "1"),
-            (
-                "IDP_ISSUER_PATH",
-                "/7e57a000-0000-4000-8000-000000000001/v2.0",
-            ),
-            ("IDP_TLS_CERT", cert.to_str().unwrap()),
-            ("IDP_TLS_KEY", key.to_str().unwrap()),
-        ],
-        Some(&ca),
-    );
+    let (idp, ca) = https_idp(dir.path());
     let authority = idp.authority();
     let file_accessor = |path: &std::path::Path| {
         let file = tokencache_file::FileStore::open(path, Default::default()).unwrap();

@@ -8,63 +8,16 @@
 mod common;
 #[path = "../../tokencache-client/tests/common/mod.rs"]
 mod idp;
+mod web;
 
 use std::sync::Arc;
 
 use idp::Idp;
+use tokencache::PartitionKey;
 use tokencache::json::JsonValue;
-use tokencache::{PartitionKey, Section, TokenCache};
-use tokencache_client::{
-    AccountInfo, AuthCodeOptions, ClientCredential, ConfidentialClientApplication, TokenSource,
-};
+use tokencache_client::TokenSource;
 use tokencache_store::{PartitionOptions, PartitionedCache};
-
-const API: &str = "api://test-api/read";
-const REDIRECT: &str = "http://127.0.0.1:8400/callback";
-
-fn web_app(idp: &Idp, cache: Arc<PartitionedCache>) -> ConfidentialClientApplication {
-    ConfidentialClientApplication::builder("confidential-app")
-        .authority(&idp.authority())
-        .unwrap()
-        .credential(ClientCredential::secret("confidential-secret"))
-        .cache_accessor(cache)
-        .build()
-        .unwrap()
-}
-
-async fn sign_in(idp: &Idp, app: &ConfidentialClientApplication, user: &str) -> AccountInfo {
-    let flow = app
-        .start_auth_code_flow(&[API], REDIRECT, &AuthCodeOptions::default())
-        .await
-        .unwrap();
-    let params = idp.browse(&flow.auth_uri, user).await;
-    app.finish_auth_code_flow(&flow, &params)
-        .await
-        .unwrap()
-        .account
-        .unwrap()
-}
-
-/// Makes the user's cached access tokens expired (as time passing would).
-async fn expire_access_tokens(cache: &PartitionedCache, key: &PartitionKey) {
-    let past = (std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        - 10)
-        .to_string();
-    cache
-        .update_partition(key, &move |c: &TokenCache| {
-            for at in c.all_access_tokens() {
-                let mut e = at.entry().clone();
-                e.set("expires_on", JsonValue::string(&past));
-                c.put_entry_at(Section::AccessToken, at.key(), e)?;
-            }
-            Ok(())
-        })
-        .await
-        .unwrap();
-}
+use web::{API, expire_access_tokens, sign_in, web_app};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_user_gets_a_partition_and_sign_out_deletes_it() {
@@ -75,7 +28,7 @@ async fn each_user_gets_a_partition_and_sign_out_deletes_it() {
         store.clone(),
         PartitionOptions::default(),
     ));
-    let app = web_app(&idp, cache.clone());
+    let app = web_app(&idp, cache.clone(), None);
     let alice = sign_in(&idp, &app, "alice").await;
     let bob = sign_in(&idp, &app, "bob").await;
     let mut keys = store.keys().await.unwrap();
@@ -110,7 +63,7 @@ async fn fifty_concurrent_requests_with_an_expired_token_make_one_refresh() {
     let url = format!("sqlite://{}", dir.path().join("tokens.db").display());
     let store = tokencache_store::open(&url).await.unwrap();
     let cache = Arc::new(PartitionedCache::new(store, PartitionOptions::default()));
-    let app = web_app(&idp, cache.clone());
+    let app = web_app(&idp, cache.clone(), None);
     let alice = sign_in(&idp, &app, "alice").await;
     expire_access_tokens(&cache, &PartitionKey::for_account(&alice.home_account_id)).await;
     let calls: Vec<_> = (0..50)
@@ -157,7 +110,7 @@ async fn three_processes_make_one_refresh(url: &str) {
     let idp = Idp::start(&[]);
     let store = tokencache_store::open(url).await.unwrap();
     let cache = Arc::new(PartitionedCache::new(store, PartitionOptions::default()));
-    let app = web_app(&idp, cache.clone());
+    let app = web_app(&idp, cache.clone(), None);
     let alice = sign_in(&idp, &app, "alice").await;
     expire_access_tokens(&cache, &PartitionKey::for_account(&alice.home_account_id)).await;
     let example = common::example_binary("silent_load");
@@ -207,7 +160,7 @@ async fn a_store_failure_reaches_the_caller_as_a_typed_error_with_its_source() {
     let mut redis = common::Redis::start();
     let store = tokencache_store::open(&redis.url()).await.unwrap();
     let cache = Arc::new(PartitionedCache::new(store, PartitionOptions::default()));
-    let app = web_app(&idp, cache);
+    let app = web_app(&idp, cache, None);
     let alice = sign_in(&idp, &app, "alice").await;
     redis.stop();
 

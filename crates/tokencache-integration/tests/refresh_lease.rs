@@ -5,25 +5,21 @@
 #![allow(clippy::unwrap_used, reason = "in tests a panic is the failure report")]
 
 #[path = "../../tokencache-client/tests/common/mod.rs"]
-mod common;
+mod idp;
+mod web;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use common::Idp;
-use tokencache::json::JsonValue;
-use tokencache::{PartitionKey, Section, TokenCache};
+use idp::Idp;
+use tokencache::PartitionKey;
+use tokencache_client::TokenSource;
 use tokencache_client::http::{
     BoxFuture, HttpClient, HttpRequest, HttpResponse, ReqwestClient, TransportError,
 };
-use tokencache_client::{
-    AccountInfo, AuthCodeOptions, ClientCredential, ConfidentialClientApplication, TokenSource,
-};
 use tokencache_store::{PartitionBackend, PartitionOptions, PartitionedCache};
-
-const API: &str = "api://test-api/read";
-const REDIRECT: &str = "http://127.0.0.1:8400/callback";
+use web::{API, expire_access_tokens, sign_in, web_app};
 
 /// Fault injection: while `stall` is on, a refresh-token request never gets an answer, and
 /// `stalled` is notified when one starts waiting.
@@ -50,48 +46,6 @@ impl HttpClient for Stalling {
     }
 }
 
-fn web_app(
-    idp: &Idp,
-    cache: Arc<PartitionedCache>,
-    http: Arc<dyn HttpClient>,
-) -> ConfidentialClientApplication {
-    ConfidentialClientApplication::builder("confidential-app")
-        .authority(&idp.authority())
-        .unwrap()
-        .credential(ClientCredential::secret("confidential-secret"))
-        .http_client(http)
-        .cache_accessor(cache)
-        .build()
-        .unwrap()
-}
-
-async fn sign_in(idp: &Idp, app: &ConfidentialClientApplication, user: &str) -> AccountInfo {
-    let flow = app
-        .start_auth_code_flow(&[API], REDIRECT, &AuthCodeOptions::default())
-        .await
-        .unwrap();
-    let params = idp.browse(&flow.auth_uri, user).await;
-    app.finish_auth_code_flow(&flow, &params)
-        .await
-        .unwrap()
-        .account
-        .unwrap()
-}
-
-async fn expire_access_tokens(cache: &PartitionedCache, key: &PartitionKey) {
-    cache
-        .update_partition(key, &|c: &TokenCache| {
-            for at in c.all_access_tokens() {
-                let mut e = at.entry().clone();
-                e.set("expires_on", JsonValue::string("1000"));
-                c.put_entry_at(Section::AccessToken, at.key(), e)?;
-            }
-            Ok(())
-        })
-        .await
-        .unwrap();
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancelled_refresh_gives_its_lease_back_at_once() {
     let idp = Idp::start(&[]);
@@ -107,7 +61,7 @@ async fn a_cancelled_refresh_gives_its_lease_back_at_once() {
         stall: AtomicBool::new(false),
         stalled: tokio::sync::Notify::new(),
     });
-    let app = web_app(&idp, first.clone(), stalling.clone());
+    let app = web_app(&idp, first.clone(), Some(stalling.clone()));
     let alice = sign_in(&idp, &app, "alice").await;
     let key = PartitionKey::for_account(&alice.home_account_id);
     expire_access_tokens(&first, &key).await;
@@ -140,11 +94,7 @@ async fn a_cancelled_refresh_gives_its_lease_back_at_once() {
 
     // Another process refreshes, without waiting for a lease.
     let second = Arc::new(PartitionedCache::new(store.clone(), options));
-    let other = web_app(
-        &idp,
-        second.clone(),
-        Arc::new(ReqwestClient::new().unwrap()),
-    );
+    let other = web_app(&idp, second.clone(), None);
     let refreshed = other.acquire_token_silent(&[API], &alice).await.unwrap();
     assert_eq!(refreshed.token_source, TokenSource::IdentityProvider);
     assert_eq!(second.metrics().lease_waits, 0);
