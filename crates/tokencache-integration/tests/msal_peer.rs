@@ -226,6 +226,32 @@ fn spawn_python_device(
         .unwrap()
 }
 
+/// MSAL Python signs `user` in with the device code flow into `cache` (approved through the
+/// provider's helper); returns its result line.
+async fn python_device_sign_in(
+    idp: &Idp,
+    py: &std::path::Path,
+    script: &std::path::Path,
+    cache: &std::path::Path,
+    ca: &std::path::Path,
+    user: &str,
+) -> String {
+    let mut child = spawn_python_device(py, script, &idp.authority(), cache, ca);
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+    let flow = JsonObject::parse(line.trim()).unwrap_or_else(|e| panic!("{line:?}: {e}"));
+    idp.approve_device(flow.get_str("user_code").unwrap(), user)
+        .await;
+    line.clear();
+    std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+    assert!(
+        child.wait().unwrap().success(),
+        "MSAL Python device flow failed: {line}"
+    );
+    line
+}
+
 fn python_silent(
     py: &std::path::Path,
     script: &std::path::Path,
@@ -290,17 +316,7 @@ async fn msal_python_and_tokencache_share_one_cache_file_over_https() {
 
     // 1. MSAL Python signs bob in with the device code flow and saves the cache.
     let python_file = dir.path().join("from-python.json");
-    let mut child = spawn_python_device(&py, &script, &authority, &python_file, &ca);
-    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
-    let flow = JsonObject::parse(line.trim()).unwrap_or_else(|e| panic!("{line:?}: {e}"));
-    idp.approve_device(flow.get_str("user_code").unwrap(), "bob")
-        .await;
-    line.clear();
-    std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
-    let status = child.wait().unwrap();
-    assert!(status.success(), "MSAL Python device flow failed: {line}");
+    let line = python_device_sign_in(&idp, &py, &script, &python_file, &ca, "bob").await;
     let result = JsonObject::parse(line.trim()).unwrap();
     assert_eq!(
         result.get_str("token_source"),
@@ -413,16 +429,7 @@ async fn msal_python_apps_and_tokencache_apps_leave_the_same_cache_after_the_sam
 
     // A public client: device code sign-in, then a refresh.
     let python_public = dir.path().join("python-public.json");
-    let mut child = spawn_python_device(&py, &script, &authority, &python_public, &ca);
-    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
-    let flow = JsonObject::parse(line.trim()).unwrap_or_else(|e| panic!("{line:?}: {e}"));
-    idp.approve_device(flow.get_str("user_code").unwrap(), "alice")
-        .await;
-    line.clear();
-    std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
-    assert!(child.wait().unwrap().success(), "{line}");
+    python_device_sign_in(&idp, &py, &script, &python_public, &ca, "alice").await;
     let r = python_silent(&py, &script, &authority, &python_public, &ca, true);
     assert_eq!(
         r.get_str("token_source"),
