@@ -7,7 +7,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Idp, Recording};
+use common::{Idp, Recording, device_sign_in};
 use tokencache::{Clock, ManualClock, Section, SystemClock, TokenCache};
 use tokencache_client::{
     AuthCodeOptions, ClientCredential, ClientError, ConfidentialClientApplication,
@@ -37,17 +37,6 @@ fn public_with(
         .clock(clock)
         .build()
         .unwrap()
-}
-
-async fn device_sign_in(
-    idp: &Idp,
-    app: &PublicClientApplication,
-    user: &str,
-) -> tokencache_client::AuthenticationResult {
-    let flow = app.initiate_device_flow(&[API]).await.unwrap();
-    assert!(flow.message.contains(&flow.user_code), "{}", flow.message);
-    idp.approve_device(&flow.user_code, user).await;
-    app.acquire_token_by_device_flow(&flow).await.unwrap()
 }
 
 fn rt_secrets(cache: &TokenCache) -> Vec<String> {

@@ -9,22 +9,12 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::Idp;
+use common::{Idp, device_sign_in};
 use tokencache::{Section, TokenCache};
 use tokencache_client::{PublicClientApplication, SilentOptions, TokenSource};
 use tokencache_file::FileAccessor;
 
 const API: &str = "api://test-api/read";
-
-async fn device_sign_in(
-    idp: &Idp,
-    app: &PublicClientApplication,
-    user: &str,
-) -> tokencache_client::AuthenticationResult {
-    let flow = app.initiate_device_flow(&[API]).await.unwrap();
-    idp.approve_device(&flow.user_code, user).await;
-    app.acquire_token_by_device_flow(&flow).await.unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sign_in_that_finds_the_cache_file_locked_hands_its_response_over() {

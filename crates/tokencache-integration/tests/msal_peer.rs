@@ -296,6 +296,27 @@ fn https_idp(dir: &std::path::Path) -> (Idp, std::path::PathBuf) {
     (idp, ca)
 }
 
+/// The accessor of the cache file at `path`.
+fn file_accessor(path: &std::path::Path) -> Arc<FileAccessor> {
+    let file = tokencache_file::FileStore::open(path, Default::default()).unwrap();
+    Arc::new(FileAccessor::new(Arc::new(file)))
+}
+
+/// The provider's public client over the cache file at `path`, trusting the test CA `ca`.
+fn public_app_over_file(
+    authority: &str,
+    ca: &std::path::Path,
+    path: &std::path::Path,
+) -> PublicClientApplication {
+    PublicClientApplication::builder("public-app")
+        .authority(authority)
+        .unwrap()
+        .http_client(Arc::new(client_trusting(ca)))
+        .cache_accessor(file_accessor(path))
+        .build()
+        .unwrap()
+}
+
 #[tokio::test]
 async fn msal_python_and_tokencache_share_one_cache_file_over_https() {
     let Some((py, script)) = peer() else { return };
@@ -303,16 +324,7 @@ async fn msal_python_and_tokencache_share_one_cache_file_over_https() {
     let (idp, ca) = https_idp(dir.path());
     let authority = idp.authority();
     assert!(authority.starts_with("https://"), "{authority}");
-    let app_for = |path: &std::path::Path| {
-        let file = tokencache_file::FileStore::open(path, Default::default()).unwrap();
-        PublicClientApplication::builder("public-app")
-            .authority(&authority)
-            .unwrap()
-            .http_client(Arc::new(client_trusting(&ca)))
-            .cache_accessor(Arc::new(FileAccessor::new(Arc::new(file))))
-            .build()
-            .unwrap()
-    };
+    let app_for = |path: &std::path::Path| public_app_over_file(&authority, &ca, path);
 
     // 1. MSAL Python signs bob in with the device code flow and saves the cache.
     let python_file = dir.path().join("from-python.json");
@@ -422,10 +434,6 @@ async fn msal_python_apps_and_tokencache_apps_leave_the_same_cache_after_the_sam
     let dir = tempfile::tempdir().unwrap();
     let (idp, ca) = https_idp(dir.path());
     let authority = idp.authority();
-    let file_accessor = |path: &std::path::Path| {
-        let file = tokencache_file::FileStore::open(path, Default::default()).unwrap();
-        Arc::new(FileAccessor::new(Arc::new(file)))
-    };
 
     // A public client: device code sign-in, then a refresh.
     let python_public = dir.path().join("python-public.json");
@@ -438,13 +446,7 @@ async fn msal_python_apps_and_tokencache_apps_leave_the_same_cache_after_the_sam
     );
 
     let rust_public = dir.path().join("rust-public.json");
-    let app = PublicClientApplication::builder("public-app")
-        .authority(&authority)
-        .unwrap()
-        .http_client(Arc::new(client_trusting(&ca)))
-        .cache_accessor(file_accessor(&rust_public))
-        .build()
-        .unwrap();
+    let app = public_app_over_file(&authority, &ca, &rust_public);
     let flow = app.initiate_device_flow(&[API]).await.unwrap();
     idp.approve_device(&flow.user_code, "alice").await;
     let signed_in = app.acquire_token_by_device_flow(&flow).await.unwrap();

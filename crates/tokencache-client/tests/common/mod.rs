@@ -363,3 +363,21 @@ pub fn client_trusting(ca: &std::path::Path) -> tokencache_client::http::Reqwest
         .expect("client")
         .into()
 }
+
+/// Signs `user` in with the device code flow for `api://test-api/read` (the provider's helper
+/// approves the code).
+pub async fn device_sign_in(
+    idp: &Idp,
+    app: &tokencache_client::PublicClientApplication,
+    user: &str,
+) -> tokencache_client::AuthenticationResult {
+    let flow = app
+        .initiate_device_flow(&["api://test-api/read"])
+        .await
+        .expect("device flow");
+    assert!(flow.message.contains(&flow.user_code), "{}", flow.message);
+    idp.approve_device(&flow.user_code, user).await;
+    app.acquire_token_by_device_flow(&flow)
+        .await
+        .expect("device sign-in")
+}
