@@ -24,6 +24,7 @@ struct Writer {
     prefix: String,
     child: std::process::Child,
     lines: std::thread::JoinHandle<Vec<String>>,
+    saves: Arc<AtomicUsize>,
 }
 
 impl Writer {
@@ -43,16 +44,39 @@ impl Writer {
             .spawn()
             .expect("spawn");
         let stdout = child.stdout.take().expect("stdout");
+        let saves = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&saves);
         let lines = std::thread::spawn(move || {
             BufReader::new(stdout)
                 .lines()
                 .map_while(Result::ok)
+                .inspect(|line| {
+                    if line.starts_with("saved ") {
+                        counted.fetch_add(1, Ordering::SeqCst);
+                    }
+                })
                 .collect::<Vec<_>>()
         });
         Writer {
             prefix,
             child,
             lines,
+            saves,
+        }
+    }
+
+    /// Waits until the writer has acknowledged a save, so that a round is sure to make
+    /// progress however slow the machine is. A writer that never acknowledges one within a
+    /// minute is a failure, not slowness.
+    fn await_first_save(&self) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while self.saves.load(Ordering::SeqCst) == 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{}: no save acknowledged within 60 s",
+                self.prefix
+            );
+            std::thread::sleep(Duration::from_millis(2));
         }
     }
 
@@ -205,7 +229,10 @@ fn kill_dash_nine_among_contending_writers_never_loses_an_acknowledged_save() {
         let mut children: Vec<Writer> = (0..writers)
             .map(|w| Writer::spawn(&path, format!("k{round}w{w}")))
             .collect();
-        std::thread::sleep(Duration::from_millis(20 + next(80)));
+        // One writer of the round (chosen by the round) acknowledges a save before the kills
+        // start, so progress does not depend on how fast this machine starts processes.
+        children[round % writers].await_first_save();
+        std::thread::sleep(Duration::from_millis(next(80)));
         // Kill them one after another, in an order and with gaps that vary by round.
         while !children.is_empty() {
             let writer = children.remove(next(children.len() as u64) as usize);
@@ -248,6 +275,11 @@ fn kill_dash_nine_never_corrupts_and_never_loses_an_acknowledged_save() {
             .wrapping_add(1442695040888963407);
         let delay = Duration::from_millis(5 + (seed >> 33) % 60);
         let writer = Writer::spawn(&path, format!("r{round}"));
+        // Every fourth round waits for a first save; the others die at a random moment,
+        // possibly before their first one.
+        if round % 4 == 0 {
+            writer.await_first_save();
+        }
         std::thread::sleep(delay);
         acknowledged.extend(writer.kill());
         assert_all_present(&path, &acknowledged, round);
