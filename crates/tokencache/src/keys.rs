@@ -153,6 +153,150 @@ pub fn canonical_key(section: Section, entry: &Entry) -> String {
     }
 }
 
+/// Every key an MSAL SDK writes `entry` under in `section`: MSAL Python's ([`canonical_key`],
+/// always first), then msal-node's, MSAL .NET's (and Java's) and MSAL Go's where they differ.
+///
+/// A cache shared by apps in several languages holds entries under each writer's own key, and
+/// each SDK finds the others' entries by their fields, not their keys. So an entry under any of
+/// these keys is where its writer put it: [`crate::TokenCache::problems`] accepts it,
+/// [`crate::TokenCache::repair`] leaves it there, and an update of an equivalent entry writes
+/// over it in place instead of adding a second copy.
+///
+/// The differences, from each SDK's key code:
+///
+/// - msal-node appends the authentication scheme (empty for Bearer; older versions also the
+///   requested-claims hash before it), and keys a family refresh token by its family id;
+/// - MSAL .NET keys a refresh token without a target, a family refresh token by its family id,
+///   and a proof-of-possession access token under `accesstoken_with_authscheme` plus its type;
+/// - MSAL Go 1.1+ keys a refresh token by four parts (family id or client id), an ID token
+///   without the empty target, and appends a non-Bearer token type to an access token key.
+///
+/// ```
+/// use tokencache::{Section, TokenCache};
+/// let cache = TokenCache::from_json(r#"{"RefreshToken": {"h-env-refreshtoken-1---": {
+///     "credential_type": "RefreshToken", "secret": "s", "home_account_id": "h",
+///     "environment": "env", "client_id": "cid", "family_id": "1"}}}"#).unwrap();
+/// let (key, entry) = &cache.entries(Section::RefreshToken)[0];
+/// let keys = tokencache::keys::native_keys(Section::RefreshToken, entry.as_ref().unwrap());
+/// assert_eq!(keys[0], "h-env-refreshtoken-cid--", "MSAL Python's");
+/// assert!(keys.contains(key), "msal-node's family key");
+/// ```
+pub fn native_keys(section: Section, entry: &Entry) -> Vec<String> {
+    let python = canonical_key(section, entry);
+    let s = |f: Field| entry.str_field(f).unwrap_or_default();
+    let (hid, env, cid, realm, target) = (
+        s(Field::HomeAccountId),
+        s(Field::Environment),
+        s(Field::ClientId),
+        s(Field::Realm),
+        s(Field::Target),
+    );
+    let family = entry
+        .str_field(Field::FamilyId)
+        .filter(|f| !f.is_empty())
+        .unwrap_or(cid);
+    let token_type = entry.str_field(Field::TokenType).unwrap_or_default();
+    let scheme = if token_type.is_empty() || token_type.eq_ignore_ascii_case("bearer") {
+        ""
+    } else {
+        token_type
+    };
+    let claims_hash = entry
+        .str_field(Field::RequestedClaimsHash)
+        .unwrap_or_default();
+    let ext = entry
+        .str_field(Field::ExtCacheKey)
+        .filter(|e| !e.is_empty());
+    let with_ext = |parts: Vec<&str>| match ext {
+        Some(ext) => format!("{}-{}", join_lower(&parts), ext.to_lowercase()),
+        None => join_lower(&parts),
+    };
+    let credential_type = entry
+        .str_field(Field::CredentialType)
+        .unwrap_or(section.name());
+    let mut keys = vec![python];
+    match section {
+        Section::AccessToken => {
+            let node = [hid, env, credential_type, cid, realm, target];
+            keys.push(with_ext([&node[..], &[scheme]].concat()));
+            keys.push(with_ext([&node[..], &[claims_hash, scheme]].concat()));
+            if !scheme.is_empty() {
+                let base = [hid, env, "AccessToken", cid, realm, target];
+                keys.push(with_ext([&base[..], &[scheme]].concat()));
+                let dotnet = [hid, env, "AccessToken_With_AuthScheme", cid, realm, target];
+                keys.push(with_ext([&dotnet[..], &[scheme]].concat()));
+            }
+        }
+        Section::RefreshToken => {
+            keys.push(join_lower(&[
+                hid,
+                env,
+                "RefreshToken",
+                family,
+                realm,
+                target,
+                "",
+            ]));
+            keys.push(join_lower(&[
+                hid,
+                env,
+                "RefreshToken",
+                family,
+                realm,
+                target,
+                claims_hash,
+                "",
+            ]));
+            keys.push(join_lower(&[hid, env, "RefreshToken", family, "", ""]));
+            keys.push(join_lower(&[hid, env, "RefreshToken", family]));
+        }
+        Section::IdToken => {
+            keys.push(join_lower(&[hid, env, "IdToken", cid, realm, "", ""]));
+            keys.push(join_lower(&[hid, env, "IdToken", cid, realm, "", "", ""]));
+            keys.push(join_lower(&[hid, env, "IdToken", cid, realm]));
+        }
+        Section::Account => {
+            // msal-node names an account by its home tenant (the part of the home account id
+            // after the dot), whichever tenant profile the entry describes.
+            let home_tenant = hid.split_once('.').map_or(realm, |(_, tenant)| tenant);
+            keys.push(join_lower(&[hid, env, home_tenant]));
+        }
+        Section::AppMetadata => {}
+    }
+    let mut seen = std::collections::HashSet::new();
+    keys.retain(|k| seen.insert(k.clone()));
+    keys
+}
+
+/// MSAL Python's key with an access token's scopes sorted: two entries with the same
+/// identity are the same token to an SDK that compares scopes as sets (MSAL .NET orders them
+/// one way, MSAL Python another, old MSALs not at all).
+pub(crate) fn identity(section: Section, entry: &Entry) -> String {
+    if section != Section::AccessToken {
+        return canonical_key(section, entry);
+    }
+    let target = entry
+        .str_field(Field::Target)
+        .unwrap_or_default()
+        .to_lowercase();
+    let mut scopes: Vec<&str> = target.split_ascii_whitespace().collect();
+    scopes.sort_unstable();
+    let s = |f: Field| entry.str_field(f).unwrap_or_default();
+    access_token_key(
+        s(Field::HomeAccountId),
+        s(Field::Environment),
+        s(Field::ClientId),
+        s(Field::Realm),
+        &scopes.join(" "),
+        entry.str_field(Field::ExtCacheKey),
+    )
+}
+
+/// Whether `key` is where some MSAL SDK would write `entry` (see [`native_keys`]).
+pub fn is_native_key(section: Section, entry: &Entry, key: &str) -> bool {
+    native_keys(section, entry).iter().any(|k| k == key)
+}
+
 /// The extended cache key of a token request's body parameters, as MSAL 1.39 computes it
 /// (the length-prefixed encoding shared with MSAL Go), or `""` when no parameter counts.
 ///

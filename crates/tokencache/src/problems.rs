@@ -5,7 +5,7 @@ use std::fmt;
 
 use crate::cache::TokenCache;
 use crate::entry::{Entry, Field, Section};
-use crate::keys::canonical_key;
+use crate::keys::{canonical_key, is_native_key};
 use crate::section::Item;
 use crate::state::Top;
 
@@ -128,10 +128,12 @@ pub(crate) fn entry_problems(section: Section, key: &str, e: &Entry, out: &mut V
     }
     if !missing {
         let canonical = canonical_key(section, e);
-        if canonical != key {
+        if canonical != key && !is_native_key(section, e, key) {
             push(
                 ProblemKind::NonCanonicalKey,
-                format!("stored under a non-canonical key; MSAL expects {canonical:?}"),
+                format!(
+                    "stored under a non-canonical key (no MSAL SDK writes it there); MSAL Python's is {canonical:?}"
+                ),
             );
         }
     }

@@ -6,7 +6,8 @@
 //!   `credential_type` is removed;
 //! - a time MSAL cannot read removes an access token (the next silent call gets a new one from
 //!   the refresh token) and is dropped from any other entry (a refresh token is kept);
-//! - an entry under a non-canonical key moves to its canonical key; when that key is taken,
+//! - an entry under a key no MSAL SDK writes (see [`crate::keys::native_keys`]) moves to MSAL
+//!   Python's key; an entry under another SDK's own key stays there. When that key is taken,
 //!   the copy written later (`cached_at`, else `last_modification_time`) stays.
 //!
 //! Callers keep a copy of what they repair: removed entries are gone from the cache.
@@ -15,7 +16,7 @@ use std::fmt;
 
 use crate::cache::TokenCache;
 use crate::entry::{Entry, Field, Section};
-use crate::keys::canonical_key;
+use crate::keys::{canonical_key, is_native_key};
 use crate::problems::{ProblemKind, TIME_FIELDS, entry_problems};
 use crate::state::Top;
 
@@ -165,7 +166,7 @@ impl TokenCache {
             }
         }
         let canonical = canonical_key(s, &entry);
-        if canonical == key {
+        if canonical == key || is_native_key(s, &entry, key) {
             if fields.is_empty() {
                 return None;
             }

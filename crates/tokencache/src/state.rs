@@ -3,10 +3,10 @@
 //! entries, [`CacheState::put`] and [`CacheState::delete`].
 
 use crate::Error;
-use crate::entry::{Entry, Section};
+use crate::entry::{Entry, Field, Section};
 use crate::index::{GroupIndex, group_of, username_group};
 use crate::json::{JsonValue, write_string};
-use crate::keys::canonical_key;
+use crate::keys::{canonical_key, identity, is_native_key};
 use crate::section::{Item, SectionMap, Slot};
 
 /// A top-level member of the document, in order.
@@ -93,27 +93,40 @@ impl CacheState {
         Ok(slot)
     }
 
-    /// Writes an entry under its canonical key, as MSAL's `modify` does. Unlike MSAL Python,
-    /// an equivalent entry stored under a non-canonical key (older MSALs, MSAL Go 1.0) is
-    /// replaced rather than left behind as a duplicate.
+    /// Writes an entry as MSAL's `modify` does, under MSAL Python's key, except that the same
+    /// entry already stored under another SDK's own key is updated in place there, so an
+    /// msal-node or MSAL .NET app sharing the cache keeps finding one entry, not two. Copies
+    /// under keys no SDK writes (older MSALs, MSAL Go 1.0) are removed rather than left behind
+    /// as duplicates.
     pub(crate) fn write_canonical(&mut self, s: Section, entry: Entry) -> Result<(), Error> {
-        let key = canonical_key(s, &entry);
-        if s != Section::AppMetadata
-            && let Some(g) = group_of(s, &entry)
-        {
-            let stale: Vec<Slot> = self
-                .group(s, g)
-                .into_iter()
-                .filter(|&slot| {
-                    self.entry(s, slot)
-                        .is_some_and(|(k, e)| k != key && canonical_key(s, e) == key)
-                })
-                .collect();
-            for slot in stale {
-                self.delete(s, slot);
+        let canonical = canonical_key(s, &entry);
+        let Some(g) = group_of(s, &entry).filter(|_| s != Section::AppMetadata) else {
+            self.put(s, &canonical, Item::Entry(entry))?;
+            return Ok(());
+        };
+        let copies: Vec<(Slot, String, Entry)> = self
+            .group(s, g)
+            .into_iter()
+            .filter_map(|slot| {
+                let (k, e) = self.entry(s, slot)?;
+                (k != canonical && same_entry(s, k, e, &canonical, &entry))
+                    .then(|| (slot, k.to_owned(), e.clone()))
+            })
+            .collect();
+        let canonical_taken = self.section(s).slot_of(&canonical).is_some();
+        let in_place = copies.iter().find_map(|(slot, k, stored)| {
+            let updated = updated_in_place(&entry, stored);
+            (!canonical_taken && is_native_key(s, &updated, k)).then(|| (*slot, k.clone(), updated))
+        });
+        for (slot, _, _) in &copies {
+            if in_place.as_ref().is_none_or(|(kept, _, _)| kept != slot) {
+                self.delete(s, *slot);
             }
         }
-        self.put(s, &key, Item::Entry(entry))?;
+        match in_place {
+            Some((_, key, updated)) => self.put(s, &key, Item::Entry(updated))?,
+            None => self.put(s, &canonical, Item::Entry(entry))?,
+        };
         Ok(())
     }
 
@@ -416,4 +429,37 @@ fn top_name(t: &Top) -> &str {
         Top::Section(s) => s.name(),
         Top::Other(n, _) => n,
     }
+}
+/// Whether `stored` (under `key`) is the entry `new` (whose MSAL Python key is `canonical`)
+/// replaces: one MSAL Python keys the same, an access token with the same scopes in another
+/// order (MSAL .NET sorts them its own way, old MSALs not at all) or, when `stored` sits under
+/// another SDK's key, a refresh token of the same account and client (msal-node, .NET and Go
+/// key refresh tokens without a target).
+fn same_entry(s: Section, key: &str, stored: &Entry, canonical: &str, new: &Entry) -> bool {
+    let stored_canonical = canonical_key(s, stored);
+    match s {
+        _ if stored_canonical == canonical => true,
+        Section::AccessToken => identity(s, stored) == identity(s, new),
+        Section::RefreshToken => {
+            key != stored_canonical
+                && [Field::HomeAccountId, Field::Environment, Field::ClientId]
+                    .iter()
+                    .all(|f| stored.str_field(*f) == new.str_field(*f))
+        }
+        _ => false,
+    }
+}
+
+/// `new` as it is written over `stored` in place: the stored `target` is kept (the same
+/// scopes for an access token, perhaps in another SDK's order; none for another SDK's
+/// refresh token), so the entry still belongs under the stored key.
+fn updated_in_place(new: &Entry, stored: &Entry) -> Entry {
+    let mut updated = new.clone();
+    match stored.field(Field::Target) {
+        Some(target) => updated.set_field(Field::Target, target.clone()),
+        None => {
+            updated.remove(Field::Target.name());
+        }
+    }
+    updated
 }

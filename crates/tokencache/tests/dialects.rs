@@ -435,3 +435,42 @@ mod common;
 fn common_scenarios() -> Vec<(String, Vec<(TokenEvent, i64)>)> {
     common::scenarios()
 }
+
+#[test]
+fn each_sdks_own_keys_are_valid_and_updated_in_place() {
+    // msal-node's keys: a trailing scheme part, a family refresh token keyed by its family id.
+    let text = r#"{"RefreshToken":{"h.t-env-refreshtoken-1---":{"home_account_id":"h.t","environment":"env","credential_type":"RefreshToken","client_id":"cid","secret":"NODE-RT","family_id":"1"}},
+        "IdToken":{"h.t-env-idtoken-cid-t--":{"home_account_id":"h.t","environment":"env","credential_type":"IdToken","client_id":"cid","secret":"x.e30.","realm":"t"}},
+        "AccessToken":{"h.t-env-accesstoken-cid-t-user.read openid-":{"home_account_id":"h.t","environment":"env","credential_type":"AccessToken","client_id":"cid","secret":"NODE-AT","realm":"t","target":"User.Read openid","expires_on":"2000000000","token_type":"Bearer"}}}"#;
+    let cache = TokenCache::from_json(text).expect("parse");
+    assert!(cache.problems().is_empty(), "{:?}", cache.problems());
+    assert!(cache.repair().is_empty());
+    let rt = cache.all_refresh_tokens().remove(0);
+    let mut refreshed = rt.entry().clone();
+    refreshed.set("secret", JsonValue::string("NEW-RT"));
+    refreshed.set("target", JsonValue::string("User.Read openid"));
+    cache
+        .put_entry(Section::RefreshToken, refreshed)
+        .expect("write");
+    let rts = cache.entries(Section::RefreshToken);
+    assert_eq!(rts.len(), 1, "{rts:?}");
+    assert_eq!(rts[0].0, "h.t-env-refreshtoken-1---", "updated in place");
+    let rt = rts[0].1.as_ref().expect("entry");
+    assert_eq!(rt.str_field(tokencache::Field::Secret), Some("NEW-RT"));
+    assert_eq!(
+        rt.str_field(tokencache::Field::Target),
+        None,
+        "msal-node's refresh tokens have no target"
+    );
+    assert!(cache.problems().is_empty(), "{:?}", cache.problems());
+
+    // A key no SDK writes is still reported, and repair moves it.
+    let odd = r#"{"IdToken":{"h.t-env-idtoken-cid":{"home_account_id":"h.t","environment":"env","credential_type":"IdToken","client_id":"cid","secret":"x.e30.","realm":"t"}}}"#;
+    let cache = TokenCache::from_json(odd).expect("parse");
+    assert!(
+        cache
+            .problems()
+            .iter()
+            .any(|p| p.kind == ProblemKind::NonCanonicalKey)
+    );
+}
