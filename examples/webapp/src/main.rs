@@ -2,8 +2,10 @@
 //! authorization code flow (PKCE, state and nonce checked), sees who is signed in, calls an API
 //! with a token acquired silently from their own cache partition, and signs out, which deletes
 //! that partition. The token cache lives in the store given by URL: SQLite by default,
-//! PostgreSQL or Redis. Browser sessions are server-side (an opaque, HttpOnly cookie); they hold
-//! the pending flow and the signed-in account, never a token.
+//! PostgreSQL or Redis. Browser sessions are server-side (an opaque, HttpOnly cookie, `Secure`
+//! and `__Host-` on https); they hold the pending flow and the signed-in account, never a
+//! token. Session ids are issued only by the app and replaced at sign-in; sign-out is a POST
+//! with a CSRF token; sessions expire and are capped (see `sessions.rs`).
 //!
 //! ```text
 //! cargo run -p tokencache-webapp -- --authority https://login.microsoftonline.com/<tenant> \
@@ -18,19 +20,23 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{Query, State};
+use axum::extract::{Form, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use clap::Parser;
 use tokencache::seal::{DataKey, Zeroizing};
 use tokencache_client::{
     AccountInfo, AuthCodeFlow, AuthCodeOptions, ClientCredential, ConfidentialClientApplication,
 };
 use tokencache_store::{PartitionKeys, PartitionOptions, PartitionedCache};
+
+mod sessions;
+use sessions::{SessionPolicy, Sessions, SignedIn};
 
 /// Command line and environment configuration.
 #[derive(Parser, Debug)]
@@ -94,6 +100,12 @@ struct Config {
         requires = "previous_store_key_file"
     )]
     previous_store_key_id: Option<String>,
+    /// Sign a user out after this many seconds without a request.
+    #[arg(long, env = "WEBAPP_SESSION_IDLE_SECS", default_value_t = 8 * 3600)]
+    session_idle_secs: u64,
+    /// At most this many signed-in sessions (the least recently used goes first).
+    #[arg(long, env = "WEBAPP_MAX_SESSIONS", default_value_t = 100_000)]
+    max_sessions: usize,
 }
 
 /// The keys that encrypt stored partitions, if the configuration names any.
@@ -120,42 +132,58 @@ fn partition_keys(config: &Config) -> Result<Option<PartitionKeys>, Box<dyn std:
     Ok(Some(keys))
 }
 
-/// What a browser session holds (server-side).
-#[derive(Default)]
-struct Session {
-    flow: Option<String>,
-    account: Option<AccountInfo>,
-}
-
 struct App {
     client: ConfidentialClientApplication,
     cache: Arc<PartitionedCache>,
-    sessions: Mutex<HashMap<String, Session>>,
+    sessions: Sessions,
+    cookie: Cookie,
     redirect_uri: String,
     scopes: Vec<String>,
     api_url: String,
     http: reqwest::Client,
 }
 
-const COOKIE: &str = "tcsid";
-
-fn session_id(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|c| c.trim().split_once('='))
-        .find(|(k, _)| *k == COOKIE)
-        .map(|(_, v)| v.to_owned())
+/// The session cookie: `__Host-`-prefixed and `Secure` when the app is reached over https (its
+/// redirect URI says so), so no other site and no plain-http page can set or read it.
+struct Cookie {
+    name: &'static str,
+    attributes: &'static str,
 }
 
-fn random_id() -> String {
-    format!(
-        "{:016x}{:016x}",
-        tokencache_store::new_version(),
-        tokencache_store::new_version()
-    )
+impl Cookie {
+    fn for_redirect_uri(redirect_uri: &str) -> Cookie {
+        if redirect_uri.starts_with("https://") {
+            Cookie {
+                name: "__Host-tcsid",
+                attributes: "Path=/; HttpOnly; SameSite=Lax; Secure",
+            }
+        } else {
+            Cookie {
+                name: "tcsid",
+                attributes: "Path=/; HttpOnly; SameSite=Lax",
+            }
+        }
+    }
+
+    fn set(&self, id: &str) -> String {
+        format!("{}={id}; {}", self.name, self.attributes)
+    }
+
+    fn clear(&self) -> String {
+        format!("{}=; {}; Max-Age=0", self.name, self.attributes)
+    }
+
+    /// The session id the request carries, if any (whether we issued it is the table's call).
+    fn read(&self, headers: &HeaderMap) -> Option<String> {
+        headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|c| c.trim().split_once('='))
+            .find(|(k, _)| *k == self.name)
+            .map(|(_, v)| v.to_owned())
+    }
 }
 
 fn escape(s: &str) -> String {
@@ -163,11 +191,23 @@ fn escape(s: &str) -> String {
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
+        .replace('\'', "&#39;")
 }
 
-fn page(body: &str) -> Html<String> {
+const STYLESHEET: &str = include_str!("../static/style.css");
+
+/// A whole page: the header (with who is signed in, if anyone) and `body` in the main column.
+fn page(title: &str, who: Option<&AccountInfo>, body: &str) -> Html<String> {
+    let who = who.map_or_else(String::new, |a| {
+        format!("<span class=\"who\">{}</span>", escape(&a.username))
+    });
     Html(format!(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>tokencache sample</title></head><body>{body}</body></html>"
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{} · tokencache sample</title><link rel=\"stylesheet\" href=\"/static/style.css\">\
+         </head><body><header><a class=\"brand\" href=\"/\">tokencache sample</a>{who}</header>\
+         <main>{body}</main></body></html>",
+        escape(title)
     ))
 }
 
@@ -175,20 +215,33 @@ fn error_page(status: StatusCode, what: &str, e: &dyn std::fmt::Display) -> Resp
     tracing::warn!(error = %e, "{what}");
     (
         status,
-        page(&format!(
-            "<h1>{}</h1><p id=\"error\">{}</p><p><a href=\"/\">Home</a></p>",
-            escape(what),
-            escape(&e.to_string())
-        )),
+        page(
+            what,
+            None,
+            &format!(
+                "<section class=\"card\"><h1>{}</h1><p id=\"error\" class=\"error\">{}</p>\
+                 <div class=\"actions\"><a class=\"button secondary\" href=\"/\">Home</a></div></section>",
+                escape(what),
+                escape(&e.to_string())
+            ),
+        ),
     )
         .into_response()
 }
 
+/// The sign-out button: a POST form carrying the session's CSRF token (a link or a GET from
+/// another site cannot sign anyone out).
+fn sign_out_form(csrf: &str) -> String {
+    format!(
+        "<form method=\"post\" action=\"/logout\"><input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+         <button id=\"logout\" class=\"secondary\" type=\"submit\">Sign out</button></form>",
+        escape(csrf)
+    )
+}
+
 impl App {
-    fn account(&self, headers: &HeaderMap) -> Option<AccountInfo> {
-        let id = session_id(headers)?;
-        let sessions = self.sessions.lock().ok()?;
-        sessions.get(&id)?.account.clone()
+    fn signed_in(&self, headers: &HeaderMap) -> Option<SignedIn> {
+        self.sessions.signed_in(&self.cookie.read(headers)?)
     }
 
     fn scopes(&self) -> Vec<&str> {
@@ -196,29 +249,45 @@ impl App {
     }
 }
 
-async fn index(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
-    match app.account(&headers) {
-        Some(a) => page(&format!(
-            "<h1>Signed in</h1><p>Welcome, <span id=\"user\">{}</span></p>\
-             <p>Account id: <code id=\"account\">{}</code></p>\
-             <p><a id=\"call-api\" href=\"/call-api\">Call the API</a> · <a id=\"logout\" href=\"/logout\">Sign out</a></p>",
-            escape(&a.username),
-            escape(&a.home_account_id)
-        ))
-        .into_response(),
-        None => page(
-            "<h1>tokencache sample web app</h1><p id=\"anonymous\">Not signed in.</p>\
-             <p><a id=\"login\" href=\"/login\">Sign in</a></p>",
-        )
-        .into_response(),
-    }
+async fn stylesheet() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        STYLESHEET,
+    )
+        .into_response()
 }
 
-async fn login(
-    State(app): State<Arc<App>>,
-    headers: HeaderMap,
-    Query(q): Query<HashMap<String, String>>,
-) -> Response {
+async fn index(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    let Some(SignedIn { account, csrf }) = app.signed_in(&headers) else {
+        return page(
+            "Welcome",
+            None,
+            "<section class=\"card\"><h1>tokencache sample web app</h1>\
+             <p id=\"anonymous\" class=\"muted\">Not signed in.</p>\
+             <p>Sign in to call an API with a token kept in your own, encrypted cache partition.</p>\
+             <div class=\"actions\"><a id=\"login\" class=\"button\" href=\"/login\">Sign in</a></div></section>",
+        )
+        .into_response();
+    };
+    page(
+        "Signed in",
+        Some(&account),
+        &format!(
+            "<section class=\"card\"><h1>Welcome, <span id=\"user\">{}</span></h1>\
+             <dl><dt>Account</dt><dd><code id=\"account\">{}</code></dd>\
+             <dt>Identity provider</dt><dd>{}</dd></dl>\
+             <div class=\"actions\"><a id=\"call-api\" class=\"button\" href=\"/call-api\">Call the API</a>{}</div>\
+             </section>",
+            escape(&account.username),
+            escape(&account.home_account_id),
+            escape(&account.environment),
+            sign_out_form(&csrf)
+        ),
+    )
+    .into_response()
+}
+
+async fn login(State(app): State<Arc<App>>, Query(q): Query<HashMap<String, String>>) -> Response {
     let mut options = AuthCodeOptions::default();
     if let Some(hint) = q.get("login_hint") {
         options = options.login_hint(hint);
@@ -231,12 +300,16 @@ async fn login(
         Ok(f) => f,
         Err(e) => return error_page(StatusCode::BAD_GATEWAY, "Could not start the sign-in", &e),
     };
-    let id = session_id(&headers).unwrap_or_else(random_id);
-    if let Ok(mut sessions) = app.sessions.lock() {
-        sessions.entry(id.clone()).or_default().flow = Some(flow.to_json());
-    }
-    let cookie = format!("{COOKIE}={id}; Path=/; HttpOnly; SameSite=Lax");
-    ([(header::SET_COOKIE, cookie)], Redirect::to(&flow.auth_uri)).into_response()
+    // Always a new session made here: an id the browser brings is never adopted.
+    let id = match app.sessions.start_sign_in(flow.to_json()) {
+        Ok(id) => id,
+        Err(e) => return error_page(StatusCode::INTERNAL_SERVER_ERROR, "No session", &e),
+    };
+    (
+        [(header::SET_COOKIE, app.cookie.set(&id))],
+        Redirect::to(&flow.auth_uri),
+    )
+        .into_response()
 }
 
 async fn callback(
@@ -244,34 +317,65 @@ async fn callback(
     headers: HeaderMap,
     Query(q): Query<Vec<(String, String)>>,
 ) -> Response {
-    let Some(id) = session_id(&headers) else {
-        return error_page(StatusCode::BAD_REQUEST, "No session", &"start at /login");
-    };
-    let stored = app
-        .sessions
-        .lock()
-        .ok()
-        .and_then(|mut s| s.get_mut(&id).and_then(|s| s.flow.take()));
-    let Some(flow) = stored.and_then(|f| AuthCodeFlow::from_json(&f).ok()) else {
+    let flow = app
+        .cookie
+        .read(&headers)
+        .and_then(|id| app.sessions.take_flow(&id))
+        .and_then(|f| AuthCodeFlow::from_json(&f).ok());
+    let Some(flow) = flow else {
         return error_page(
             StatusCode::BAD_REQUEST,
             "No sign-in in progress",
             &"start at /login",
         );
     };
-    match app.client.finish_auth_code_flow(&flow, &q).await {
-        Ok(result) => {
-            if let Ok(mut sessions) = app.sessions.lock() {
-                sessions.entry(id).or_default().account = result.account;
-            }
-            Redirect::to("/").into_response()
-        }
-        Err(e) => error_page(StatusCode::UNAUTHORIZED, "Sign-in failed", &e),
+    let result = match app.client.finish_auth_code_flow(&flow, &q).await {
+        Ok(result) => result,
+        Err(e) => return error_page(StatusCode::UNAUTHORIZED, "Sign-in failed", &e),
+    };
+    let Some(account) = result.account else {
+        return error_page(
+            StatusCode::BAD_GATEWAY,
+            "Sign-in failed",
+            &"the provider returned no account",
+        );
+    };
+    // Signed in: a new session under a new id.
+    match app.sessions.sign_in(account) {
+        Ok(id) => (
+            [(header::SET_COOKIE, app.cookie.set(&id))],
+            Redirect::to("/"),
+        )
+            .into_response(),
+        Err(e) => error_page(StatusCode::INTERNAL_SERVER_ERROR, "No session", &e),
     }
 }
 
+/// The API's answer, pretty-printed when it is JSON.
+fn pretty(body: &str) -> String {
+    match tokencache::json::parse_value(body) {
+        Ok(value) => tokencache::json::to_python_json(&value, true),
+        Err(_) => body.to_owned(),
+    }
+}
+
+/// "in 59 min (Sun, 06 Dec 2026 04:13:28 GMT)".
+fn expiry(expires_on: i64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    let left = expires_on.saturating_sub(now).max(0) / 60;
+    let at = u64::try_from(expires_on)
+        .ok()
+        .and_then(|s| std::time::UNIX_EPOCH.checked_add(std::time::Duration::from_secs(s)))
+        .map_or_else(String::new, |t| {
+            format!(" ({})", httpdate::fmt_http_date(t))
+        });
+    format!("in {left} min{at}")
+}
+
 async fn call_api(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
-    let Some(account) = app.account(&headers) else {
+    let Some(SignedIn { account, csrf }) = app.signed_in(&headers) else {
         return Redirect::to("/login").into_response();
     };
     let token = match app
@@ -289,30 +393,55 @@ async fn call_api(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
         .bearer_auth(token.access_token.expose())
         .send()
         .await;
-    match response {
-        Ok(r) => {
-            let status = r.status();
-            let body = r.text().await.unwrap_or_default();
-            page(&format!(
-                "<h1>API result</h1><p>HTTP {status}; token from <span id=\"token-source\">{}</span></p>\
-                 <pre id=\"api-result\">{}</pre><p><a href=\"/\">Home</a></p>",
-                token.token_source.as_str(),
-                escape(&body)
-            ))
-            .into_response()
-        }
-        Err(e) => error_page(StatusCode::BAD_GATEWAY, "The API call failed", &e),
-    }
+    let (status, body) = match response {
+        Ok(r) => (r.status(), r.text().await.unwrap_or_default()),
+        Err(e) => return error_page(StatusCode::BAD_GATEWAY, "The API call failed", &e),
+    };
+    let source = token.token_source.as_str();
+    let badge = if source == "cache" {
+        "badge"
+    } else {
+        "badge network"
+    };
+    page(
+        "API result",
+        Some(&account),
+        &format!(
+            "<section class=\"card\"><h1>API result</h1>\
+             <dl><dt>Response</dt><dd id=\"api-status\">HTTP {status}</dd>\
+             <dt>Token from</dt><dd><span id=\"token-source\" class=\"{badge}\">{}</span></dd>\
+             <dt>Token expires</dt><dd id=\"token-expiry\">{}</dd></dl>\
+             <pre id=\"api-result\">{}</pre>\
+             <div class=\"actions\"><a class=\"button\" href=\"/call-api\">Call again</a>\
+             <a class=\"button secondary\" href=\"/\">Home</a>{}</div></section>",
+            escape(source),
+            escape(&expiry(token.expires_on)),
+            escape(&pretty(&body)),
+            sign_out_form(&csrf)
+        ),
+    )
+    .into_response()
 }
 
-async fn logout(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
-    let account = session_id(&headers).and_then(|id| {
-        app.sessions
-            .lock()
-            .ok()
-            .and_then(|mut s| s.remove(&id))
-            .and_then(|s| s.account)
-    });
+/// The sign-out form's fields.
+#[derive(serde::Deserialize)]
+struct SignOut {
+    #[serde(default)]
+    csrf: String,
+}
+
+async fn logout(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Form(form): Form<SignOut>,
+) -> Response {
+    let Some(id) = app.cookie.read(&headers) else {
+        return Redirect::to("/").into_response();
+    };
+    let account = match app.sessions.sign_out(&id, &form.csrf) {
+        Ok(account) => account,
+        Err(e) => return error_page(StatusCode::FORBIDDEN, "Sign-out refused", &e),
+    };
     if let Some(account) = account {
         // Forget the user in this app, and delete their partition outright.
         if let Err(e) = app.client.remove_account(&account).await {
@@ -323,8 +452,11 @@ async fn logout(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
             return error_page(StatusCode::BAD_GATEWAY, "Sign-out failed", &e);
         }
     }
-    let cookie = format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0");
-    ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response()
+    (
+        [(header::SET_COOKIE, app.cookie.clear())],
+        Redirect::to("/"),
+    )
+        .into_response()
 }
 
 async fn build(config: Config) -> Result<(Router, SocketAddr), Box<dyn std::error::Error>> {
@@ -351,7 +483,12 @@ async fn build(config: Config) -> Result<(Router, SocketAddr), Box<dyn std::erro
     let app = Arc::new(App {
         client,
         cache,
-        sessions: Mutex::new(HashMap::new()),
+        sessions: Sessions::new(SessionPolicy {
+            idle: Duration::from_secs(config.session_idle_secs),
+            max_signed_in: config.max_sessions,
+            ..SessionPolicy::default()
+        }),
+        cookie: Cookie::for_redirect_uri(&redirect_uri),
         redirect_uri,
         scopes: config
             .scopes
@@ -366,7 +503,8 @@ async fn build(config: Config) -> Result<(Router, SocketAddr), Box<dyn std::erro
         .route("/login", get(login))
         .route("/callback", get(callback))
         .route("/call-api", get(call_api))
-        .route("/logout", get(logout))
+        .route("/logout", post(logout))
+        .route("/static/style.css", get(stylesheet))
         .with_state(app);
     Ok((router, config.listen))
 }

@@ -1,6 +1,8 @@
 //! A real browser: headless Chromium, driven through chromedriver's WebDriver API, signs two
 //! users in to the sample web app in two separate browser profiles against the loopback OpenID
-//! provider. Each sees only their own data; signing out deletes that user's partition.
+//! provider. Each sees only their own data; signing out (the page's button) deletes that
+//! user's partition. The pages are styled by the app's stylesheet, and each step leaves a
+//! screenshot in `target/webapp-screenshots/` for a person to look at.
 
 #![allow(clippy::unwrap_used, reason = "in tests a panic is the failure report")]
 
@@ -125,6 +127,11 @@ impl Browser {
     /// Navigates and waits until the page contains `marker`.
     async fn go_until(&self, url: &str, marker: &str) -> String {
         self.go(url).await;
+        self.wait_for(url, marker).await
+    }
+
+    /// Waits until the page (reached by `url` or a click) contains `marker`.
+    async fn wait_for(&self, url: &str, marker: &str) -> String {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let page = self.page().await;
@@ -134,6 +141,96 @@ impl Browser {
             assert!(Instant::now() < deadline, "{url}: no {marker:?} in {page}");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// Runs `script` in the page and returns its result as JSON text.
+    async fn script(&self, script: &str) -> String {
+        let body = format!(
+            r#"{{"script":{},"args":[]}}"#,
+            tokencache::json::to_python_json(&JsonValue::string(script), false)
+        );
+        let text = self
+            .http
+            .post(format!("{}/execute/sync", self.base))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        match parse(&text).get("value") {
+            Some(v) => tokencache::json::to_python_json(v, false),
+            None => panic!("script answered {text}"),
+        }
+    }
+
+    /// Clicks the element `selector` names.
+    async fn click(&self, selector: &str) {
+        let body = format!(
+            r#"{{"using":"css selector","value":{}}}"#,
+            tokencache::json::to_python_json(&JsonValue::string(selector), false)
+        );
+        let text = self
+            .http
+            .post(format!("{}/element", self.base))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let element = match parse(&text).get("value") {
+            Some(JsonValue::Object(v)) => v
+                .iter()
+                .next()
+                .and_then(|(_, id)| id.as_str().map(str::to_owned)),
+            _ => None,
+        }
+        .unwrap_or_else(|| panic!("no {selector}: {text}"));
+        let r = self
+            .http
+            .post(format!("{}/element/{element}/click", self.base))
+            .header("content-type", "application/json")
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            r.status().is_success(),
+            "click {selector}: {}",
+            r.text().await.unwrap()
+        );
+    }
+
+    /// Saves a PNG screenshot of the page as `target/webapp-screenshots/<name>.png`.
+    async fn screenshot(&self, name: &str) {
+        use base64::Engine;
+        let text = self
+            .http
+            .get(format!("{}/screenshot", self.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let png = parse(&text)
+            .get_str("value")
+            .and_then(|b64| base64::engine::general_purpose::STANDARD.decode(b64).ok())
+            .unwrap_or_else(|| panic!("no screenshot: {text:.200}"));
+        assert!(png.starts_with(b"\x89PNG"), "a PNG");
+        let dir = std::env::var_os("CARGO_TARGET_DIR")
+            .map_or_else(
+                || std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"),
+                std::path::PathBuf::from,
+            )
+            .join("webapp-screenshots");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
     }
 
     async fn close(self) {
@@ -199,10 +296,23 @@ async fn two_users_in_two_browsers_see_only_their_own_data() {
     let alice = Browser::open(&driver_url).await;
     let bob = Browser::open(&driver_url).await;
     alice.go_until(&app, "Not signed in").await;
+    // The stylesheet is served and applied (the main column is 46rem wide).
+    assert_eq!(
+        alice
+            .script("return getComputedStyle(document.querySelector('main')).maxWidth")
+            .await,
+        "\"736px\""
+    );
+    alice.screenshot("1-signed-out").await;
     let page = alice
         .go_until(&format!("{app}/login?login_hint=alice"), "Welcome")
         .await;
     assert!(page.contains("alice@example.test"), "{page}");
+    assert!(
+        page.contains("id=\"logout\""),
+        "sign-out is a button: {page}"
+    );
+    alice.screenshot("2-signed-in").await;
     let page = bob
         .go_until(&format!("{app}/login?login_hint=bob"), "Welcome")
         .await;
@@ -216,12 +326,16 @@ async fn two_users_in_two_browsers_see_only_their_own_data() {
         page.contains("Alice Example") && !page.contains("Bob"),
         "{page}"
     );
+    // The API's JSON is pretty-printed; the token's source and expiry are shown.
+    assert!(page.contains("\n    \"name\": \"Alice Example\""), "{page}");
+    assert!(page.contains("id=\"token-expiry\">in "), "{page}");
+    alice.screenshot("3-api-result").await;
     let page = bob.go_until(&format!("{app}/call-api"), "API result").await;
     assert!(
         page.contains("Bob Example") && !page.contains("Alice"),
         "{page}"
     );
-    assert!(page.contains("id=\"token-source\">cache<"), "{page}");
+    assert!(page.contains(">cache</span>"), "{page}");
     let page = alice.go_until(&app, "Welcome").await;
     assert!(!page.contains("bob@"), "{page}");
 
@@ -243,9 +357,8 @@ async fn two_users_in_two_browsers_see_only_their_own_data() {
         .clone();
 
     // Alice signs out: her partition is gone; Bob is unaffected.
-    alice
-        .go_until(&format!("{app}/logout"), "Not signed in")
-        .await;
+    alice.click("#logout").await;
+    alice.wait_for("the sign-out button", "Not signed in").await;
     let keys = store.keys().await.unwrap();
     assert_eq!(keys.len(), 1);
     assert!(!keys.contains(&alice_key));

@@ -5,76 +5,11 @@
 
 #![allow(clippy::unwrap_used, reason = "in tests a panic is the failure report")]
 
-#[path = "../../../crates/tokencache-client/tests/common/mod.rs"]
-mod idp;
+mod support;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Starts the web app on `port` over `store` with the key flags given.
-fn start(idp: &idp::Idp, port: u16, store: &str, keys: &[&str]) -> Killed {
-    let mut webapp = Command::new(env!("CARGO_BIN_EXE_tokencache-webapp"))
-        .args(["--authority", &idp.authority(), "--client-id", "web-app"])
-        .args(["--client-secret", "web-secret", "--store", store])
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .args(["--scopes", "openid profile"])
-        .args(["--api-url", &format!("{}/me", idp.issuer)])
-        .args(keys)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(webapp.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert!(line.starts_with("listening on"), "{line}");
-    Killed(webapp)
-}
-
-/// Signs `user` in through the app's own pages; returns the callback's status.
-async fn sign_in(idp: &idp::Idp, port: u16, user: &str) -> reqwest::StatusCode {
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let app = format!("http://127.0.0.1:{port}");
-    let login = http.get(format!("{app}/login")).send().await.unwrap();
-    assert!(login.status().is_redirection(), "{}", login.status());
-    let cookie = login.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
-    let auth_uri = login.headers()["location"].to_str().unwrap().to_owned();
-    let params = idp.browse(&auth_uri, user).await;
-    http.get(format!("{app}/callback"))
-        .query(&params)
-        .header("cookie", cookie)
-        .send()
-        .await
-        .unwrap()
-        .status()
-}
+use support::{provider, sign_in, start};
 
 /// The key id of every stored partition.
 async fn key_ids(store: &str) -> Vec<Option<String>> {
@@ -96,13 +31,8 @@ fn key_file(dir: &Path, name: &str, byte: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_with_a_new_key_reads_old_partitions_only_with_the_previous_key() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let clients = format!(
-        r#"[{{"client_id":"web-app","client_secret":"web-secret","token_endpoint_auth_method":"client_secret_post","grant_types":["authorization_code","refresh_token"],"response_types":["code"],"redirect_uris":["http://127.0.0.1:{port}/callback"]}}]"#
-    );
-    let clients_file = dir.path().join("clients.json");
-    std::fs::write(&clients_file, clients).unwrap();
-    let idp = idp::Idp::start(&[("IDP_CLIENTS_FILE", clients_file.to_str().unwrap())]);
+    let port = support::free_port();
+    let idp = provider(dir.path(), &format!("http://127.0.0.1:{port}/callback"));
     let store = format!("sqlite://{}", dir.path().join("tokens.db").display());
     let k1 = key_file(dir.path(), "k1.key", "11");
     let k2 = key_file(dir.path(), "k2.key", "22");
