@@ -7,6 +7,8 @@
 //! lock (`<cache>.lockfile`, so running MSAL apps wait), keep every unknown field and entry,
 //! write atomically, keep the file's permissions, and never touch a file they cannot parse.
 
+#[macro_use]
+mod output;
 mod error;
 mod file;
 mod keys;

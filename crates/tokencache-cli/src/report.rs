@@ -56,8 +56,30 @@ fn columns(out: &mut String, indent: &str, header: &[&str], rows: &[Vec<String>]
     }
 }
 
+/// Text from a cache as it may reach a terminal: control characters (escape sequences, line
+/// breaks, backspaces) and bidirectional overrides are shown escaped (`\u{1b}`), so a cache
+/// cannot move the cursor, rewrite earlier lines or reorder what is shown.
+pub(crate) fn shown(s: &str) -> String {
+    let unsafe_char = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    if !s.chars().any(unsafe_char) {
+        return s.to_owned();
+    }
+    s.chars()
+        .map(|c| {
+            if unsafe_char(c) {
+                format!("\\u{{{:x}}}", u32::from(c))
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 fn or_dash(s: Option<&str>) -> String {
-    s.filter(|s| !s.is_empty()).unwrap_or("-").to_owned()
+    shown(s.filter(|s| !s.is_empty()).unwrap_or("-"))
 }
 
 /// The table view.
@@ -111,7 +133,7 @@ pub fn table(cache: &TokenCache, now: i64) -> String {
             .iter()
             .find_map(|a| a.username().filter(|u| !u.is_empty()))
             .unwrap_or("(unknown user)");
-        let _ = writeln!(out, "\n{username}  [{home}]");
+        let _ = writeln!(out, "\n{}  [{}]", shown(username), shown(home));
         let mut realms: Vec<String> = group
             .accounts
             .iter()
@@ -144,7 +166,8 @@ pub fn table(cache: &TokenCache, now: i64) -> String {
                 vec![
                     "refresh".into(),
                     or_dash(t.client_id()),
-                    t.family_id().map_or("-".into(), |f| format!("family {f}")),
+                    t.family_id()
+                        .map_or("-".into(), |f| format!("family {}", shown(f))),
                     "-".into(),
                     or_dash(t.target()),
                 ]
@@ -221,15 +244,34 @@ pub fn table(cache: &TokenCache, now: i64) -> String {
     out.trim_end().to_owned()
 }
 
+/// An entry as `inspect --json` shows it: every member but the credentials, at any depth
+/// (the core's list of sensitive member names, so a token hidden in an unknown member stays
+/// hidden too).
 fn redacted(key: &str, entry: &Entry) -> JsonValue {
     let mut o = JsonObject::new();
     o.insert("cache_key", JsonValue::string(key));
     for (k, v) in entry.iter() {
-        if k != "secret" {
-            o.insert(k, v.clone());
+        if !tokencache::is_sensitive_member(k) {
+            o.insert(k, without_secrets(v));
         }
     }
     JsonValue::Object(Box::new(o))
+}
+
+fn without_secrets(value: &JsonValue) -> JsonValue {
+    match value {
+        JsonValue::Object(members) => {
+            let mut o = JsonObject::new();
+            for (k, v) in members.iter() {
+                if !tokencache::is_sensitive_member(k) {
+                    o.insert(k, without_secrets(v));
+                }
+            }
+            JsonValue::Object(Box::new(o))
+        }
+        JsonValue::Array(items) => JsonValue::Array(items.iter().map(without_secrets).collect()),
+        other => other.clone(),
+    }
 }
 
 /// One stored partition, as `inspect URL` lists it (nothing secret: the key is the account's
@@ -255,7 +297,7 @@ pub fn partitions_table(rows: &[PartitionRow], now: i64) -> String {
         .iter()
         .map(|r| {
             vec![
-                r.key.clone(),
+                shown(&r.key),
                 r.bytes.to_string(),
                 or_dash(r.key_id.as_deref()),
                 r.created_at

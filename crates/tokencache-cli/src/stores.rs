@@ -223,12 +223,12 @@ pub async fn migrate(from: Endpoint, to: Endpoint) -> Result<bool, CliError> {
         let want = TokenCache::from_json(&source_whole.serialize_partition(key))?;
         let got = TokenCache::from_json(&target_whole.serialize_partition(key))?;
         if content(&want)? != content(&got)? {
-            eprintln!("error: partition {key} differs after migration");
+            eprintln!("error: partition {key:?} differs after migration");
             ok = false;
         }
     }
     let [at, rt, idt, acct] = counts(&source_whole);
-    println!(
+    outln!(
         "migrated {} partition(s): {at} access token(s), {rt} refresh token(s), {idt} ID token(s), {acct} account(s){}",
         parts.len(),
         if ok {
@@ -374,7 +374,7 @@ pub async fn repair(
         }
         Ok(())
     })?;
-    println!("a copy of the store as it was: {}", file.path().display());
+    outln!("a copy of the store as it was: {}", file.path().display());
     // The change may run more than once (compare-and-set retries); the last run's list counts.
     let found = Mutex::new(Vec::new());
     for (key, _) in &parts {

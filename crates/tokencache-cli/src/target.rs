@@ -24,7 +24,8 @@ pub fn is_store_url(location: &str) -> bool {
 
 /// A cache file (a plain path) or a store URL (`sqlite://`, `postgres://`, `redis://`,
 /// `redis+cluster://`, `memory://`).
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Printed (`Display` and `Debug`) with any password blanked ([`tokencache::redact_url`]).
+#[derive(Clone, PartialEq, Eq)]
 pub enum Target {
     /// A cache file in MSAL's JSON format (maybe encrypted).
     File(PathBuf),
@@ -43,8 +44,20 @@ impl Target {
         return Ok(Target::Store(location.to_owned()));
         #[cfg(not(feature = "stores"))]
         return Err(CliError::Usage(format!(
-            "{location}: this tokencache was built without store URLs (cargo features `sqlite`, `postgres`, `redis`)"
+            "{}: this tokencache was built without store URLs (cargo features `sqlite`, `postgres`, `redis`)",
+            tokencache::redact_url(location)
         )));
+    }
+
+    /// The location as given, password included: for opening it, never for printing (the
+    /// `Display` form blanks passwords).
+    #[cfg(feature = "stores")]
+    pub fn location(&self) -> String {
+        match self {
+            Target::File(path) => path.to_string_lossy().into_owned(),
+            #[cfg(feature = "stores")]
+            Target::Store(url) => url.clone(),
+        }
     }
 
     /// True for a store URL.
@@ -59,7 +72,20 @@ impl fmt::Display for Target {
         match self {
             Target::File(path) => write!(f, "{}", path.display()),
             #[cfg(feature = "stores")]
-            Target::Store(url) => f.write_str(url),
+            Target::Store(url) => f.write_str(&tokencache::redact_url(url)),
+        }
+    }
+}
+
+impl fmt::Debug for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::File(path) => f.debug_tuple("File").field(path).finish(),
+            #[cfg(feature = "stores")]
+            Target::Store(url) => f
+                .debug_tuple("Store")
+                .field(&tokencache::redact_url(url))
+                .finish(),
         }
     }
 }

@@ -592,3 +592,102 @@ fn the_library_logs_show_with_verbose_only() {
         String::from_utf8_lossy(&verbose.stderr)
     );
 }
+
+/// A cache with one account whose entries carry `extra` members (JSON text) besides their own.
+fn cache_with(username: &str, extra: &str) -> String {
+    let account = format!(
+        r#""home_account_id": "h.t", "environment": "login.example", "realm": "t", "local_account_id": "h", "username": {username}, "authority_type": "MSSTS""#,
+        username =
+            tokencache::json::to_python_json(&tokencache::json::JsonValue::string(username), false)
+    );
+    format!(
+        r#"{{"AccessToken": {{"h.t-login.example-accesstoken-cid-t-user.read": {{"credential_type": "AccessToken", "secret": "AT-SECRET", "home_account_id": "h.t", "environment": "login.example", "client_id": "cid", "realm": "t", "target": "User.Read", "expires_on": "4102444800", "cached_at": "1700000000"{extra}}}}},
+        "RefreshToken": {{"h.t-login.example-refreshtoken-cid--": {{"credential_type": "RefreshToken", "secret": "RT-SECRET", "home_account_id": "h.t", "environment": "login.example", "client_id": "cid"{extra}}}}},
+        "Account": {{"h.t-login.example-t": {{{account}{extra}}}}}}}"#
+    )
+}
+
+#[test]
+fn inspect_never_shows_a_secret_hidden_in_any_member() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cache.json");
+    let extra = r#", "refresh_token": "HIDDEN-RT", "client_secret": "HIDDEN-CS", "id_token": "HIDDEN-IDT", "Access_Token": "HIDDEN-CASE", "nested": {"deeper": [{"access_token": "HIDDEN-NESTED"}], "kept": "visible"}"#;
+    std::fs::write(&file, cache_with("ada@example.test", extra)).unwrap();
+    for args in [vec!["inspect", "--json"], vec!["inspect"]] {
+        let o = run(&[args.as_slice(), &[path(&file)]].concat());
+        assert!(o.status.success(), "{o:?}");
+        let text = stdout(&o);
+        for secret in ["HIDDEN", "AT-SECRET", "RT-SECRET"] {
+            assert!(!text.contains(secret), "{args:?} showed {secret}:\n{text}");
+        }
+        if args.contains(&"--json") {
+            assert!(text.contains("visible"), "other members stay: {text}");
+        }
+    }
+}
+
+#[test]
+fn control_characters_from_a_cache_never_reach_the_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cache.json");
+    let username = "eve\u{1b}[2J\u{1b}[1;1H\nAccounts: 0\u{202e}gnp.exe\u{7}";
+    std::fs::write(&file, cache_with(username, "")).unwrap();
+    let o = run(&["inspect", path(&file)]);
+    assert!(o.status.success(), "{o:?}");
+    let text = stdout(&o);
+    for c in ['\u{1b}', '\u{202e}', '\u{7}'] {
+        assert!(!text.contains(c), "{c:?} printed raw:\n{text}");
+    }
+    assert!(text.contains("eve\\u{1b}[2J"), "{text}");
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with("Accounts:")).count(),
+        1,
+        "a line break in a username cannot forge a line:\n{text}"
+    );
+}
+
+#[test]
+fn inspect_into_a_pipe_closed_early_ends_quietly() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("big.json");
+    let cache = TokenCache::new();
+    for i in 0..3000 {
+        let mut response = tokencache::json::JsonObject::new();
+        let client_info = format!("{{\"uid\":\"u{i}\",\"utid\":\"t\"}}");
+        use base64::Engine;
+        response.insert("access_token", tokencache::json::JsonValue::string("at"));
+        response.insert("token_type", tokencache::json::JsonValue::string("Bearer"));
+        response.insert(
+            "expires_in",
+            tokencache::json::JsonValue::Number("3600".into()),
+        );
+        response.insert(
+            "client_info",
+            tokencache::json::JsonValue::string(
+                &base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(client_info),
+            ),
+        );
+        let event = tokencache::TokenEvent::new("cid", ["User.Read"])
+            .token_endpoint("https://login.example/t/oauth2/v2.0/token")
+            .response(response);
+        cache.add_at(&event, 1_700_000_000).unwrap();
+    }
+    std::fs::write(&file, cache.serialize()).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tokencache"))
+        .args(["inspect", path(&file)])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.starts_with("Accounts:"), "{first}");
+    // The reader is gone (like `| head -1`); the rest cannot be written.
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+}

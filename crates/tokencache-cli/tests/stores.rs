@@ -430,3 +430,61 @@ fn lock_status_on_a_store_lists_the_refresh_leases_held() {
     assert!(out.contains("1 refresh lease(s) held"), "{out}");
     assert!(out.contains(JANE) && out.contains("held by web-1"), "{out}");
 }
+
+#[test]
+fn no_verb_prints_a_store_password() {
+    const PASSWORD: &str = "s3cret-pw";
+    let redis = servers::Redis::start_with_password(PASSWORD);
+    let url = redis.url();
+    assert!(url.contains(PASSWORD));
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("store.key");
+    let key = key.to_str().unwrap();
+    ok(&["migrate", &sample(), &url]);
+    let mut outputs = Vec::new();
+    for args in [
+        vec!["validate", &url],
+        vec!["inspect", &url],
+        vec!["inspect", "--json", &url],
+        vec!["lock-status", &url],
+        vec!["repair", "--dry-run", &url],
+        vec!["prune", &url],
+        vec![
+            "encrypt",
+            "--new-key",
+            "--key-file",
+            key,
+            "--key-id",
+            "k1",
+            &url,
+        ],
+        vec!["decrypt", "--key-file", key, &url],
+        vec!["-vv", "validate", &url],
+    ] {
+        let out = run(&args);
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        outputs.push((args.join(" "), out));
+    }
+    // Failures print the URL too: a wrong password, one that does not parse, a query password.
+    let wrong = url.replace(PASSWORD, &format!("{PASSWORD}-wrong"));
+    let cluster = format!("redis+cluster://:{PASSWORD}@h1:1,h2:2");
+    let query = format!("postgres://u@127.0.0.1:1/db?password={PASSWORD}");
+    for bad in [&wrong, &cluster, &query] {
+        for verb in ["validate", "lock-status", "inspect"] {
+            let out = run(&[verb, bad]);
+            assert_eq!(out.status.code(), Some(2), "{verb} {bad}: {out:?}");
+            outputs.push((format!("{verb} {bad}"), out));
+        }
+    }
+    for (what, out) in outputs {
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            !text.contains(PASSWORD),
+            "{what} printed the password:\n{text}"
+        );
+    }
+}

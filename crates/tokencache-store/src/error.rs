@@ -101,13 +101,8 @@ impl From<StoreError> for tokencache::AccessError {
 /// The crate's result type.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
-/// Removes the password from a URL for messages.
+/// A URL fit for messages: the core's one redaction (user info and password parameters
+/// blanked, even when the URL does not parse).
 pub(crate) fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
-        }
-        _ => url.to_owned(),
-    }
+    tokencache::redact_url(url)
 }

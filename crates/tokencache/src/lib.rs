@@ -64,4 +64,4 @@ pub use partition::{PartitionKey, partition_key};
 pub use problems::{Problem, ProblemKind};
 pub use query::{AccessTokenQuery, AccountQuery, RefreshTokenQuery};
 pub use repair::{Repair, RepairAction};
-pub use secret::Secret;
+pub use secret::{Secret, is_sensitive_member, redact_url};

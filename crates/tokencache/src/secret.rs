@@ -79,6 +79,131 @@ pub(crate) const SENSITIVE_MEMBERS: &[&str] = &[
     "id_token_claims",
 ];
 
+/// Whether a JSON member named `name` holds a credential (`secret`, `refresh_token`,
+/// `client_secret`, `id_token`, …), so that whatever shows entries to people leaves it out,
+/// wherever in an entry it is (MSAL writes secrets only in `secret`, but a cache anyone could
+/// have written may hide one in any member).
+pub fn is_sensitive_member(name: &str) -> bool {
+    SENSITIVE_MEMBERS
+        .iter()
+        .any(|s| s.eq_ignore_ascii_case(name))
+}
+
 pub(crate) fn is_sensitive(name: &str) -> bool {
-    SENSITIVE_MEMBERS.contains(&name)
+    is_sensitive_member(name)
+}
+
+/// Query parameters of store URLs that carry a credential or name where one is kept.
+const SENSITIVE_URL_PARAMETERS: &[&str] = &["password", "passfile", "sslpassword", "pass", "token"];
+
+/// A store URL (or connection string) fit to print, log or put in an error: the user info
+/// (`user:password@`) becomes `***@`, and `password`, `passfile`, `sslpassword`, `pass` and
+/// `token` parameters (in the query, or `key=value` words of a PostgreSQL connection string)
+/// become `***`.
+///
+/// Written by hand rather than with a URL parser on purpose: it must also blank what a parser
+/// rejects (several hosts, as in `redis+cluster://:secret@h1:1,h2:2`, or a mistyped URL), since
+/// an unparseable URL is exactly the one that ends up in an error message.
+///
+/// ```
+/// use tokencache::redact_url;
+/// assert_eq!(redact_url("redis://:s3cret@cache:6379/0"), "redis://***@cache:6379/0");
+/// assert_eq!(redact_url("redis+cluster://:s3cret@h1:1,h2:2"), "redis+cluster://***@h1:1,h2:2");
+/// assert_eq!(
+///     redact_url("postgres://app@db/tokens?sslmode=require&password=s3cret"),
+///     "postgres://***@db/tokens?sslmode=require&password=***"
+/// );
+/// assert_eq!(redact_url("host=db password=s3cret dbname=t"), "host=db password=*** dbname=t");
+/// assert_eq!(redact_url("sqlite:///var/lib/app/tokens.db"), "sqlite:///var/lib/app/tokens.db");
+/// ```
+pub fn redact_url(url: &str) -> String {
+    let (scheme, rest) = match url.find("://") {
+        Some(i) => url.split_at(i + 3),
+        // Not a URL: a connection string, or a URL mistyped past recognition. Words with
+        // user info (`:secret@host`) lose it too.
+        None => {
+            let words = redact_parameters(url, &[' ', '\t', '\n']);
+            return words
+                .split(' ')
+                .map(|w| match w.rfind('@') {
+                    Some(at) => format!("***{}", &w[at..]),
+                    None => w.to_owned(),
+                })
+                .collect::<Vec<_>>()
+                .join(" ");
+        }
+    };
+    // The authority ends at the first `/`, `?` or `#`; its user info at its last `@`.
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let authority = match authority.rfind('@') {
+        Some(at) => format!("***{}", &authority[at..]),
+        None => authority.to_owned(),
+    };
+    let tail = match tail.find('?') {
+        Some(q) => format!(
+            "{}{}",
+            &tail[..=q],
+            redact_parameters(&tail[q + 1..], &['&', ';'])
+        ),
+        None => tail.to_owned(),
+    };
+    format!("{scheme}{authority}{tail}")
+}
+
+/// Blanks the values of sensitive `name=value` parameters separated by `separators`.
+fn redact_parameters(text: &str, separators: &[char]) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while !rest.is_empty() {
+        let end = rest.find(separators).unwrap_or(rest.len());
+        let (word, after) = rest.split_at(end);
+        match word.split_once('=') {
+            Some((name, _))
+                if SENSITIVE_URL_PARAMETERS
+                    .iter()
+                    .any(|s| name.trim().eq_ignore_ascii_case(s)) =>
+            {
+                out.push_str(name);
+                out.push_str("=***");
+            }
+            _ => out.push_str(word),
+        }
+        let mut chars = after.chars();
+        if let Some(separator) = chars.next() {
+            out.push(separator);
+        }
+        rest = chars.as_str();
+    }
+    out
+}
+
+#[cfg(test)]
+mod redact_tests {
+    use super::redact_url;
+
+    #[test]
+    fn no_credential_survives_in_any_url_shape() {
+        for (url, secret) in [
+            ("redis://:s3cret@h:6379/", "s3cret"),
+            ("redis://user:s3cret@h:6379/", "s3cret"),
+            ("rediss://user:s3cret@h/?password=other", "other"),
+            ("redis+cluster://:s3cret@h1:1,h2:2", "s3cret"),
+            ("redis+cluster://:s3cret@h1:1,h2:2/?x=1", "s3cret"),
+            ("postgres://u:s3cret@db:5432/t", "s3cret"),
+            ("postgres://u@db/t?password=s3cret", "s3cret"),
+            ("postgres://u@db/t?PassFile=/home/u/.pgpass", ".pgpass"),
+            ("postgres://u:p@ss@db/t", "p@ss"),
+            ("postgresql://u:s3cret@[::1]:5432/t", "s3cret"),
+            ("not a url :s3cret@host", "s3cret"),
+            ("redis:/:s3cret@host:1", "s3cret"),
+            ("host=db user=u password=s3cret", "s3cret"),
+            ("redis://u:s3cret@h#frag", "s3cret"),
+        ] {
+            let shown = redact_url(url);
+            assert!(!shown.contains(secret), "{url} -> {shown}");
+        }
+        assert_eq!(redact_url("memory://"), "memory://");
+        assert_eq!(redact_url("redis://h:1/?db=2"), "redis://h:1/?db=2");
+    }
 }

@@ -531,7 +531,7 @@ async fn main() -> std::process::ExitCode {
     // One line on stdout when ready (tests wait for it).
     println!(
         "listening on http://{local} (token cache: {})",
-        store.split('@').next_back().unwrap_or_default()
+        tokencache::redact_url(&store)
     );
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;

@@ -29,7 +29,7 @@ pub fn run(target: &Target, key: &KeyArgs) -> Result<ExitCode, CliError> {
             })?;
             let store = file::open(path, &KeyArgs::default())?;
             file::noticing_waits(path, || store.rewrite(Some(&source)))?;
-            println!("{}: decrypted", path.display());
+            outln!("{}: decrypted", path.display());
             Ok(ExitCode::SUCCESS)
         }
     }

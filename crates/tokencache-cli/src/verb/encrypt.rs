@@ -21,24 +21,23 @@ pub fn run(
     key_id: Option<String>,
     previous: &PreviousKeyArgs,
 ) -> Result<ExitCode, CliError> {
-    #[allow(
-        irrefutable_let_patterns,
-        reason = "a file is the only target without the `stores` feature"
-    )]
-    if let Target::File(path) = target {
-        // A cache that is not there is reported before a key is made for it.
-        file::existing(path)?;
+    // Usage mistakes are reported before a key is made for them.
+    match target {
+        Target::File(path) => file::existing(path)?,
+        #[cfg(feature = "stores")]
+        Target::Store(_) if key_id.is_none() => {
+            return Err(CliError::Usage(
+                "encrypting a store needs --key-id: the id the application gives this key".into(),
+            ));
+        }
+        #[cfg(feature = "stores")]
+        Target::Store(_) => {}
     }
     let data_key = key.key_to_encrypt_with(new_key)?;
     match target {
         #[cfg(feature = "stores")]
         Target::Store(url) => {
-            let key_id = key_id.ok_or_else(|| {
-                CliError::Usage(
-                    "encrypting a store needs --key-id: the id the application gives this key"
-                        .into(),
-                )
-            })?;
+            let key_id = key_id.unwrap_or_default();
             let writes = Writes::Encrypted(key_id);
             let done = stores::block_on(async {
                 let access = StoreAccess::open(
@@ -62,7 +61,7 @@ pub fn run(
             let previous = previous.as_key_args().source()?;
             let store = file::open(path, key)?;
             file::noticing_waits(path, || store.rewrite(previous.as_ref()))?;
-            println!("{}: encrypted", path.display());
+            outln!("{}: encrypted", path.display());
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -71,12 +70,14 @@ pub fn run(
 /// Prints what `encrypt` or `decrypt` did to a store; exit 1 if a partition could not be read.
 #[cfg(feature = "stores")]
 pub(crate) fn report_rewrite(url: &str, done: &stores::Rewritten, verb: &str) -> ExitCode {
-    println!(
-        "{url}: {verb} {} partition(s); {} already were",
-        done.rewritten, done.unchanged
+    outln!(
+        "{}: {verb} {} partition(s); {} already were",
+        tokencache::redact_url(url),
+        done.rewritten,
+        done.unchanged
     );
     for (key, why) in &done.failed {
-        println!("  partition {key:?} left as it was: {why}");
+        outln!("  partition {key:?} left as it was: {why}");
     }
     if done.failed.is_empty() {
         ExitCode::SUCCESS

@@ -38,6 +38,6 @@ pub fn run(target: &Target, json: bool, now: i64, key: &KeyArgs) -> Result<ExitC
             report::partitions_table(rows, now)
         ),
     };
-    println!("{out}");
+    outln!("{out}");
     Ok(ExitCode::SUCCESS)
 }

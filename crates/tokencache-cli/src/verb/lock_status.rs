@@ -27,12 +27,13 @@ fn store_leases(url: &str) -> Result<(), CliError> {
         let store = tokencache_store::open(url).await?;
         Ok::<_, CliError>(store.leases().await?)
     })??;
-    println!(
-        "{url}: no cache-wide lock (each save compares and sets its partition's version); {} refresh lease(s) held",
+    outln!(
+        "{}: no cache-wide lock (each save compares and sets its partition's version); {} refresh lease(s) held",
+        tokencache::redact_url(url),
         held.len()
     );
     for lease in held {
-        println!(
+        outln!(
             "  partition {:?}: held by {} for {:.1}s more",
             lease.partition,
             lease.holder,
@@ -50,7 +51,7 @@ fn file_lock(file: &Path) -> Result<(), CliError> {
     }
     let status = tokencache_file::lock_status(file)?;
     match &status {
-        LockStatus::Free => println!("{}: not locked", file.display()),
+        LockStatus::Free => outln!("{}: not locked", file.display()),
         LockStatus::Held {
             owner,
             alive,
@@ -65,7 +66,7 @@ fn file_lock(file: &Path) -> Result<(), CliError> {
                 Some(false) => "dead",
                 None => "unknown",
             };
-            println!(
+            outln!(
                 "{}: locked by {who} ({state}){}, for {}s{}",
                 file.display(),
                 if *os_locked {
@@ -84,7 +85,7 @@ fn file_lock(file: &Path) -> Result<(), CliError> {
     }
     let handed = tokencache_file::hand_overs(file)?;
     if !handed.is_empty() {
-        println!(
+        outln!(
             "{}: token responses handed over for the next writer (group commit): {} waiting, {} being written, {} rejected",
             file.display(),
             handed.waiting,

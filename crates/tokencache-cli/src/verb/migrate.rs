@@ -42,7 +42,7 @@ pub fn run(
         None => key.key()?,
     };
     let target_writes = key_id.map_or(Writes::Keep, Writes::Encrypted);
-    let (from, to) = (from.to_string(), to.to_string());
+    let (from, to) = (from.location(), to.location());
     let ok = stores::block_on(async {
         let source = stores::endpoint(&from, data_key.clone(), Writes::Keep, |p| {
             file::open(&p, key)

@@ -24,6 +24,6 @@ pub fn run(target: &Target, now: i64, key: &KeyArgs) -> Result<ExitCode, CliErro
             })?
         }
     };
-    println!("removed {removed} expired access token(s)");
+    outln!("removed {removed} expired access token(s)");
     Ok(ExitCode::SUCCESS)
 }

@@ -28,7 +28,7 @@ pub fn run(target: &Target, home_account_id: &str, key: &KeyArgs) -> Result<Exit
             if !deleted {
                 return Ok(no_such_account(target, home_account_id, &partitions));
             }
-            println!("deleted the partition of {home_account_id}");
+            outln!("deleted the partition of {home_account_id}");
         }
         Target::File(path) => {
             file::existing(path)?;
@@ -46,9 +46,12 @@ pub fn run(target: &Target, home_account_id: &str, key: &KeyArgs) -> Result<Exit
             if removed.total() == 0 {
                 return Ok(no_such_account(target, home_account_id, &others));
             }
-            println!(
+            outln!(
                 "removed {} access token(s), {} refresh token(s), {} ID token(s), {} account(s)",
-                removed.access_tokens, removed.refresh_tokens, removed.id_tokens, removed.accounts
+                removed.access_tokens,
+                removed.refresh_tokens,
+                removed.id_tokens,
+                removed.accounts
             );
         }
     }
@@ -78,7 +81,11 @@ fn no_such_account(target: &Target, home_account_id: &str, there: &[String]) -> 
     let listed = if there.is_empty() {
         "none".to_owned()
     } else {
-        there.join(", ")
+        there
+            .iter()
+            .map(|h| crate::report::shown(h))
+            .collect::<Vec<_>>()
+            .join(", ")
     };
     eprintln!("tokencache: no account {home_account_id:?} in {target} (accounts: {listed})");
     ExitCode::from(crate::error::PROBLEMS)

@@ -33,18 +33,18 @@ pub fn run(
         Target::File(path) => repair_file(path, dry_run, backup, now, key)?,
     };
     if repairs.is_empty() {
-        println!("{target}: nothing to repair");
+        outln!("{target}: nothing to repair");
     }
     for r in &repairs {
-        println!("  {r}");
+        outln!("  {r}");
     }
     if dry_run && !repairs.is_empty() {
-        println!(
+        outln!(
             "{target}: {} change(s) planned; nothing written (--dry-run)",
             repairs.len()
         );
     } else if !repairs.is_empty() {
-        println!("{target}: {} change(s) made", repairs.len());
+        outln!("{target}: {} change(s) made", repairs.len());
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -64,7 +64,7 @@ fn repair_file(
     let backup =
         backup.unwrap_or_else(|| PathBuf::from(format!("{}.before-repair-{now}", path.display())));
     file::keep_copy(path, &backup)?;
-    println!("a copy of the cache as it was: {}", backup.display());
+    outln!("a copy of the cache as it was: {}", backup.display());
     let store = file::open(path, key)?;
     Ok(file::noticing_waits(path, || {
         store.update(|c| Ok(c.repair()))

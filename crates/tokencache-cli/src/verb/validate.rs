@@ -31,7 +31,7 @@ pub fn run(target: &Target, key: &KeyArgs) -> Result<ExitCode, CliError> {
         Target::File(path) => match file::load(path, key) {
             Err(CliError::File(tokencache_file::FileError::Corrupt { source, .. })) => {
                 // Not a cache at all: it cannot be read, which is not a list of problems.
-                println!("{target}: not a token cache: {source}");
+                outln!("{target}: not a token cache: {source}");
                 Ok(ExitCode::from(crate::error::CANNOT_READ))
             }
             Err(e) => Err(e),
@@ -42,15 +42,15 @@ pub fn run(target: &Target, key: &KeyArgs) -> Result<ExitCode, CliError> {
 
 fn report(target: &Target, unreadable: &[String], problems: &[Problem]) -> ExitCode {
     if problems.is_empty() && unreadable.is_empty() {
-        println!("{target}: ok");
+        outln!("{target}: ok");
         return ExitCode::SUCCESS;
     }
-    println!("{target}: {} problem(s)", problems.len() + unreadable.len());
+    outln!("{target}: {} problem(s)", problems.len() + unreadable.len());
     for u in unreadable {
-        println!("  {u}");
+        outln!("  {u}");
     }
     for p in problems {
-        println!("  {p}");
+        outln!("  {p}");
     }
     ExitCode::from(1)
 }

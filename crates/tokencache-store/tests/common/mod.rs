@@ -31,6 +31,7 @@ pub struct Redis {
     dir: tempfile::TempDir,
     cluster: bool,
     persistent: bool,
+    password: Option<String>,
 }
 
 impl Redis {
@@ -44,6 +45,15 @@ impl Redis {
         Redis::start_on(free_port(), false, true)
     }
 
+    /// A server that requires `password` (its URL carries it).
+    pub fn start_with_password(password: &str) -> Redis {
+        let mut r = Redis::start_on(free_port(), false, false);
+        r.stop();
+        r.password = Some(password.to_owned());
+        r.restart();
+        r
+    }
+
     fn start_on(port: u16, cluster: bool, persistent: bool) -> Redis {
         let dir = tempfile::tempdir().unwrap();
         let mut r = Redis {
@@ -52,13 +62,17 @@ impl Redis {
             dir,
             cluster,
             persistent,
+            password: None,
         };
         r.restart();
         r
     }
 
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
+        match &self.password {
+            Some(password) => format!("redis://:{password}@127.0.0.1:{}/", self.port),
+            None => format!("redis://127.0.0.1:{}/", self.port),
+        }
     }
 
     /// Starts the server again on the same port (after `stop`).
@@ -73,6 +87,13 @@ impl Redis {
             })
             .arg("--dir")
             .arg(self.dir.path())
+            .args(
+                self.password
+                    .as_deref()
+                    .map(|p| ["--requirepass", p])
+                    .into_iter()
+                    .flatten(),
+            )
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         if self.cluster {
