@@ -1,5 +1,6 @@
 //! The `tokencache` binary, run as a user would.
 
+#![allow(clippy::unwrap_used, reason = "in tests a panic is the failure report")]
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
