@@ -15,7 +15,7 @@ use tokencache::{
 use crate::authority::{Authority, AuthorityKind, ProviderMetadata, discover};
 use crate::error::{ClientError, Result};
 use crate::http::{Http, HttpClient, RetryPolicy};
-use crate::oauth::{FormPost, int_member};
+use crate::oauth::{FormPost, int_member, lifetime_member};
 use crate::result::{AccountInfo, AuthenticationResult, TokenSource};
 use crate::store::InMemoryAccessor;
 use tokencache::access::{CacheAccess, CacheAccessor, CacheChange};
@@ -441,8 +441,8 @@ impl Core {
         } else {
             self.accessor.save(access, change).await?;
         }
-        let expires_in = int_member(&response, "expires_in")
-            .or_else(|| int_member(&response, "expires_on").map(|on| on - now))
+        let expires_in = lifetime_member(&response, "expires_in")
+            .or_else(|| int_member(&response, "expires_on").map(|on| on.saturating_sub(now)))
             .unwrap_or(600);
         let id_token = response.get_str("id_token").filter(|t| !t.is_empty());
         Ok(AuthenticationResult {
@@ -451,8 +451,9 @@ impl Core {
                 .get_str("token_type")
                 .unwrap_or("Bearer")
                 .to_owned(),
-            expires_on: now + expires_in,
-            refresh_on: int_member(&response, "refresh_in").map(|r| now + r),
+            expires_on: tokencache::expiry_after(now, expires_in),
+            refresh_on: lifetime_member(&response, "refresh_in")
+                .map(|r| tokencache::expiry_after(now, r)),
             scopes,
             account,
             id_token: id_token.map(Secret::new),

@@ -8,7 +8,7 @@ use tokencache::Secret;
 
 use crate::app::{Core, Recorded};
 use crate::error::{ClientError, Result};
-use crate::oauth::{FormPost, decorate_scopes, int_member};
+use crate::oauth::{FormPost, decorate_scopes, int_member, lifetime_member};
 use crate::result::AuthenticationResult;
 
 const GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
@@ -68,7 +68,7 @@ pub(crate) async fn initiate(core: &Core, scopes: &[String]) -> Result<DeviceCod
     let verification_uri = text("verification_uri")
         .or_else(|| text("verification_url"))
         .ok_or_else(|| invalid("verification_uri"))?;
-    let expires_in = int_member(&response, "expires_in").unwrap_or(900);
+    let expires_in = lifetime_member(&response, "expires_in").unwrap_or(900);
     let message = text("message").unwrap_or_else(|| {
         format!(
             "To sign in, use a web browser to open the page {verification_uri} and enter the code {user_code} to authenticate."
@@ -79,8 +79,8 @@ pub(crate) async fn initiate(core: &Core, scopes: &[String]) -> Result<DeviceCod
         interval: int_member(&response, "interval")
             .and_then(|i| u64::try_from(i).ok())
             .filter(|i| *i > 0)
-            .unwrap_or(5),
-        expires_at: core.now() + expires_in,
+            .map_or(5, |i| i.min(MAX_INTERVAL_SECS)),
+        expires_at: tokencache::expiry_after(core.now(), expires_in),
         message,
         user_code,
         verification_uri,
@@ -88,6 +88,10 @@ pub(crate) async fn initiate(core: &Core, scopes: &[String]) -> Result<DeviceCod
         scopes,
     })
 }
+
+/// The longest wait between polls, whatever the provider asks for (its `interval`, raised by
+/// 5 s at each `slow_down`): a number from the network bounds nothing else.
+const MAX_INTERVAL_SECS: u64 = 60;
 
 /// Polls until the user finishes, declines, or the code expires. Dropping the future cancels.
 pub(crate) async fn poll(core: &Core, flow: &DeviceCodeFlow) -> Result<AuthenticationResult> {
@@ -122,7 +126,7 @@ pub(crate) async fn poll(core: &Core, flow: &DeviceCodeFlow) -> Result<Authentic
             }
             Err(ClientError::OAuth(e)) => match e.error.as_str() {
                 "authorization_pending" => {}
-                "slow_down" => interval += 5,
+                "slow_down" => interval = interval.saturating_add(5).min(MAX_INTERVAL_SECS),
                 "expired_token" | "code_expired" => return Err(ClientError::DeviceCodeExpired),
                 "access_denied" | "authorization_declined" => {
                     return Err(ClientError::SignInFailed {

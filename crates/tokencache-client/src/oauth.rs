@@ -163,6 +163,27 @@ pub(crate) fn int_member(obj: &JsonObject, key: &str) -> Option<i64> {
     obj.get(key).and_then(JsonValue::as_int_lenient)
 }
 
+/// A lifetime in seconds from a provider's response (`expires_in`, `refresh_in`, …), clamped
+/// to `0..=`[`tokencache::MAX_LIFETIME_SECS`]: a number too large for an integer (`1e300`)
+/// counts as the longest lifetime, a negative one as none.
+pub(crate) fn lifetime_member(obj: &JsonObject, key: &str) -> Option<i64> {
+    let value = obj.get(key)?;
+    if let Some(seconds) = value.as_int_lenient() {
+        return Some(tokencache::clamp_lifetime(seconds));
+    }
+    let text = match value {
+        JsonValue::String(s) => s.as_str().trim(),
+        JsonValue::Number(n) => n,
+        _ => return None,
+    };
+    let seconds: f64 = text.parse().ok().filter(|f: &f64| f.is_finite())?;
+    Some(if seconds <= 0.0 {
+        0
+    } else {
+        tokencache::MAX_LIFETIME_SECS
+    })
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, reason = "in tests a panic is the failure report")]
 mod tests {

@@ -704,3 +704,90 @@ async fn instance_discovery_finds_aliases_and_rejects_unknown_hosts() {
         .unwrap();
     assert!(dead.initiate_device_flow(&[API]).await.is_ok());
 }
+
+/// Rewrites the provider's numbers into hostile ones: `i64::MAX`, `1e300`, `-1e300`. A fault
+/// injector around the real client.
+#[derive(Debug)]
+struct HostileNumbers {
+    inner: tokencache_client::http::ReqwestClient,
+}
+
+impl tokencache_client::http::HttpClient for HostileNumbers {
+    fn send(
+        &self,
+        request: tokencache_client::http::HttpRequest,
+    ) -> tokencache_client::http::BoxFuture<
+        '_,
+        Result<tokencache_client::http::HttpResponse, tokencache_client::http::TransportError>,
+    > {
+        Box::pin(async move {
+            let mut response = self.inner.send(request).await?;
+            let body = String::from_utf8_lossy(&response.body).into_owned();
+            if let Ok(mut o) = tokencache::json::JsonObject::parse(&body) {
+                let number = |n: &str| tokencache::json::JsonValue::Number(n.into());
+                for (name, value) in [
+                    ("expires_in", "9223372036854775807"),
+                    ("interval", "9223372036854775807"),
+                    ("refresh_in", "1e300"),
+                    ("ext_expires_in", "-1e300"),
+                ] {
+                    if o.get(name).is_some()
+                        || name == "refresh_in" && o.get("access_token").is_some()
+                    {
+                        o.insert(name, number(value));
+                    }
+                }
+                response.body = tokencache::json::to_python_json(
+                    &tokencache::json::JsonValue::Object(Box::new(o)),
+                    false,
+                )
+                .into_bytes();
+            }
+            Ok(response)
+        })
+    }
+}
+
+#[tokio::test]
+async fn numbers_from_the_provider_are_bounded_not_overflowed() {
+    let idp = Idp::start(&[]);
+    let cache = Arc::new(TokenCache::new());
+    let app = PublicClientApplication::builder("public-app")
+        .authority(&idp.authority())
+        .unwrap()
+        .http_client(Arc::new(HostileNumbers {
+            inner: tokencache_client::http::ReqwestClient::new().unwrap(),
+        }))
+        .cache(cache.clone())
+        .build()
+        .unwrap();
+    let now = SystemClock.now();
+    let max = tokencache::MAX_LIFETIME_SECS;
+    let mut flow = app.initiate_device_flow(&[API]).await.unwrap();
+    assert!(flow.interval <= 60, "interval {}", flow.interval);
+    assert!(
+        (now..=now + max + 5).contains(&flow.expires_at),
+        "{}",
+        flow.expires_at
+    );
+    flow.interval = 1;
+    idp.approve_device(&flow.user_code, "alice").await;
+    let result = app.acquire_token_by_device_flow(&flow).await.unwrap();
+    assert!(
+        (now + max..=now + max + 60).contains(&result.expires_on),
+        "expires_on {}",
+        result.expires_on
+    );
+    assert!(result.refresh_on.is_some_and(|r| r <= now + max + 60));
+    let at = &cache.all_access_tokens()[0];
+    let expires_on = at.expires_on().unwrap();
+    assert!(
+        (now + max..=now + max + 60).contains(&expires_on),
+        "{expires_on}"
+    );
+    let extended = at.extended_expires_on().unwrap();
+    assert!(
+        (now..=now + 60).contains(&extended),
+        "negative: expired now, {extended}"
+    );
+}

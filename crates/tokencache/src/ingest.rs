@@ -334,6 +334,30 @@ fn python_int(field: &str, value: &JsonValue) -> Result<i64, Error> {
     }
 }
 
+/// The longest lifetime a number from an identity provider is taken for: ten years. Token
+/// responses come from the network, so `expires_in`, `ext_expires_in`, `refresh_in` and the
+/// device flow's `expires_in` are bounded before any arithmetic: a huge value cannot overflow
+/// (a panic in debug builds, an expiry in the past in release builds), and a negative one means
+/// "expired now".
+pub const MAX_LIFETIME_SECS: i64 = 10 * 366 * 86_400;
+
+/// `seconds` from a provider, clamped to `0..=`[`MAX_LIFETIME_SECS`].
+///
+/// ```
+/// use tokencache::{MAX_LIFETIME_SECS, clamp_lifetime};
+/// assert_eq!(clamp_lifetime(3599), 3599);
+/// assert_eq!(clamp_lifetime(i64::MAX), MAX_LIFETIME_SECS);
+/// assert_eq!(clamp_lifetime(-5), 0);
+/// ```
+pub fn clamp_lifetime(seconds: i64) -> i64 {
+    seconds.clamp(0, MAX_LIFETIME_SECS)
+}
+
+/// `now + seconds` for a lifetime from a provider (clamped, never overflowing).
+pub fn expiry_after(now: i64, seconds: i64) -> i64 {
+    now.saturating_add(clamp_lifetime(seconds))
+}
+
 /// Python's `str(now + x)` for a number `x`: an integer string, or a float repr when `x` is a
 /// float (MSAL writes `"1700010400.0"` for `refresh_in: 2400.0`).
 fn python_add(now: i64, x: &JsonValue) -> Result<String, Error> {
@@ -342,9 +366,15 @@ fn python_add(now: i64, x: &JsonValue) -> Result<String, Error> {
             let f: f64 = n.parse().map_err(|_| Error::InvalidResponse {
                 reason: "refresh_in is not a number".into(),
             })?;
-            Ok(python_float_repr(now as f64 + f))
+            if !f.is_finite() {
+                return Err(Error::InvalidResponse {
+                    reason: "refresh_in is not a finite number".into(),
+                });
+            }
+            let bounded = f.clamp(0.0, MAX_LIFETIME_SECS as f64);
+            Ok(python_float_repr(now as f64 + bounded))
         }
-        JsonValue::Number(_) => Ok((now + python_int("refresh_in", x)?).to_string()),
+        JsonValue::Number(_) => Ok(expiry_after(now, python_int("refresh_in", x)?).to_string()),
         _ => Err(Error::InvalidResponse {
             reason: "refresh_in is not a number".into(),
         }),
@@ -425,7 +455,7 @@ pub(crate) fn entries_for(event: &TokenEvent, now: i64) -> Result<Vec<(Section, 
 
     if let Some(at) = access_token {
         let default_expires_in = match response.get("expires_on").filter(|v| v.is_truthy()) {
-            Some(v) => python_int("expires_on", v)? - now,
+            Some(v) => python_int("expires_on", v)?.saturating_sub(now),
             None => 600,
         };
         let expires_in = match response.get("expires_in") {
@@ -454,11 +484,11 @@ pub(crate) fn entries_for(event: &TokenEvent, now: i64) -> Result<Vec<(Section, 
         e.set_field(Field::CachedAt, JsonValue::string(&now.to_string()));
         e.set_field(
             Field::ExpiresOn,
-            JsonValue::string(&(now + expires_in).to_string()),
+            JsonValue::string(&expiry_after(now, expires_in).to_string()),
         );
         e.set_field(
             Field::ExtendedExpiresOn,
-            JsonValue::string(&(now + ext_expires_in).to_string()),
+            JsonValue::string(&expiry_after(now, ext_expires_in).to_string()),
         );
         if let Some(key_id) = data.get("key_id") {
             e.set_field(Field::KeyId, key_id.clone());

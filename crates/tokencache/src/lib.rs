@@ -57,8 +57,8 @@ pub use entry::{
 };
 pub use error::Error;
 pub use ingest::{
-    CanonicalAuthority, GRANT_TYPES_THAT_ESTABLISH_AN_ACCOUNT, TokenEvent, canonicalize,
-    decode_json_part, decode_jwt_claims,
+    CanonicalAuthority, GRANT_TYPES_THAT_ESTABLISH_AN_ACCOUNT, MAX_LIFETIME_SECS, TokenEvent,
+    canonicalize, clamp_lifetime, decode_json_part, decode_jwt_claims, expiry_after,
 };
 pub use partition::{PartitionKey, partition_key};
 pub use problems::{Problem, ProblemKind};
