@@ -64,6 +64,14 @@ const ENTRA_CLOUDS: &[&[&str]] = &[
     &["login-us.microsoftonline.com"],
 ];
 
+/// True when two hosts are aliases in one of Entra's known clouds (an authority at
+/// `login.windows.net` has issuers at `login.microsoftonline.com`).
+fn same_cloud(a: &str, b: &str) -> bool {
+    ENTRA_CLOUDS
+        .iter()
+        .any(|cloud| cloud.contains(&a) && cloud.contains(&b))
+}
+
 /// Entra's instance discovery endpoint (MSAL's default).
 pub(crate) const DEFAULT_INSTANCE_DISCOVERY: &str =
     "https://login.microsoftonline.com/common/discovery/instance";
@@ -74,7 +82,7 @@ pub(crate) fn is_known_entra_host(host: &str) -> bool {
 }
 
 pub(crate) fn is_loopback(host: &str) -> bool {
-    host == "localhost" || host.starts_with("127.") || host == "[::1]" || host == "::1"
+    tokencache::is_loopback_host(host)
 }
 
 fn parse_url(input: &str) -> Result<Url> {
@@ -307,18 +315,85 @@ pub(crate) async fn discover(http: &Http, authority: &Authority) -> Result<Arc<P
         (authority.kind == AuthorityKind::Entra && token_endpoint.ends_with("/token"))
             .then(|| format!("{}devicecode", token_endpoint.trim_end_matches("token")))
     });
-    let meta = Arc::new(ProviderMetadata {
+    let meta = ProviderMetadata {
         issuer: required("issuer")?,
         authorization_endpoint: required("authorization_endpoint")?,
         token_endpoint,
         device_authorization_endpoint: device,
         end_session_endpoint: field("end_session_endpoint"),
-    });
+    };
+    check_metadata(authority, &meta).map_err(invalid)?;
+    let meta = Arc::new(meta);
     tracing::debug!(authority = %authority.url(), token_endpoint = %meta.token_endpoint, "discovered the provider");
     if let Ok(mut cache) = discovery_cache().lock() {
         cache.insert(url, (Instant::now(), meta.clone()));
     }
     Ok(meta)
+}
+
+/// Whether a discovery document may be used for `authority`. Its endpoints receive the client
+/// secret, codes and tokens, so each must be https (http only on a loopback host, and only when
+/// the authority itself is on one); and its issuer must be the authority's, as OpenID Connect
+/// Discovery requires: the same URL for a generic OpenID provider; for Entra, B2C and AD FS
+/// (whose issuers name the tenant by id, or hold Entra's `{tenantid}` template for `common`
+/// and `organizations`) the same host, an alias in the same Entra cloud, or loopback for both;
+/// a host under `ciamlogin.com` for External ID.
+fn check_metadata(
+    authority: &Authority,
+    meta: &ProviderMetadata,
+) -> std::result::Result<(), String> {
+    let authority_url = Url::parse(authority.url()).map_err(|e| format!("authority: {e}"))?;
+    let local = authority_url.scheme() == "http";
+    let endpoints = [
+        ("issuer", Some(&meta.issuer)),
+        ("authorization_endpoint", Some(&meta.authorization_endpoint)),
+        ("token_endpoint", Some(&meta.token_endpoint)),
+        (
+            "device_authorization_endpoint",
+            meta.device_authorization_endpoint.as_ref(),
+        ),
+        ("end_session_endpoint", meta.end_session_endpoint.as_ref()),
+    ];
+    for (name, value) in endpoints {
+        let Some(value) = value else { continue };
+        let url = Url::parse(value).map_err(|_| format!("{name} is not a URL"))?;
+        let host = url.host_str().unwrap_or_default();
+        match url.scheme() {
+            "https" => {}
+            "http" if local && is_loopback(host) => {}
+            _ => {
+                return Err(format!(
+                    "{name} {} is not https; refusing to send credentials there",
+                    tokencache::redact_url(value)
+                ));
+            }
+        }
+    }
+    let issuer = Url::parse(&meta.issuer).map_err(|_| "issuer is not a URL".to_owned())?;
+    let issuer_host = issuer.host_str().unwrap_or_default().to_ascii_lowercase();
+    let same = match authority.kind {
+        AuthorityKind::Oidc => {
+            meta.issuer.trim_end_matches('/') == authority.url().trim_end_matches('/')
+        }
+        AuthorityKind::Ciam => {
+            issuer_host == authority.environment || issuer_host.ends_with(".ciamlogin.com")
+        }
+        AuthorityKind::Entra => {
+            issuer_host == authority.environment
+                || same_cloud(&issuer_host, &authority.environment)
+                || is_loopback(&issuer_host) && is_loopback(&authority.environment)
+        }
+        AuthorityKind::B2c | AuthorityKind::Adfs => issuer_host == authority.environment,
+    };
+    if same {
+        Ok(())
+    } else {
+        Err(format!(
+            "issuer {} does not belong to the authority {}",
+            meta.issuer,
+            authority.url()
+        ))
+    }
 }
 
 /// Asks Entra's instance discovery for the aliases of an authority's host (MSAL's
@@ -446,6 +521,10 @@ mod tests {
             "ftp://x/y",
             "not a url",
             "https://login.microsoftonline.com/common?x=1",
+            // Names that only start like loopback addresses are somebody else's hosts.
+            "http://127.attacker.example/common",
+            "http://127.0.0.1.attacker.example/t",
+            "http://localhost.attacker.example/t",
         ] {
             let e = Authority::parse(bad).unwrap_err();
             assert!(
@@ -454,7 +533,10 @@ mod tests {
             );
         }
         assert!(Authority::oidc("http://localhost:3000").is_ok());
+        assert!(Authority::oidc("http://[::1]:3000").is_ok());
+        assert!(Authority::oidc("http://127.0.0.2:3000").is_ok());
         assert!(Authority::oidc("http://example.com").is_err());
+        assert!(Authority::oidc("http://127.0.0.1.nip.io").is_err());
     }
 
     #[test]

@@ -791,3 +791,94 @@ async fn numbers_from_the_provider_are_bounded_not_overflowed() {
         "negative: expired now, {extended}"
     );
 }
+
+/// Rewrites members of the provider's discovery document (a malicious or tampered provider
+/// answer) and records every URL the client sends to. A fault injector around the real client.
+#[derive(Debug)]
+struct TamperedDiscovery {
+    inner: tokencache_client::http::ReqwestClient,
+    members: Vec<(&'static str, String)>,
+    sent_to: std::sync::Mutex<Vec<String>>,
+}
+
+impl tokencache_client::http::HttpClient for TamperedDiscovery {
+    fn send(
+        &self,
+        request: tokencache_client::http::HttpRequest,
+    ) -> tokencache_client::http::BoxFuture<
+        '_,
+        Result<tokencache_client::http::HttpResponse, tokencache_client::http::TransportError>,
+    > {
+        Box::pin(async move {
+            self.sent_to.lock().unwrap().push(request.url.clone());
+            let discovery = request.url.contains("openid-configuration");
+            let mut response = self.inner.send(request).await?;
+            if discovery {
+                let body = String::from_utf8_lossy(&response.body).into_owned();
+                let mut doc = tokencache::json::JsonObject::parse(&body).unwrap();
+                for (name, value) in &self.members {
+                    doc.insert(name, tokencache::json::JsonValue::string(value));
+                }
+                response.body = tokencache::json::to_python_json(
+                    &tokencache::json::JsonValue::Object(Box::new(doc)),
+                    false,
+                )
+                .into_bytes();
+            }
+            Ok(response)
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_discovery_document_cannot_send_credentials_elsewhere() {
+    let idp = Idp::start(&[]);
+    let cases: Vec<(&str, Vec<(&'static str, String)>)> = vec![
+        (
+            "a plain-http token endpoint off this machine",
+            vec![("token_endpoint", "http://attacker.example/steal".into())],
+        ),
+        (
+            "a token endpoint on a host that only looks like loopback",
+            vec![(
+                "token_endpoint",
+                "http://127.0.0.1.attacker.example/steal".into(),
+            )],
+        ),
+        (
+            "an issuer that is not the authority's",
+            vec![("issuer", "https://attacker.example/7e57a000/v2.0".into())],
+        ),
+    ];
+    for (what, members) in cases {
+        let http = Arc::new(TamperedDiscovery {
+            inner: tokencache_client::http::ReqwestClient::new().unwrap(),
+            members,
+            sent_to: Default::default(),
+        });
+        // A fresh authority URL per case: discovery results are cached per URL.
+        let authority = format!("{}?case={}", idp.authority(), what.len());
+        let authority = authority
+            .split('?')
+            .next()
+            .unwrap()
+            .replace("127.0.0.1", "localhost");
+        let app = ConfidentialClientApplication::builder("confidential-app")
+            .authority(&idp.authority())
+            .unwrap()
+            .credential(ClientCredential::secret("confidential-secret"))
+            .http_client(http.clone())
+            .build()
+            .unwrap();
+        let result = app.acquire_token_for_client(&[API]).await;
+        assert!(
+            matches!(result, Err(ClientError::InvalidResponse { .. })),
+            "{what}: {result:?}"
+        );
+        let sent = http.sent_to.lock().unwrap().clone();
+        assert!(
+            sent.iter().all(|url| url.contains("openid-configuration")),
+            "{what}: the client sent a request after a refused discovery: {sent:?}"
+        );
+    }
+}

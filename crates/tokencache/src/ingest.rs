@@ -233,7 +233,7 @@ pub fn canonicalize(url: &str) -> Result<CanonicalAuthority, Error> {
     if host.is_empty() {
         return Err(invalid("no host"));
     }
-    let loopback = host == "localhost" || host.starts_with("127.") || host == "::1";
+    let loopback = is_loopback_host(&host);
     match scheme.to_ascii_lowercase().as_str() {
         "https" => {}
         "http" if loopback => {}
@@ -332,6 +332,28 @@ fn python_int(field: &str, value: &JsonValue) -> Result<i64, Error> {
         JsonValue::Bool(b) => Ok(i64::from(*b)),
         _ => Err(bad()),
     }
+}
+
+/// Whether `host` (as in a URL, IPv6 in brackets or not) is this machine: exactly `localhost`,
+/// or an address that parses as a loopback IP (`127.0.0.0/8`, `::1`). A name that merely
+/// starts like one (`127.0.0.1.attacker.example`) is not.
+///
+/// ```
+/// use tokencache::is_loopback_host;
+/// assert!(is_loopback_host("127.0.0.1") && is_loopback_host("[::1]") && is_loopback_host("localhost"));
+/// assert!(!is_loopback_host("127.0.0.1.attacker.example"));
+/// assert!(!is_loopback_host("127.attacker.example"));
+/// assert!(!is_loopback_host("localhost.attacker.example"));
+/// ```
+pub fn is_loopback_host(host: &str) -> bool {
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    bare.eq_ignore_ascii_case("localhost")
+        || bare
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// The longest lifetime a number from an identity provider is taken for: ten years. Token

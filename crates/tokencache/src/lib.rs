@@ -59,6 +59,7 @@ pub use error::Error;
 pub use ingest::{
     CanonicalAuthority, GRANT_TYPES_THAT_ESTABLISH_AN_ACCOUNT, MAX_LIFETIME_SECS, TokenEvent,
     canonicalize, clamp_lifetime, decode_json_part, decode_jwt_claims, expiry_after,
+    is_loopback_host,
 };
 pub use partition::{PartitionKey, partition_key};
 pub use problems::{Problem, ProblemKind};
