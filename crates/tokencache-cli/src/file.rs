@@ -63,12 +63,20 @@ pub fn keep_copy(file: &Path, to: &Path) -> Result<(), CliError> {
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let written = options
-        .open(to)
-        .and_then(|mut f| f.write_all(&bytes).and_then(|()| f.sync_all()));
-    written.map_err(|source| CliError::Write {
+    let mut copy = options.open(to).map_err(|source| CliError::Write {
         path: to.to_owned(),
         source,
+    })?;
+    // A copy cut short (a full disk, a size limit) is no copy: remove it, and fail before the
+    // cache is changed.
+    let written = copy.write_all(&bytes).and_then(|()| copy.sync_all());
+    drop(copy);
+    written.map_err(|source| {
+        let _ = std::fs::remove_file(to);
+        CliError::Write {
+            path: to.to_owned(),
+            source,
+        }
     })
 }
 

@@ -692,3 +692,38 @@ fn inspect_into_a_pipe_closed_early_ends_quietly() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(out.status.code(), Some(0), "{stderr}");
 }
+
+#[cfg(unix)]
+#[test]
+fn a_backup_cut_short_is_removed_and_the_cache_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cache.json");
+    // A cache with work for repair: an entry under a key no SDK writes.
+    let text = std::fs::read_to_string(examples().join("desktop.json")).unwrap();
+    let key = "00000000-0000-0000-aaaa-111111111111.72f988bf-86f1-41af-91ab-2d7cd011db47-login.microsoftonline.com-idtoken-04b07795-8ddb-461a-bbee-02f9e1bf7b46-organizations-";
+    assert!(text.contains(key));
+    let text = text.replace(key, &key.to_uppercase());
+    std::fs::write(&file, &text).unwrap();
+    // A file size limit smaller than the cache: the copy fails part way (as on a full disk).
+    let script = format!(
+        "trap '' XFSZ; ulimit -f 4; exec {} repair {}",
+        env!("CARGO_BIN_EXE_tokencache"),
+        file.display()
+    );
+    let out = Command::new("sh").args(["-c", &script]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("cannot write"),
+        "{out:?}"
+    );
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left, ["cache.json"], "no partial backup");
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        text,
+        "nothing changed"
+    );
+}

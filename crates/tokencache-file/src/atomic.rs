@@ -47,8 +47,32 @@ fn remove_leftovers(dir: &Path, prefix: &str) {
     }
 }
 
+/// Creates `dir` and any missing parents, each new one owner-only (0700 on Unix, whatever the
+/// umask), since they hold token caches.
+pub(crate) fn create_private_dirs(dir: &Path) -> std::io::Result<()> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+/// The original file's permissions without any group or other access (on Unix): a rewrite
+/// never leaves a cache readable by others, even when the original was (`decrypt` of a 0644
+/// encrypted file writes a 0600 plaintext one).
+fn private(permissions: fs::Permissions) -> fs::Permissions {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::Permissions::from_mode(permissions.mode() & 0o700)
+    }
+    #[cfg(not(unix))]
+    permissions
+}
+
 /// Replaces `path` with `content`: a temporary file in the same directory (created 0600),
-/// written and fsynced, given the original's permissions if there is one, renamed over the
+/// written and fsynced, given the original's owner permissions if there is one (never group or
+/// other access), renamed over the
 /// original, then the directory fsynced. Readers see the old file or the new one, never a
 /// mix; a crash leaves one of the two, and a temporary file that the next writer removes.
 /// The caller holds the cache's lock.
@@ -62,7 +86,7 @@ pub(crate) fn write_atomically(path: &Path, content: &[u8]) -> Result<(), FileEr
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    fs::create_dir_all(dir).map_err(err)?;
+    create_private_dirs(dir).map_err(err)?;
     let prefix = temporary_prefix(path);
     remove_leftovers(dir, &prefix);
     let mut tmp = tempfile::Builder::new()
@@ -73,7 +97,7 @@ pub(crate) fn write_atomically(path: &Path, content: &[u8]) -> Result<(), FileEr
     tmp.write_all(content).map_err(err)?;
     if let Ok(meta) = fs::metadata(path) {
         tmp.as_file()
-            .set_permissions(meta.permissions())
+            .set_permissions(private(meta.permissions()))
             .map_err(err)?;
     }
     // The data and the size must be on disk before the rename; the rename itself is made

@@ -327,7 +327,12 @@ impl CacheLock {
             path: path.to_owned(),
             source,
         };
-        match OpenOptions::new().write(true).create_new(true).open(path) {
+        let mut options = OpenOptions::new();
+        options.write(true).create_new(true);
+        // Owner-only, whatever the umask: the lock file names this process and its program.
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        match options.open(path) {
             Ok(mut file) => {
                 let program = std::env::args().next().unwrap_or_default();
                 let _ = write!(file, "{} {}", std::process::id(), program);
@@ -371,7 +376,7 @@ impl CacheLock {
             }
             Err(e) if e.kind() == ErrorKind::NotFound => {
                 if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                    fs::create_dir_all(dir).map_err(|source| FileError::Io {
+                    crate::atomic::create_private_dirs(dir).map_err(|source| FileError::Io {
                         path: dir.to_owned(),
                         source,
                     })?;

@@ -293,11 +293,7 @@ fn remove_if_old(path: &Path) {
 }
 
 fn create_private_dir(dir: &Path) -> Result<(), FileError> {
-    let mut builder = fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(dir).map_err(io_error(dir))
+    crate::atomic::create_private_dirs(dir).map_err(io_error(dir))
 }
 
 fn private_file(path: &Path) -> std::io::Result<fs::File> {

@@ -785,16 +785,18 @@ impl FileStore {
 
 #[cfg(all(any(target_os = "linux", target_os = "macos"), feature = "keyring"))]
 fn touch(path: &Path) -> Result<(), FileError> {
+    use std::os::unix::fs::OpenOptionsExt;
     let err = |source| FileError::Io {
         path: path.to_owned(),
         source,
     };
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(err)?;
+        crate::atomic::create_private_dirs(dir).map_err(err)?;
     }
     let file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
+        .mode(0o600)
         .open(path)
         .map_err(err)?;
     file.set_modified(std::time::SystemTime::now()).map_err(err)

@@ -75,25 +75,50 @@ fn changes_are_saved_and_seen_by_another_store() {
 
 #[cfg(unix)]
 #[test]
-fn new_files_are_0600_and_existing_permissions_are_kept() {
+fn caches_are_never_readable_by_others_whatever_the_umask() {
     use std::os::unix::fs::PermissionsExt;
+    let mode =
+        |p: &std::path::Path| std::fs::metadata(p).expect("meta").permissions().mode() & 0o777;
     let dir = tempfile::tempdir().expect("tmp");
     let path = dir.path().join("sub/dir/cache.json");
     store(&path).add(&user_event("alice")).expect("add");
-    assert_eq!(
-        std::fs::metadata(&path).expect("meta").permissions().mode() & 0o777,
-        0o600
-    );
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).expect("chmod");
-    store(&path).add(&user_event("bob")).expect("add");
-    assert_eq!(
-        std::fs::metadata(&path).expect("meta").permissions().mode() & 0o777,
-        0o640
-    );
+    assert_eq!(mode(&path), 0o600);
+    // A rewrite keeps the owner's bits and drops group and other access.
+    for (before, after) in [(0o644, 0o600), (0o640, 0o600), (0o700, 0o700)] {
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(before)).expect("chmod");
+        store(&path).add(&user_event("bob")).expect("add");
+        assert_eq!(mode(&path), after, "{before:o}");
+    }
     let leftovers: Vec<_> = std::fs::read_dir(path.parent().expect("dir"))
         .expect("ls")
         .collect();
     assert_eq!(leftovers.len(), 1, "no temporary files left behind");
+
+    // The lock file, while held, is owner-only.
+    let lock = tokencache_file::CacheLock::acquire(&path, Default::default()).expect("lock");
+    assert_eq!(
+        mode(&tokencache_file::lock_path(&path)),
+        0o600,
+        "the lock file"
+    );
+    drop(lock);
+
+    // Under umask 000 (another process's), the directories made for a cache are owner-only.
+    let nested = dir.path().join("open/to/all/cache.json");
+    let script = format!(
+        "umask 000; exec {} --file {} --count 1",
+        common::record_responses().display(),
+        nested.display(),
+    );
+    let out = std::process::Command::new("sh")
+        .args(["-c", &script])
+        .output()
+        .expect("sh");
+    assert!(out.status.success(), "{out:?}");
+    for d in ["open", "open/to", "open/to/all"] {
+        assert_eq!(mode(&dir.path().join(d)), 0o700, "{d}");
+    }
+    assert_eq!(mode(&nested), 0o600);
 }
 
 #[cfg(unix)]
