@@ -172,7 +172,16 @@ impl HttpClient for ReqwestClient {
                 .iter()
                 .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
                 .collect();
-            let body = response.bytes().await.map_err(classify)?.to_vec();
+            // Read at most MAX_RESPONSE_BYTES (and a byte to tell): a provider, or whoever
+            // answers in its place, cannot make this process buffer without bound.
+            let mut response = response;
+            let mut body = Vec::new();
+            while let Some(chunk) = response.chunk().await.map_err(classify)? {
+                if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+                    return Err(TransportError::Other(too_large()));
+                }
+                body.extend_from_slice(&chunk);
+            }
             Ok(HttpResponse {
                 status,
                 headers,
@@ -180,6 +189,17 @@ impl HttpClient for ReqwestClient {
             })
         })
     }
+}
+
+/// The largest response body accepted from an identity provider: 4 MiB. Token responses and
+/// discovery documents are a few kilobytes.
+pub const MAX_RESPONSE_BYTES: usize = 4 << 20;
+
+fn too_large() -> String {
+    format!(
+        "the response body is larger than {} MiB",
+        MAX_RESPONSE_BYTES >> 20
+    )
 }
 
 #[cfg(feature = "reqwest")]
@@ -244,7 +264,14 @@ impl Http {
         let mut attempt = 0u32;
         let mut delay = self.retry.base_delay;
         loop {
-            let outcome = self.client.send(request.clone()).await;
+            let outcome = self.client.send(request.clone()).await.and_then(|r| {
+                // Whatever the HTTP client, a body over the limit is refused here too.
+                if r.body.len() > MAX_RESPONSE_BYTES {
+                    Err(TransportError::Other(too_large()))
+                } else {
+                    Ok(r)
+                }
+            });
             let wait = match &outcome {
                 Ok(r) if is_retryable_status(r.status) => Some(retry_after(r).unwrap_or(delay)),
                 Ok(_) => None,

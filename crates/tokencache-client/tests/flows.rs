@@ -876,3 +876,37 @@ async fn a_discovery_document_cannot_send_credentials_elsewhere() {
         );
     }
 }
+
+#[tokio::test]
+async fn an_endless_response_body_is_cut_off() {
+    use std::io::{Read, Write};
+    // A "provider" that answers discovery with a body far larger than any real document.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(3) {
+            let Ok(mut stream) = stream else { continue };
+            let mut request = [0u8; 4096];
+            let _ = stream.read(&mut request);
+            let body_len = 64 << 20;
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {body_len}\r\n\r\n"
+            );
+            let chunk = vec![b' '; 1 << 20];
+            for _ in 0..64 {
+                if stream.write_all(&chunk).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    let app = ConfidentialClientApplication::builder("confidential-app")
+        .oidc_authority(&format!("http://127.0.0.1:{port}"))
+        .unwrap()
+        .credential(ClientCredential::secret("confidential-secret"))
+        .build()
+        .unwrap();
+    let err = app.acquire_token_for_client(&[API]).await.unwrap_err();
+    assert!(err.to_string().contains("larger than 4 MiB"), "{err}");
+}

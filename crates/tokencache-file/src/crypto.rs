@@ -101,6 +101,7 @@ impl KeySource {
 fn keyring_data_key(name: &str, create: bool) -> Result<DataKey, FileError> {
     let item = crate::keyring::data_key_item(name);
     if let Some(secret) = item.load()? {
+        let secret = Zeroizing::new(secret);
         let text = Zeroizing::new(String::from_utf8_lossy(&secret).into_owned());
         return DataKey::from_text(&text).map_err(key_error);
     }

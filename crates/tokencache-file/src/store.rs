@@ -731,7 +731,7 @@ impl FileStore {
         event: &TokenEvent,
         now: i64,
     ) -> Result<Deposit, FileError> {
-        let record = pending::encode_record(event, now);
+        let record = Zeroizing::new(pending::encode_record(event, now));
         let bytes = match (self.key(synced, true)?, &self.options.encryption) {
             (Some(key), Some(source)) => {
                 Zeroizing::new(crypto::encrypt(record.as_bytes(), &key, source.key_id())?)

@@ -324,7 +324,11 @@ impl PartitionedCache {
     fn encode(&self, key: &str, cache: &TokenCache) -> Result<Vec<u8>> {
         let text = cache.serialize();
         match &self.options.encryption {
-            Some(keys) if !keys.writes_plain_text() => keys.encrypt(key, text.as_bytes()),
+            Some(keys) if !keys.writes_plain_text() => {
+                // The plaintext copy is wiped once sealed.
+                let text = tokencache::seal::Zeroizing::new(text);
+                keys.encrypt(key, text.as_bytes())
+            }
             _ => Ok(text.into_bytes()),
         }
     }
