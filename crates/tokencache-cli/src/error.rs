@@ -59,6 +59,7 @@ impl CliError {
                 F::Io { .. }
                 | F::Corrupt { .. }
                 | F::KeyRequired { .. }
+                | F::NotEncrypted { .. }
                 | F::Decrypt { .. }
                 | F::Key { .. }
                 | F::Keyring { .. }
@@ -78,6 +79,9 @@ impl CliError {
             CliError::File(tokencache_file::FileError::KeyRequired { .. }) => {
                 Some("pass its key with --key-file PATH, --key-env VAR or --keyring NAME")
             }
+            CliError::File(tokencache_file::FileError::NotEncrypted { .. }) => Some(
+                "if you know the plain file is yours, encrypt it with `tokencache encrypt FILE --key-file PATH`; otherwise restore it from a copy you trust",
+            ),
             CliError::File(tokencache_file::FileError::Decrypt { .. }) => Some(
                 "pass the key it was encrypted with (--key-file, --key-env or --keyring); to re-encrypt, the old one with --previous-key-file",
             ),

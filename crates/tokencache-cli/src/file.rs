@@ -19,6 +19,18 @@ pub fn open(file: &Path, key: &KeyArgs) -> Result<FileStore, CliError> {
     Ok(FileStore::open(file, options)?)
 }
 
+/// Opens a cache file for `migrate`, an explicit import: under a key, a plain file is read
+/// (and, as a target, encrypted when written) instead of refused.
+#[cfg(feature = "stores")]
+pub fn open_for_import(file: &Path, key: &KeyArgs) -> Result<FileStore, CliError> {
+    let options = FileOptions {
+        encryption: key.source()?,
+        accept_plaintext: true,
+        ..FileOptions::default()
+    };
+    Ok(FileStore::open(file, options)?)
+}
+
 /// The error every verb gives for a cache file that is not there.
 pub fn no_such_file(file: &Path) -> CliError {
     CliError::Read {

@@ -123,7 +123,10 @@ impl StoreAccess {
             (Writes::Plain, Some(id)) => {
                 Some(PartitionKeys::new(id, key(None)?)?.writing_plain_text())
             }
-            (Writes::Encrypted(to), None) => Some(PartitionKeys::new(to, key(None)?)?),
+            // Encrypting a plain partition: the one place plaintext is read under a key.
+            (Writes::Encrypted(to), None) => {
+                Some(PartitionKeys::new(to, key(None)?)?.accepting_plaintext())
+            }
             (Writes::Encrypted(to), Some(id)) if id == to => {
                 Some(PartitionKeys::new(to, key(None)?)?)
             }

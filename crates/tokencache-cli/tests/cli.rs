@@ -192,8 +192,8 @@ fn prune_drops_expired_tokens_and_keeps_everything_else() {
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(
             std::fs::metadata(&file).expect("meta").permissions().mode() & 0o777,
-            0o640,
-            "permissions kept"
+            0o600,
+            "the owner's permissions kept, group access dropped"
         );
     }
     // Nothing left to prune: the file is not rewritten.
@@ -726,4 +726,67 @@ fn a_backup_cut_short_is_removed_and_the_cache_left_alone() {
         text,
         "nothing changed"
     );
+}
+
+/// A plain cache holding one account, `mallory`, with a refresh token an attacker controls.
+fn planted_cache() -> String {
+    cache_with("mallory@attacker.example", "")
+        .replace("RT-SECRET", "PLANTED-RT")
+        .replace("h.t", "mallory.t")
+}
+
+#[test]
+fn plaintext_is_never_accepted_under_a_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = copy("desktop.json", dir.path());
+    let key = dir.path().join("k");
+    let (file_arg, key_arg) = (path(&file), path(&key));
+    let o = run(&["encrypt", "--new-key", "--key-file", key_arg, file_arg]);
+    assert!(o.status.success(), "{o:?}");
+
+    // 1. The encrypted file replaced by a plain one: refused by every verb, and left alone.
+    std::fs::write(&file, planted_cache()).unwrap();
+    for verb in ["validate", "inspect", "prune", "repair"] {
+        let o = run(&[verb, "--key-file", key_arg, file_arg]);
+        assert_eq!(o.status.code(), Some(2), "{verb}: {o:?}");
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("not encrypted"),
+            "{verb}: {o:?}"
+        );
+        assert!(!stdout(&o).contains("mallory"), "{verb}: {o:?}");
+    }
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), planted_cache());
+    // The explicit way to encrypt a plain cache still works.
+    let o = run(&["encrypt", "--key-file", key_arg, file_arg]);
+    assert!(o.status.success(), "{o:?}");
+    assert!(tokencache_file::is_encrypted(
+        &std::fs::read(&file).unwrap()
+    ));
+
+    // 2. A plain hand-over record planted beside an encrypted cache is never applied.
+    let file = copy("daemon.json", dir.path());
+    let file_arg = path(&file);
+    let o = run(&["encrypt", "--key-file", key_arg, file_arg]);
+    assert!(o.status.success(), "{o:?}");
+    let pending = dir.path().join("daemon.json.pending");
+    std::fs::create_dir(&pending).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&pending, std::fs::Permissions::from_mode(0o700)).unwrap();
+    }
+    let event = r#"{"client_id": "cid", "scope": ["User.Read"], "token_endpoint": "https://login.example/t/oauth2/v2.0/token", "grant_type": "refresh_token", "response": {"access_token": "PLANTED-AT", "refresh_token": "PLANTED-RT", "token_type": "Bearer", "expires_in": 3600, "client_info": "eyJ1aWQiOiJtYWxsb3J5IiwidXRpZCI6InQifQ"}, "data": {}}"#;
+    std::fs::write(
+        pending.join("1700000000000000000-1-0.rec"),
+        format!(r#"{{"now": 1700000000, "event": {event}}}"#),
+    )
+    .unwrap();
+    let o = run(&["prune", "--key-file", key_arg, file_arg]);
+    assert!(o.status.success(), "{o:?}");
+    let o = run(&["inspect", "--json", "--key-file", key_arg, file_arg]);
+    assert!(o.status.success(), "{o:?}");
+    assert!(!stdout(&o).contains("mallory"), "{}", stdout(&o));
+    let o = run(&["decrypt", "--key-file", key_arg, file_arg]);
+    assert!(o.status.success(), "{o:?}");
+    assert!(!std::fs::read_to_string(&file).unwrap().contains("PLANTED"));
 }

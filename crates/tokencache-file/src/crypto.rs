@@ -157,6 +157,29 @@ pub(crate) fn decrypt(bytes: &[u8], key: &DataKey) -> Option<Zeroizing<Vec<u8>>>
     Envelope::FILE.open(key, b"", bytes).ok()
 }
 
+/// Encrypts a hand-over record of the cache named `cache_name` (bound into the envelope, so a
+/// record opens neither as a cache nor as another cache's record).
+pub(crate) fn encrypt_record(
+    plain: &[u8],
+    key: &DataKey,
+    key_id: &str,
+    cache_name: &[u8],
+) -> Result<Vec<u8>, FileError> {
+    Envelope::HAND_OVER
+        .seal(key, key_id, cache_name, plain)
+        .map_err(key_error)
+}
+
+/// Decrypts a hand-over record of the cache named `cache_name`; `None`: a wrong key, damaged
+/// data, or not a record of this cache.
+pub(crate) fn decrypt_record(
+    bytes: &[u8],
+    key: &DataKey,
+    cache_name: &[u8],
+) -> Option<Zeroizing<Vec<u8>>> {
+    Envelope::HAND_OVER.open(key, cache_name, bytes).ok()
+}
+
 /// SHA-256 as lower-case hex (how msal-extensions names keyring items after a file location).
 pub fn sha256_hex(text: &str) -> String {
     use sha2::{Digest, Sha256};

@@ -50,6 +50,15 @@ pub enum FileError {
         /// Which kind of key it was encrypted with.
         key_id: String,
     },
+    /// The file is plain JSON although a key is configured: refused, since anyone who could
+    /// write the file could have planted it (a downgrade, or tokens injected into the cache).
+    /// Nothing was changed. A first encryption of an existing plain cache is explicit:
+    /// `tokencache encrypt`, or `FileOptions::accept_plaintext`.
+    #[error("{} is not encrypted, but a key is configured: refusing it (it may have been replaced); to encrypt an existing plain cache, run `tokencache encrypt` or open it once with FileOptions::accept_plaintext", path.display())]
+    NotEncrypted {
+        /// The file.
+        path: PathBuf,
+    },
     /// The file could not be decrypted: a wrong key, or a damaged file. Nothing was changed.
     #[error("cannot decrypt {} (key: {key_id}): wrong key or damaged file; it was left untouched", path.display())]
     Decrypt {

@@ -35,9 +35,14 @@ pub struct FileOptions {
     pub lock: LockOptions,
     /// Unparseable files.
     pub corrupt: CorruptPolicy,
-    /// Encrypt the file with this key. A plain file found at the path is still read (and
-    /// encrypted at the next write): that is the migration path.
+    /// Encrypt the file with this key. A plain file found at the path is then refused
+    /// ([`FileError::NotEncrypted`]): encryption that accepts plaintext would let anyone who
+    /// can write the file plant tokens in it. See `accept_plaintext` for a first encryption.
     pub encryption: Option<KeySource>,
+    /// With `encryption`: read a plain file found at the path, and encrypt it at the next
+    /// write. For the first encryption of an existing plain cache only (the CLI's
+    /// `tokencache encrypt` does the same at once); off by default.
+    pub accept_plaintext: bool,
     /// Lock-free reads retry a file that does not parse (a writer that truncates in place, as
     /// msal-extensions does, may be mid-write) this many times.
     pub read_retries: u32,
@@ -57,6 +62,7 @@ impl Default for FileOptions {
             lock: LockOptions::default(),
             corrupt: CorruptPolicy::default(),
             encryption: None,
+            accept_plaintext: false,
             read_retries: 3,
             read_retry_delay: Duration::from_millis(100),
             group_commit: true,
@@ -403,6 +409,14 @@ impl FileStore {
                 .map_err(|_| FileError::Decrypt { path, key_id })?;
             return Ok(Text::Decrypted(Zeroizing::new(text)));
         }
+        if self.options.encryption.is_some()
+            && !self.options.accept_plaintext
+            && !raw.iter().all(u8::is_ascii_whitespace)
+        {
+            return Err(FileError::NotEncrypted {
+                path: self.lock_target.clone(),
+            });
+        }
         let text = std::str::from_utf8(raw).map_err(|_| FileError::Corrupt {
             path: self.lock_target.clone(),
             source: tokencache::Error::Json {
@@ -412,6 +426,14 @@ impl FileStore {
             },
         })?;
         Ok(Text::Plain(text))
+    }
+
+    /// The name of the cache file, bound into its encrypted hand-over records.
+    fn cache_name(&self) -> Vec<u8> {
+        self.lock_target
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned().into_bytes())
+            .unwrap_or_default()
     }
 
     fn encode(&self, synced: &mut Synced, text: String) -> Result<Vec<u8>, FileError> {
@@ -612,12 +634,40 @@ impl FileStore {
         applied
     }
 
+    /// A hand-over record's response. With a key configured, a record must be encrypted, for
+    /// this cache: a plain one (which anyone who can write the directory could plant) is
+    /// refused like a record sealed with another key.
     fn read_record(
         &self,
         synced: &mut Synced,
         bytes: &[u8],
     ) -> Result<(TokenEvent, i64), FileError> {
-        let text = self.decode(synced, bytes)?;
+        let path = self.lock_target.clone();
+        let text =
+            match self.key(synced, false)? {
+                Some(key) => {
+                    let key_id = crypto::header_key_id(bytes).unwrap_or_default();
+                    if !crypto::is_encrypted(bytes) {
+                        return Err(FileError::NotEncrypted { path });
+                    }
+                    let plain = crypto::decrypt_record(bytes, &key, &self.cache_name())
+                        .ok_or_else(|| FileError::Decrypt {
+                            path: path.clone(),
+                            key_id: key_id.clone(),
+                        })?;
+                    Zeroizing::new(
+                        String::from_utf8(plain.to_vec())
+                            .map_err(|_| FileError::Decrypt { path, key_id })?,
+                    )
+                }
+                None if crypto::is_encrypted(bytes) => {
+                    return Err(FileError::KeyRequired {
+                        path,
+                        key_id: crypto::header_key_id(bytes).unwrap_or_default(),
+                    });
+                }
+                None => Zeroizing::new(String::from_utf8_lossy(bytes).into_owned()),
+            };
         Ok(pending::decode_record(text.as_str())?)
     }
 
@@ -733,9 +783,12 @@ impl FileStore {
     ) -> Result<Deposit, FileError> {
         let record = Zeroizing::new(pending::encode_record(event, now));
         let bytes = match (self.key(synced, true)?, &self.options.encryption) {
-            (Some(key), Some(source)) => {
-                Zeroizing::new(crypto::encrypt(record.as_bytes(), &key, source.key_id())?)
-            }
+            (Some(key), Some(source)) => Zeroizing::new(crypto::encrypt_record(
+                record.as_bytes(),
+                &key,
+                source.key_id(),
+                &self.cache_name(),
+            )?),
             _ => Zeroizing::new(record.as_bytes().to_vec()),
         };
         Deposit::create(&pending_dir(&self.lock_target), &bytes)

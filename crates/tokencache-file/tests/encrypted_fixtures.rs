@@ -19,6 +19,10 @@ fn a_file_encrypted_by_0_1_0_opens_and_is_rewritten_encrypted() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("cache.json");
     std::fs::copy(fixture("cache-v1.tcenc"), &path).unwrap();
+    assert_eq!(
+        tokencache::seal::Envelope::FILE.version(&std::fs::read(&path).unwrap()),
+        Some(1)
+    );
     let options = FileOptions {
         encryption: Some(KeySource::File(fixture("key.hex"))),
         ..FileOptions::default()
@@ -45,6 +49,11 @@ fn a_file_encrypted_by_0_1_0_opens_and_is_rewritten_encrypted() {
     let raw = std::fs::read(&path).unwrap();
     assert!(is_encrypted(&raw));
     assert_eq!(header_key_id(&raw).as_deref(), Some("file"));
+    assert_eq!(
+        tokencache::seal::Envelope::FILE.version(&raw),
+        Some(2),
+        "moved to the current format at its next save"
+    );
     assert!(!String::from_utf8_lossy(&raw).contains("AccessToken"));
     let reread = FileStore::open(
         &path,

@@ -1,7 +1,9 @@
 //! Encryption of stored partitions: the core's sealed envelope
-//! ([`tokencache::seal::Envelope::PARTITION`], `TCPE` v1, XChaCha20-Poly1305) under a named
-//! key, with the partition key authenticated (a document cannot be moved to another user's
-//! partition), and key rotation (decrypt with any known key, encrypt with the current one).
+//! ([`tokencache::seal::Envelope::PARTITION`], `TCPE` v2, XChaCha20-Poly1305; v1 still read)
+//! under a named key, with the purpose and the partition key authenticated (a document cannot
+//! be moved to another user's partition), and key rotation (decrypt with any known key,
+//! encrypt with the current one). With keys configured, a plain partition is refused unless
+//! [`PartitionKeys::accepting_plaintext`] says it is expected (a first encryption).
 
 use std::fmt;
 
@@ -16,6 +18,7 @@ pub struct PartitionKeys {
     current: (String, DataKey),
     previous: Vec<(String, DataKey)>,
     write_plain: bool,
+    accept_plain: bool,
 }
 
 impl fmt::Debug for PartitionKeys {
@@ -25,6 +28,7 @@ impl fmt::Debug for PartitionKeys {
             .field("current", &self.current.0)
             .field("previous", &ids)
             .field("write_plain", &self.write_plain)
+            .field("accept_plain", &self.accept_plain)
             .finish()
     }
 }
@@ -37,7 +41,30 @@ impl PartitionKeys {
             current: (id.to_owned(), DataKey::from_bytes(key)),
             previous: Vec::new(),
             write_plain: false,
+            accept_plain: false,
         })
+    }
+
+    /// Also reads partitions stored in plain text (and encrypts them at their next save): for
+    /// the first encryption of a store written without keys, what `tokencache encrypt URL`
+    /// does. Without it a plain partition is refused ([`StoreError::Unreadable`]), since
+    /// whoever can write a row could otherwise plant tokens in a user's partition.
+    ///
+    /// ```
+    /// use tokencache_store::PartitionKeys;
+    /// let keys = PartitionKeys::new("k1", [7; 32])?.accepting_plaintext();
+    /// assert!(keys.accepts_plaintext());
+    /// # Ok::<(), tokencache_store::StoreError>(())
+    /// ```
+    pub fn accepting_plaintext(mut self) -> PartitionKeys {
+        self.accept_plain = true;
+        self
+    }
+
+    /// True when plain partitions are read ([`PartitionKeys::accepting_plaintext`], or
+    /// [`PartitionKeys::writing_plain_text`]).
+    pub fn accepts_plaintext(&self) -> bool {
+        self.accept_plain || self.write_plain
     }
 
     /// Also decrypts documents written under an older key.
@@ -139,8 +166,11 @@ pub fn encrypted_key_id(document: &[u8]) -> Option<String> {
 }
 
 /// True when `document` is encrypted under the key `id`.
+/// Whether `document` is sealed under key `id` in the current format (an older format counts
+/// as not yet: rewriting moves it to the current one).
 pub(crate) fn is_encrypted_under(document: &[u8], id: &str) -> bool {
     Envelope::PARTITION.key_id(document) == Some(id.as_bytes())
+        && Envelope::PARTITION.version(document) == Some(2)
 }
 
 #[cfg(test)]

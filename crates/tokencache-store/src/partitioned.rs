@@ -292,6 +292,13 @@ impl PartitionedCache {
             plain = keys.decrypt(key, &stored.document)?;
             &plain
         } else {
+            if let Some(keys) = &self.options.encryption
+                && !keys.accepts_plaintext()
+            {
+                return Err(unreadable(
+                    "stored in plain text, but keys are configured: refusing it (it may have been planted); to encrypt a store written without keys, run `tokencache encrypt URL --key-id ID`".into(),
+                ));
+            }
             &stored.document
         };
         let text = std::str::from_utf8(bytes).map_err(|_| unreadable("not UTF-8 text".into()))?;

@@ -545,8 +545,24 @@ async fn partitioned_cache(store: Arc<dyn PartitionBackend>, time: Time) {
     let rotated = k2().with_previous("k1", [7; 32]).unwrap();
     assert_eq!(rewrite(rotated).await.as_deref(), Some("k2"));
     assert_eq!(rewrite(k2().writing_plain_text()).await, None);
-    // A plain partition is encrypted at its next save.
-    let k1 = PartitionKeys::new("k1", [7; 32]).unwrap();
+    // Under keys, a plain partition is refused (it could have been planted)...
+    let strict = PartitionedCache::new(
+        store.clone(),
+        PartitionOptions {
+            encryption: Some(PartitionKeys::new("k1", [7; 32]).unwrap()),
+            ..PartitionOptions::default()
+        },
+    );
+    let e = strict.load_partition(&bob).await.unwrap_err();
+    assert!(
+        matches!(&e, StoreError::Unreadable { reason, .. } if reason.contains("plain text")),
+        "{e}"
+    );
+    // ... unless plain text is expected (a first encryption): then it is encrypted at its
+    // next save.
+    let k1 = PartitionKeys::new("k1", [7; 32])
+        .unwrap()
+        .accepting_plaintext();
     assert_eq!(rewrite(k1).await.as_deref(), Some("k1"));
     // A change that would write bob's tokens into alice's partition is refused.
     let ev = user_event("bob", "sneaky");

@@ -57,8 +57,23 @@ async fn a_partition_encrypted_by_0_1_0_opens_under_its_key_and_its_partition_on
         .unwrap_err();
     assert!(matches!(moved, StoreError::Unreadable { .. }), "{moved}");
 
-    // Written again (a no-op change keeps it: already as these keys write it), then changed:
-    // still the same format under k1.
+    // Written again: even a no-op change moves it to the current format (v2, purpose bound),
+    // under the same key; after that a no-op change leaves it.
+    assert_eq!(
+        tokencache::seal::Envelope::PARTITION.version(&document),
+        Some(1)
+    );
+    let upgraded = cache
+        .update_partition_with(&adfs, &|_: &TokenCache| Ok(()), SaveExpiry::Keep)
+        .await
+        .unwrap();
+    assert_eq!(upgraded, Updated::Saved);
+    let current = store.load("adfs-sub").await.unwrap().unwrap().document;
+    assert_eq!(
+        tokencache::seal::Envelope::PARTITION.version(&current),
+        Some(2)
+    );
+    assert_eq!(encrypted_key_id(&current).as_deref(), Some("k1"));
     let noop = cache
         .update_partition_with(&adfs, &|_: &TokenCache| Ok(()), SaveExpiry::Keep)
         .await

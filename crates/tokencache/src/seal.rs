@@ -5,16 +5,21 @@
 //!
 //! | bytes | content |
 //! |---|---|
-//! | 6 or 5 | the format's prefix: `TCENC` `0x01` (a cache file) or `TCPE` `0x01` (a partition) |
+//! | 5 or 4 | the magic: `TCENC` (a cache file or a hand-over record) or `TCPE` (a partition) |
+//! | 1 | the version: `0x02` (written), `0x01` (read, for documents of tokencache 0.1) |
 //! | 1 | length `n` of the key id |
 //! | n | the key id: which key sealed it (not secret; for error messages and rotation) |
 //! | 24 | XChaCha20 nonce, random per seal |
-//! | rest | XChaCha20-Poly1305 ciphertext of the UTF-8 cache JSON, with its 16-byte tag |
+//! | rest | XChaCha20-Poly1305 ciphertext of the UTF-8 JSON, with its 16-byte tag |
 //!
-//! The header and a *context* are authenticated as associated data: a partition's context is
-//! its partition key, so a document copied into another user's partition does not open; a
-//! cache file's context is empty. A random 192-bit nonce per seal makes nonce reuse a
-//! non-issue even though whole documents are rewritten every time.
+//! Authenticated as associated data (version 2): the header, the envelope's *purpose*
+//! (`cache`, `hand-over` or `partition`) and a *context* naming what the document belongs to
+//! (a partition's key; the cache file a hand-over record is for). So a hand-over record copied
+//! over a cache, or one user's partition copied into another's, fails to open. Version 1
+//! authenticated the header and the context only (a cache file's context was empty); it is
+//! still read, and each document moves to version 2 at its next save. A random 192-bit nonce
+//! per seal makes nonce reuse a non-issue even though whole documents are rewritten every
+//! time.
 //!
 //! ## Why by hand
 //!
@@ -118,14 +123,21 @@ impl DataKey {
     }
 }
 
-/// One sealed format: the prefix that tells it apart (magic and version).
+/// One sealed format: the magic that tells it apart, and the purpose bound into it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Envelope {
-    prefix: &'static [u8],
+    magic: &'static [u8],
+    purpose: &'static [u8],
 }
+
+/// The version this code writes.
+const CURRENT: u8 = 2;
+/// The version of tokencache 0.1, still read.
+const LEGACY: u8 = 1;
 
 /// The parts of a sealed document.
 struct Parts<'a> {
+    version: u8,
     key_id: &'a [u8],
     nonce: &'a [u8],
     header: &'a [u8],
@@ -133,19 +145,43 @@ struct Parts<'a> {
 }
 
 impl Envelope {
-    /// A whole cache file (`TCENC` v1), as the file store writes it.
+    /// A whole cache file (`TCENC`), as the file store writes it.
     pub const FILE: Envelope = Envelope {
-        prefix: b"TCENC\x01",
+        magic: b"TCENC",
+        purpose: b"cache",
     };
 
-    /// One stored partition (`TCPE` v1), as the partitioned stores write it.
+    /// A hand-over record of an encrypted cache file (`TCENC`, another purpose: it does not
+    /// open as a cache, nor a cache as a record). Its context is the cache file's name.
+    pub const HAND_OVER: Envelope = Envelope {
+        magic: b"TCENC",
+        purpose: b"hand-over",
+    };
+
+    /// One stored partition (`TCPE`), as the partitioned stores write it. Its context is the
+    /// partition key.
     pub const PARTITION: Envelope = Envelope {
-        prefix: b"TCPE\x01",
+        magic: b"TCPE",
+        purpose: b"partition",
     };
 
     /// True when `bytes` start like this format (whatever follows).
     pub fn is_sealed(&self, bytes: &[u8]) -> bool {
-        bytes.starts_with(&self.prefix[..self.prefix.len() - 1])
+        bytes.starts_with(self.magic)
+    }
+
+    /// The format version of sealed `bytes` (`Some(2)` as written today, `Some(1)` as written by
+    /// tokencache 0.1), or `None` when they are not an envelope of this format.
+    pub fn version(&self, bytes: &[u8]) -> Option<u8> {
+        self.parse(bytes).map(|p| p.version)
+    }
+
+    /// The associated data a version authenticates.
+    fn associated_data(&self, version: u8, header: &[u8], context: &[u8]) -> Vec<u8> {
+        match version {
+            LEGACY => [header, context].concat(),
+            _ => [header, self.purpose, b"\0", context].concat(),
+        }
     }
 
     /// The id of the key that sealed `bytes`, or `None` when they are not a whole envelope of
@@ -155,7 +191,11 @@ impl Envelope {
     }
 
     fn parse<'a>(&self, bytes: &'a [u8]) -> Option<Parts<'a>> {
-        let rest = bytes.strip_prefix(self.prefix)?;
+        let rest = bytes.strip_prefix(self.magic)?;
+        let (&version, rest) = rest.split_first()?;
+        if version != CURRENT && version != LEGACY {
+            return None;
+        }
         let (&len, rest) = rest.split_first()?;
         let len = usize::from(len);
         if rest.len() < len + NONCE_LEN + TAG_LEN {
@@ -163,8 +203,9 @@ impl Envelope {
         }
         let (key_id, rest) = rest.split_at(len);
         let (nonce, ciphertext) = rest.split_at(NONCE_LEN);
-        let header_len = self.prefix.len() + 1 + len + NONCE_LEN;
+        let header_len = self.magic.len() + 2 + len + NONCE_LEN;
         Some(Parts {
+            version,
             key_id,
             nonce,
             header: &bytes[..header_len],
@@ -192,14 +233,14 @@ impl Envelope {
         getrandom::fill(&mut nonce).map_err(|e| Error::Seal {
             reason: format!("no system randomness: {e}"),
         })?;
-        let mut out = Vec::with_capacity(
-            self.prefix.len() + 1 + id.len() + NONCE_LEN + plain.len() + TAG_LEN,
-        );
-        out.extend_from_slice(self.prefix);
+        let mut out =
+            Vec::with_capacity(self.magic.len() + 2 + id.len() + NONCE_LEN + plain.len() + TAG_LEN);
+        out.extend_from_slice(self.magic);
+        out.push(CURRENT);
         out.push(id_len);
         out.extend_from_slice(id);
         out.extend_from_slice(&nonce);
-        let aad = [&out[..], context].concat();
+        let aad = self.associated_data(CURRENT, &out, context);
         let failed = || Error::Seal {
             reason: "encryption failed".into(),
         };
@@ -230,7 +271,7 @@ impl Envelope {
         let parts = self.parse(sealed).ok_or_else(|| Error::Unseal {
             reason: "not a whole encrypted document of this format".into(),
         })?;
-        let aad = [parts.header, context].concat();
+        let aad = self.associated_data(parts.version, parts.header, context);
         let cipher =
             XChaCha20Poly1305::new_from_slice(key.0.as_ref()).map_err(|_| Error::Unseal {
                 reason: "a key of the wrong length".into(),
@@ -290,6 +331,40 @@ mod tests {
             Envelope::PARTITION
                 .seal(&key, &"x".repeat(256), b"p", b"x")
                 .is_err()
+        );
+    }
+
+    #[test]
+    fn a_document_opens_only_for_its_purpose_and_context() {
+        let key = DataKey::from_bytes([1; 32]);
+        let record = Envelope::HAND_OVER
+            .seal(&key, "file", b"cache.json", b"{}")
+            .unwrap();
+        assert_eq!(Envelope::HAND_OVER.version(&record), Some(2));
+        assert!(
+            Envelope::FILE.is_sealed(&record),
+            "one magic for files and records"
+        );
+        assert!(
+            Envelope::FILE.open(&key, b"", &record).is_err(),
+            "not a cache"
+        );
+        assert!(Envelope::FILE.open(&key, b"cache.json", &record).is_err());
+        assert!(
+            Envelope::HAND_OVER
+                .open(&key, b"other.json", &record)
+                .is_err()
+        );
+        assert_eq!(
+            &Envelope::HAND_OVER
+                .open(&key, b"cache.json", &record)
+                .unwrap()[..],
+            b"{}"
+        );
+        let cache = Envelope::FILE.seal(&key, "file", b"", b"{}").unwrap();
+        assert!(
+            Envelope::HAND_OVER.open(&key, b"", &cache).is_err(),
+            "not a record"
         );
     }
 

@@ -45,11 +45,13 @@ pub fn run(
     let (from, to) = (from.location(), to.location());
     let ok = stores::block_on(async {
         let source = stores::endpoint(&from, data_key.clone(), Writes::Keep, |p| {
-            file::open(&p, key)
+            file::open_for_import(&p, key)
         })
         .await?;
-        let target =
-            stores::endpoint(&to, data_key, target_writes, |p| file::open(&p, key)).await?;
+        let target = stores::endpoint(&to, data_key, target_writes, |p| {
+            file::open_for_import(&p, key)
+        })
+        .await?;
         stores::migrate(source, target).await
     })??;
     Ok(if ok {
