@@ -16,11 +16,14 @@
 //! | `.tmp` | being written; ignored (removed when an hour old) |
 //! | `.rec` | waiting for a lock holder |
 //! | `.claimed` | a holder is applying it; one left by a holder that died is applied by the next |
+//! | `.written` | in the cache file, durably; its waiter removes it (a holder, when an hour old) |
 //! | `.rejected` | a holder could not read it (another encryption key?); its waiter reports an error |
-//! | (gone) | in the cache file, durably |
 //!
 //! A record holds a token response (secrets included), so it is written 0600 in a 0700
-//! directory and encrypted with the cache's key when the cache is encrypted.
+//! directory and encrypted with the cache's key when the cache is encrypted. The directory is
+//! used only when it is a real directory (not a symbolic link) owned by this user with no
+//! access for anyone else; a record not owned by this user is ignored and logged. Anyone else
+//! who could write there could otherwise plant token responses or fake a success.
 //!
 //! [`FileStore::add`]: crate::FileStore::add
 
@@ -132,10 +135,12 @@ pub(crate) enum DepositState {
     Waiting,
     /// A holder is applying it.
     Claimed,
-    /// In the cache file.
+    /// A holder marked it written: in the cache file, durably.
     Written,
     /// A holder could not read it.
     Rejected,
+    /// Gone without a mark (removed by someone else): its fate is unknown.
+    Vanished,
 }
 
 /// A record this process left for a lock holder.
@@ -151,6 +156,7 @@ impl Deposit {
     pub(crate) fn create(dir: &Path, bytes: &[u8]) -> Result<Deposit, FileError> {
         static SEQUENCE: AtomicU64 = AtomicU64::new(0);
         create_private_dir(dir)?;
+        check_private_dir(dir)?;
         let nanos = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
@@ -185,11 +191,18 @@ impl Deposit {
             DepositState::Waiting
         } else if self.path("claimed").exists() {
             DepositState::Claimed
+        } else if self.path("written").exists() {
+            DepositState::Written
         } else if self.path("rejected").exists() {
             DepositState::Rejected
         } else {
-            DepositState::Written
+            DepositState::Vanished
         }
+    }
+
+    /// Removes the written mark, once its waiter has seen it.
+    pub(crate) fn acknowledge(&self) {
+        let _ = fs::remove_file(self.path("written"));
     }
 
     /// Takes the record back before any holder claimed it. False when a holder has it (or
@@ -219,10 +232,15 @@ pub(crate) struct Claim {
 }
 
 impl Claim {
-    /// The record is in the cache file: delete it, which tells its waiter.
+    /// The record is in the cache file, durably: mark it written, which tells its waiter (who
+    /// removes the mark). The content goes; only the name is needed.
     pub(crate) fn finish(self) {
-        if let Err(e) = fs::remove_file(&self.path) {
-            tracing::warn!(record = %self.path.display(), error = %e, "cannot remove a written hand-over record");
+        let written = self.path.with_extension("written");
+        let marked = fs::rename(&self.path, &written)
+            .and_then(|()| fs::OpenOptions::new().write(true).open(&written))
+            .and_then(|file| file.set_len(0));
+        if let Err(e) = marked {
+            tracing::warn!(record = %self.path.display(), error = %e, "cannot mark a hand-over record written");
         }
     }
 
@@ -240,6 +258,12 @@ impl Claim {
 /// Claims every waiting record in `dir` (and those a holder that died had claimed), oldest
 /// first. Call only while holding the cache lock.
 pub(crate) fn claim_all(dir: &Path) -> Vec<Claim> {
+    if let Err(e) = check_private_dir(dir) {
+        if !matches!(&e, FileError::Io { source, .. } if source.kind() == ErrorKind::NotFound) {
+            tracing::warn!(dir = %dir.display(), error = %e, "ignoring the hand-over records of an unsafe directory");
+        }
+        return Vec::new();
+    }
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) => {
@@ -252,6 +276,10 @@ pub(crate) fn claim_all(dir: &Path) -> Vec<Claim> {
     let mut names: Vec<PathBuf> = Vec::new();
     for entry in entries.flatten() {
         let path = entry.path();
+        if !owned_regular_file(&path) {
+            tracing::warn!(record = %path.display(), "ignoring a hand-over record that is not a regular file of this user");
+            continue;
+        }
         match path.extension().and_then(|e| e.to_str()) {
             Some("rec") => {
                 let claimed = path.with_extension("claimed");
@@ -261,7 +289,7 @@ pub(crate) fn claim_all(dir: &Path) -> Vec<Claim> {
             }
             // Left by a holder that died before writing it; the lock is ours now.
             Some("claimed") => names.push(path),
-            Some("tmp" | "rejected") => remove_if_old(&path),
+            Some("tmp" | "rejected" | "written") => remove_if_old(&path),
             _ => {}
         }
     }
@@ -294,6 +322,59 @@ fn remove_if_old(path: &Path) {
 
 fn create_private_dir(dir: &Path) -> Result<(), FileError> {
     crate::atomic::create_private_dirs(dir).map_err(io_error(dir))
+}
+
+/// Fails unless `dir` is a real directory (not a symbolic link), owned by this user, with no
+/// access for group or others.
+fn check_private_dir(dir: &Path) -> Result<(), FileError> {
+    let meta = fs::symlink_metadata(dir).map_err(io_error(dir))?;
+    let unsafe_dir = |reason: &str| FileError::Io {
+        path: dir.to_owned(),
+        source: std::io::Error::new(ErrorKind::PermissionDenied, reason.to_owned()),
+    };
+    if !meta.is_dir() {
+        return Err(unsafe_dir(
+            "the hand-over directory is not a directory (a symbolic link?)",
+        ));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if meta.uid() != current_uid() {
+            return Err(unsafe_dir(
+                "the hand-over directory belongs to another user",
+            ));
+        }
+        if meta.mode() & 0o077 != 0 {
+            return Err(unsafe_dir(
+                "the hand-over directory is open to other users (not 0700)",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// True for a regular file (not a symbolic link) owned by this user.
+fn owned_regular_file(path: &Path) -> bool {
+    let Ok(meta) = fs::symlink_metadata(path) else {
+        return false;
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        meta.is_file() && meta.uid() == current_uid()
+    }
+    #[cfg(not(unix))]
+    meta.is_file()
+}
+
+#[cfg(unix)]
+fn current_uid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::geteuid()
+    }
 }
 
 fn private_file(path: &Path) -> std::io::Result<fs::File> {
@@ -355,6 +436,8 @@ mod tests {
         let mut claims = claims.into_iter();
         claims.next().unwrap().finish();
         assert_eq!(deposit.state(), DepositState::Written);
+        deposit.acknowledge();
+        assert_eq!(deposit.state(), DepositState::Vanished, "acknowledged: gone");
         claims.next().unwrap().release();
         assert_eq!(second.state(), DepositState::Waiting);
 

@@ -724,21 +724,30 @@ impl FileStore {
             let waited = CacheLock::acquire_unless(&self.lock_target, self.options.lock, || {
                 match deposit.state() {
                     state @ (DepositState::Written | DepositState::Rejected) => Some(state),
-                    DepositState::Waiting | DepositState::Claimed => None,
+                    DepositState::Waiting | DepositState::Claimed | DepositState::Vanished => None,
                 }
             });
             match waited {
                 Ok(Ok(lock)) => {
+                    if deposit.state() == DepositState::Vanished {
+                        // Removed by someone else, with no mark that it was written: write
+                        // the response here, now that the lock is ours.
+                        tracing::warn!(path = %self.lock_target.display(), "a hand-over record vanished without being marked written; writing the response itself");
+                        return self.update_locked(&mut synced, lock, None, add);
+                    }
                     // This call holds the lock: it writes the waiting responses, its own too
                     // (unless a holder just did).
                     self.update_locked(&mut synced, lock, Some(&deposit), |_| Ok(()))?;
                     return match deposit.state() {
-                        DepositState::Written => Ok(()),
+                        DepositState::Written => {
+                            deposit.acknowledge();
+                            Ok(())
+                        }
                         DepositState::Rejected => {
                             deposit.discard_rejected();
                             Err(rejected())
                         }
-                        DepositState::Waiting | DepositState::Claimed => {
+                        DepositState::Waiting | DepositState::Claimed | DepositState::Vanished => {
                             // It could not be read back; it must not be written later.
                             deposit.abandon();
                             Err(rejected())
@@ -746,6 +755,7 @@ impl FileStore {
                     };
                 }
                 Ok(Err(DepositState::Written)) => {
+                    deposit.acknowledge();
                     // Another process wrote it. Keep it in memory too (it is saved whatever
                     // happens here); the next change or reload reads the file again.
                     if let Err(e) = add(&self.cache) {

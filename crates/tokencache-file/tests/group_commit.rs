@@ -375,3 +375,121 @@ fn a_record_of_an_encrypted_cache_is_encrypted_and_written_by_a_holder_with_the_
     accounts.sort();
     assert_eq!(accounts, ["holder.t", "secretive.t"]);
 }
+
+#[test]
+fn a_record_removed_by_someone_else_is_not_taken_for_written() {
+    let (_dir, path, holder) = plain_cache_and_holder();
+    let waiter_path = path.clone();
+    // While the holder holds the lock, someone deletes the waiting record. That is no proof
+    // the response was written: the waiter must not report success until it is in the file.
+    let removed = std::sync::atomic::AtomicBool::new(false);
+    let result = while_locked(
+        &holder,
+        move || {
+            let waiter = FileStore::open(&waiter_path, FileOptions::default()).unwrap();
+            waiter.add(&user_event("waiter"))
+        },
+        || {
+            if let Ok(entries) = std::fs::read_dir(pending(&path)) {
+                for entry in entries.flatten() {
+                    if entry.path().extension().is_some_and(|x| x == "rec") {
+                        std::fs::remove_file(entry.path()).unwrap();
+                        removed.store(true, std::sync::atomic::Ordering::SeqCst);
+                    }
+                }
+            }
+            // Keep holding a little after the removal: a waiter that took the removal for
+            // success would return now, before anything is written.
+            removed.load(std::sync::atomic::Ordering::SeqCst) && {
+                std::thread::sleep(Duration::from_millis(300));
+                true
+            }
+        },
+        Duration::from_secs(20),
+    );
+    result.unwrap();
+    assert_eq!(
+        sorted_accounts(&path),
+        ["holder.t", "waiter.t"],
+        "the waiter wrote its response itself"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn records_in_an_unsafe_directory_or_of_another_user_are_ignored() {
+    use std::os::unix::fs::PermissionsExt;
+    let planted = |dir: &Path, name: &str| {
+        let event = user_event("mallory").to_msal_event().to_python_json(false);
+        std::fs::write(
+            dir.join(format!("{name}.rec")),
+            format!(r#"{{"now": 1700000000, "event": {event}}}"#),
+        )
+        .unwrap();
+    };
+    // A directory others can write, and a symbolic link to one.
+    let (dir, path, holder) = plain_cache_and_holder();
+    std::fs::create_dir(pending(&path)).unwrap();
+    std::fs::set_permissions(pending(&path), std::fs::Permissions::from_mode(0o777)).unwrap();
+    planted(&pending(&path), "00000000000000000001-1-0");
+    holder.update(|c| c.add(&user_event("holder"))).unwrap();
+    assert_eq!(
+        sorted_accounts(&path),
+        ["holder.t"],
+        "0777 directory ignored"
+    );
+    // A waiter does not hand over through it either: it waits for the lock instead.
+    let waiter_path = path.clone();
+    let result = while_locked(
+        &holder,
+        move || {
+            FileStore::open(&waiter_path, FileOptions::default())
+                .unwrap()
+                .add(&user_event("waiter"))
+        },
+        || false,
+        Duration::from_millis(300),
+    );
+    result.unwrap();
+    assert_eq!(sorted_accounts(&path), ["holder.t", "waiter.t"]);
+
+    let elsewhere = dir.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    std::fs::set_permissions(&elsewhere, std::fs::Permissions::from_mode(0o700)).unwrap();
+    planted(&elsewhere, "00000000000000000001-1-0");
+    let other = dir.path().join("other.json");
+    std::os::unix::fs::symlink(&elsewhere, pending(&other)).unwrap();
+    let store = FileStore::open(&other, FileOptions::default()).unwrap();
+    store.update(|c| c.add(&user_event("holder"))).unwrap();
+    assert_eq!(
+        sorted_accounts(&other),
+        ["holder.t"],
+        "symlinked directory ignored"
+    );
+
+    // A record another user owns, in a proper directory (only root can make one).
+    // SAFETY: geteuid has no preconditions.
+    #[allow(unsafe_code)]
+    let root = unsafe { libc::geteuid() } == 0;
+    if root {
+        let third = dir.path().join("third.json");
+        std::fs::create_dir(pending(&third)).unwrap();
+        std::fs::set_permissions(pending(&third), std::fs::Permissions::from_mode(0o700)).unwrap();
+        planted(&pending(&third), "00000000000000000001-1-0");
+        std::os::unix::fs::chown(
+            pending(&third).join("00000000000000000001-1-0.rec"),
+            Some(65534),
+            Some(65534),
+        )
+        .unwrap();
+        let store = FileStore::open(&third, FileOptions::default()).unwrap();
+        store.update(|c| c.add(&user_event("holder"))).unwrap();
+        assert_eq!(
+            sorted_accounts(&third),
+            ["holder.t"],
+            "foreign record ignored"
+        );
+    } else {
+        eprintln!("not root: the foreign-owner case needs chown; the other cases ran");
+    }
+}
