@@ -290,6 +290,13 @@ fn lock_status_reports_free_held_and_stale_locks() {
     child.wait().expect("wait");
     let lock = dir.path().join("desktop.json.lockfile");
     std::fs::write(&lock, format!("{dead} /usr/bin/az")).expect("lock file");
+    // Written 3 s ago: past the grace a lock of a vanished process gets.
+    std::fs::File::options()
+        .write(true)
+        .open(&lock)
+        .expect("open")
+        .set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(3))
+        .expect("mtime");
     let text = stdout(&run(&["lock-status", path(&file)]));
     assert!(
         text.contains(&format!("pid {dead} (/usr/bin/az) (dead)")) && text.contains("STALE"),
@@ -298,6 +305,12 @@ fn lock_status_reports_free_held_and_stale_locks() {
     // The dead process had handed a token response over (group commit) before it died.
     let pending = dir.path().join("desktop.json.pending");
     std::fs::create_dir(&pending).expect("pending dir");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&pending, std::fs::Permissions::from_mode(0o700))
+            .expect("owner-only, as tokencache makes it");
+    }
     std::fs::write(
         pending.join("00000000000000000001-1-0.rec"),
         r#"{"now": 1700000000, "event": {"client_id": "cid", "scope": ["User.Read"], "token_endpoint": "https://login.microsoftonline.com/t/oauth2/v2.0/token", "grant_type": "authorization_code", "response": {"access_token": "at", "refresh_token": "rt", "expires_in": 3600, "client_info": "eyJ1aWQiOiJsZWZ0b3ZlciIsInV0aWQiOiJ0In0"}}}"#,

@@ -62,7 +62,17 @@ pub enum LockStatus {
 }
 
 impl LockStatus {
-    /// True when the lock file is left over by a dead process: the next locker removes it.
+    /// True when the lock file is left over, so the next locker removes it. A lock file that
+    /// some process holds with `flock` is never stale. One that nobody holds is stale when:
+    ///
+    /// - it names a process that is gone, and is older than a short grace (2 s: a holder in
+    ///   another PID namespace, like a container sharing the file, looks gone from here; its
+    ///   critical section is over by then);
+    /// - it names a live process that started after the lock file was written: the holder is
+    ///   gone and its PID was reused by an unrelated process;
+    /// - it names no process and is older than 10 s (its creator writes its PID right away);
+    /// - it is older than 20 s, whatever it names (PID 1, say): holders that do not use
+    ///   `flock` (msal-extensions without portalocker) hold it for milliseconds.
     pub fn is_stale(&self) -> bool {
         match self {
             LockStatus::Free => false,
@@ -73,7 +83,9 @@ impl LockStatus {
                 age,
             } => {
                 !os_locked
-                    && (*alive == Some(false) || (owner.is_none() && *age > EMPTY_LOCK_GRACE))
+                    && ((*alive == Some(false) && *age > DEAD_OWNER_GRACE)
+                        || (owner.is_none() && *age > EMPTY_LOCK_GRACE)
+                        || *age > UNLOCKED_MAX_AGE)
             }
         }
     }
@@ -82,6 +94,12 @@ impl LockStatus {
 /// A lock file with no owner written yet is live for this long (its creator may be between
 /// creating and writing it).
 const EMPTY_LOCK_GRACE: Duration = Duration::from_secs(10);
+
+/// A lock file naming a process that cannot be seen is live for this long.
+const DEAD_OWNER_GRACE: Duration = Duration::from_secs(2);
+
+/// A lock file nobody holds with `flock` is live for at most this long.
+const UNLOCKED_MAX_AGE: Duration = Duration::from_secs(20);
 
 /// The lock files this process holds. A lock file naming this process that is not in here is
 /// a leftover of ours and is removed like a dead process's.
@@ -135,6 +153,34 @@ fn process_alive(pid: u32) -> Option<bool> {
     }
 }
 
+/// When process `pid` started (Linux: from `/proc`; `None` elsewhere or when unknown). Precise
+/// to about a second (the boot time is in whole seconds).
+fn process_start(pid: u32) -> Option<SystemTime> {
+    #[cfg(target_os = "linux")]
+    {
+        let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // Fields after the command name (which may hold spaces and parentheses); the start
+        // time is field 22 of the whole line, the 20th after the name.
+        let after_name = &stat[stat.rfind(')')? + 1..];
+        let ticks: u64 = after_name.split_whitespace().nth(19)?.parse().ok()?;
+        let boot: u64 = fs::read_to_string("/proc/stat")
+            .ok()?
+            .lines()
+            .find_map(|l| l.strip_prefix("btime "))?
+            .trim()
+            .parse()
+            .ok()?;
+        // Clock ticks per second: USER_HZ, 100 on every Linux architecture in use.
+        let since_boot = Duration::from_millis(ticks.checked_mul(10)?);
+        SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(boot) + since_boot)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = pid;
+        None
+    }
+}
+
 /// Reads the state of the lock file for `cache`.
 pub fn lock_status(cache: &Path) -> Result<LockStatus, FileError> {
     let path = lock_path(cache);
@@ -159,17 +205,24 @@ fn inspect(mut file: File, path: &Path, os_locked: bool) -> LockStatus {
     let mut content = String::new();
     let _ = file.read_to_string(&mut content);
     let owner = parse_owner(&content);
+    let written = file.metadata().and_then(|m| m.modified()).ok();
     let alive = owner.as_ref().and_then(|o| {
         if o.pid == std::process::id() {
             Some(held_by_us(path))
         } else {
-            process_alive(o.pid)
+            // A process that started after the lock file was written is not its owner: the
+            // owner is gone and its PID was reused.
+            process_alive(o.pid).map(|alive| {
+                alive
+                    && !written
+                        .zip(process_start(o.pid))
+                        .is_some_and(|(written, started)| {
+                            started > written + Duration::from_secs(1)
+                        })
+            })
         }
     });
-    let age = file
-        .metadata()
-        .and_then(|m| m.modified())
-        .ok()
+    let age = written
         .and_then(|m| SystemTime::now().duration_since(m).ok())
         .unwrap_or_default();
     LockStatus::Held {
@@ -401,7 +454,13 @@ impl CacheLock {
             return Ok(());
         };
         let status = inspect(probe, path, false);
-        if status.is_stale() && is_at_path(&file, path) {
+        // A lock file naming this process that this process does not hold is certainly a
+        // leftover of ours: no grace is needed.
+        let ours_left_over = matches!(
+            &status,
+            LockStatus::Held { owner: Some(o), alive: Some(false), .. } if o.pid == std::process::id()
+        );
+        if (ours_left_over || status.is_stale()) && is_at_path(&file, path) {
             tracing::warn!(lock = %path.display(), status = ?status, "removing a stale cache lock (its owner is gone)");
             let _ = fs::remove_file(path);
         }

@@ -437,7 +437,11 @@ mod tests {
         claims.next().unwrap().finish();
         assert_eq!(deposit.state(), DepositState::Written);
         deposit.acknowledge();
-        assert_eq!(deposit.state(), DepositState::Vanished, "acknowledged: gone");
+        assert_eq!(
+            deposit.state(),
+            DepositState::Vanished,
+            "acknowledged: gone"
+        );
         claims.next().unwrap().release();
         assert_eq!(second.state(), DepositState::Waiting);
 

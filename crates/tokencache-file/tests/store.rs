@@ -303,23 +303,86 @@ fn unsafe_env_set(k: &str, v: &str) {
     unsafe { std::env::set_var(k, v) }
 }
 
+/// Writes a lock file for `path` naming `pid`, as if written `ago` (nobody holds its OS lock).
+fn planted_lock(path: &std::path::Path, pid: u32, ago: Duration) {
+    std::fs::write(lock_path(path), format!("{pid} /usr/bin/az")).expect("lock file");
+    let file = std::fs::File::options()
+        .write(true)
+        .open(lock_path(path))
+        .expect("open");
+    file.set_modified(std::time::SystemTime::now() - ago)
+        .expect("set mtime");
+}
+
+/// Whether a save gets through the lock at `path` within a second.
+fn saves_within_a_second(path: &std::path::Path) -> bool {
+    match FileStore::open(path, lock_timeout_of_a_second())
+        .expect("open")
+        .add(&user_event("alice"))
+    {
+        Ok(()) => true,
+        Err(FileError::LockTimeout { .. }) => false,
+        Err(e) => panic!("{e}"),
+    }
+}
+
 #[test]
-fn a_stale_lock_of_a_dead_process_is_broken_at_once() {
+fn a_lock_of_a_dead_process_is_broken_after_a_short_grace() {
     let dir = tempfile::tempdir().expect("tmp");
     let path = dir.path().join("cache.json");
     let mut child = std::process::Command::new("true").spawn().expect("spawn");
     let dead_pid = child.id();
     child.wait().expect("wait");
-    std::fs::write(lock_path(&path), format!("{dead_pid} /usr/bin/az")).expect("stale lock");
+    // Just written: its holder may be alive in another PID namespace, where this process
+    // cannot see it. Not broken yet.
+    planted_lock(&path, dead_pid, Duration::ZERO);
+    assert!(!lock_status(&path).expect("status").is_stale());
+    assert!(!saves_within_a_second(&path), "a fresh lock is respected");
+    // Older than the grace: broken, and the save goes through.
+    planted_lock(&path, dead_pid, Duration::from_secs(3));
     let status = lock_status(&path).expect("status");
     assert!(status.is_stale(), "{status:?}");
-    // Waiting the lock out would end in a timeout error; breaking it lets the save through.
-    let opts = lock_timeout_of_a_second();
-    FileStore::open(&path, opts)
-        .expect("open")
-        .add(&user_event("alice"))
-        .expect("the stale lock is broken, not waited for");
+    assert!(saves_within_a_second(&path));
     assert_eq!(lock_status(&path).expect("status"), LockStatus::Free);
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_lock_naming_a_reused_pid_or_pid_1_is_broken() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("cache.json");
+    // A live process that started after the lock file was written is not its owner.
+    let mut unrelated = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .expect("spawn");
+    planted_lock(&path, unrelated.id(), Duration::from_secs(5));
+    let status = lock_status(&path).expect("status");
+    assert!(
+        matches!(
+            status,
+            LockStatus::Held {
+                alive: Some(false),
+                ..
+            }
+        ),
+        "{status:?}"
+    );
+    assert!(
+        saves_within_a_second(&path),
+        "the reused PID's lock is broken"
+    );
+    let _ = unrelated.kill();
+    let _ = unrelated.wait();
+    // PID 1 is alive and older than any lock file; a lock nobody holds with flock for longer
+    // than a holder ever needs is broken anyway.
+    planted_lock(&path, 1, Duration::from_secs(5));
+    assert!(
+        !saves_within_a_second(&path),
+        "a recent lock of a live process is respected"
+    );
+    planted_lock(&path, 1, Duration::from_secs(25));
+    assert!(saves_within_a_second(&path), "an old unheld lock is broken");
 }
 
 #[test]
