@@ -199,7 +199,7 @@ impl PublicClientApplication {
         let flow =
             auth_code::start(&self.core, &owned(scopes), &listener.redirect_uri, options).await?;
         open_browser(&flow.auth_uri)?;
-        let params = listener.wait(timeout).await?;
+        let params = listener.wait(&flow.state, timeout).await?;
         auth_code::finish(&self.core, &flow, &params).await
     }
 }

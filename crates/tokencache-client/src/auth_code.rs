@@ -229,6 +229,73 @@ pub(crate) async fn finish(
     .await
 }
 
+/// How long one connection to the loopback listener may take to send its request.
+const REQUEST_DEADLINE: Duration = Duration::from_secs(10);
+
+/// What one connection to the loopback listener turned out to be.
+enum Redirect {
+    /// The redirect of this sign-in: its query parameters.
+    Accepted(Vec<(String, String)>),
+    /// Anything else (answered, and ignored).
+    Ignored,
+}
+
+/// Reads one request (within [`REQUEST_DEADLINE`]) and answers it.
+async fn answer(mut stream: tokio::net::TcpStream, path: String, state: String) -> Redirect {
+    let mut buf = Vec::with_capacity(2048);
+    let read = tokio::time::timeout(REQUEST_DEADLINE, async {
+        let mut chunk = [0u8; 1024];
+        while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < 16 * 1024 {
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+    })
+    .await;
+    if read.is_err() {
+        return Redirect::Ignored;
+    }
+    let head = String::from_utf8_lossy(&buf);
+    let target = head
+        .lines()
+        .next()
+        .and_then(|l| l.strip_prefix("GET "))
+        .and_then(|l| l.split(' ').next())
+        .unwrap_or_default()
+        .to_owned();
+    let parsed = Url::parse(&format!("http://127.0.0.1{target}")).ok();
+    let matches_path = parsed
+        .as_ref()
+        .is_some_and(|u| u.path() == path || (path.is_empty() && u.path() == "/"));
+    let params: Vec<(String, String)> = parsed
+        .as_ref()
+        .map(|u| u.query_pairs().into_owned().collect())
+        .unwrap_or_default();
+    let is_redirect = matches_path && params.iter().any(|(k, _)| k == "code" || k == "error");
+    let ours = params.iter().any(|(k, v)| k == "state" && *v == state);
+    let (status, body, outcome) = match (is_redirect, ours) {
+        (true, true) => (
+            "200 OK",
+            "<html><body>Sign-in finished. You can close this window.</body></html>",
+            Redirect::Accepted(params),
+        ),
+        (true, false) => (
+            "400 Bad Request",
+            "<html><body>This response does not belong to the sign-in in progress and was ignored.</body></html>",
+            Redirect::Ignored,
+        ),
+        _ => ("404 Not Found", "", Redirect::Ignored),
+    };
+    let reply = format!(
+        "HTTP/1.1 {status}\r\ncontent-type: text/html; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = stream.write_all(reply.as_bytes()).await;
+    let _ = stream.shutdown().await;
+    outcome
+}
+
 /// A loopback redirect listener for desktop apps (RFC 8252 §7.3).
 pub(crate) struct LoopbackListener {
     listener: TcpListener,
@@ -273,60 +340,29 @@ impl LoopbackListener {
         })
     }
 
-    /// Waits for the browser's redirect to the listener's path and returns its query
-    /// parameters; answers the browser with a short page. Other requests (favicon) get 404.
-    pub async fn wait(&self, timeout: Duration) -> Result<Vec<(String, String)>> {
+    /// Waits for the browser's redirect to the listener's path carrying `state`, and returns
+    /// its query parameters; answers the browser with a short page. Connections are served
+    /// concurrently, each with its own read deadline, so an idle or half-sent connection (a
+    /// browser's preconnect) cannot hold up the redirect. A redirect with another `state` (a
+    /// forged or stale one) is answered with an error page and ignored: the listener keeps
+    /// waiting for the real one until `timeout`. Other requests (favicon) get 404.
+    pub async fn wait(&self, state: &str, timeout: Duration) -> Result<Vec<(String, String)>> {
         let serve = async {
+            let mut connections = tokio::task::JoinSet::new();
             loop {
-                let (mut stream, _) =
-                    self.listener
-                        .accept()
-                        .await
-                        .map_err(|source| ClientError::Io {
+                tokio::select! {
+                    accepted = self.listener.accept() => {
+                        let (stream, _) = accepted.map_err(|source| ClientError::Io {
                             context: "accepting the browser's redirect".into(),
                             source,
                         })?;
-                let mut buf = Vec::with_capacity(2048);
-                let mut chunk = [0u8; 1024];
-                while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < 16 * 1024 {
-                    match stream.read(&mut chunk).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        connections.spawn(answer(stream, self.path.clone(), state.to_owned()));
                     }
-                }
-                let head = String::from_utf8_lossy(&buf);
-                let target = head
-                    .lines()
-                    .next()
-                    .and_then(|l| l.strip_prefix("GET "))
-                    .and_then(|l| l.split(' ').next())
-                    .unwrap_or_default()
-                    .to_owned();
-                let parsed = Url::parse(&format!("http://127.0.0.1{target}")).ok();
-                let matches_path = parsed.as_ref().is_some_and(|u| {
-                    u.path() == self.path || (self.path.is_empty() && u.path() == "/")
-                });
-                let params: Vec<(String, String)> = parsed
-                    .as_ref()
-                    .map(|u| u.query_pairs().into_owned().collect())
-                    .unwrap_or_default();
-                let done = matches_path && params.iter().any(|(k, _)| k == "code" || k == "error");
-                let (status, body) = if done {
-                    (
-                        "200 OK",
-                        "<html><body>Sign-in finished. You can close this window.</body></html>",
-                    )
-                } else {
-                    ("404 Not Found", "")
-                };
-                let reply = format!(
-                    "HTTP/1.1 {status}\r\ncontent-type: text/html; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = stream.write_all(reply.as_bytes()).await;
-                let _ = stream.shutdown().await;
-                if done {
-                    return Ok(params);
+                    Some(answered) = connections.join_next() => {
+                        if let Ok(Redirect::Accepted(params)) = answered {
+                            return Ok(params);
+                        }
+                    }
                 }
             }
         };

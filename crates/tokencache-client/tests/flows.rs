@@ -910,3 +910,56 @@ async fn an_endless_response_body_is_cut_off() {
     let err = app.acquire_token_for_client(&[API]).await.unwrap_err();
     assert!(err.to_string().contains("larger than 4 MiB"), "{err}");
 }
+
+#[tokio::test]
+async fn the_loopback_listener_outlasts_idle_connections_and_forged_redirects() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let idp = Arc::new(Idp::start(&[]));
+    let cache = Arc::new(TokenCache::new());
+    let app = public(&idp, &cache);
+    let (tx, rx) = tokio::sync::oneshot::channel::<String>();
+    let mut tx = Some(tx);
+    let provider = idp.clone();
+    let browser = tokio::spawn(async move {
+        let url = rx.await.unwrap();
+        let redirect = url::Url::parse(&url)
+            .unwrap()
+            .query_pairs()
+            .find(|(k, _)| k == "redirect_uri")
+            .map(|(_, v)| url::Url::parse(&v).unwrap())
+            .unwrap();
+        let addr = format!("127.0.0.1:{}", redirect.port().unwrap());
+        // A preconnect that never sends anything, and one that sends half a request.
+        let idle = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let mut partial = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        partial.write_all(b"GET /callback?co").await.unwrap();
+        // A forged redirect: someone else's code, a state that is not ours.
+        let mut forged = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        forged
+            .write_all(b"GET /callback?code=forged&state=not-yours HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = String::new();
+        forged.read_to_string(&mut answer).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+        // The real redirect still gets through.
+        provider.browse_and_follow(&url, "alice").await;
+        drop((idle, partial));
+    });
+    let result = app
+        .acquire_token_interactive(
+            &[API],
+            "http://127.0.0.1/callback",
+            &AuthCodeOptions::default().login_hint("alice"),
+            Duration::from_secs(30),
+            |url| {
+                tx.take().unwrap().send(url.to_owned()).unwrap();
+                Ok(())
+            },
+        )
+        .await
+        .unwrap();
+    browser.await.unwrap();
+    assert_eq!(result.account.unwrap().username, "alice@example.test");
+    assert_eq!(idp.token_requests("authorization_code").await, 1);
+}
