@@ -99,6 +99,8 @@ impl StoreAccess {
         }
         let options = PartitionOptions {
             encryption: self.keys_for(id.as_deref())?,
+            // The CLI reports a partition it cannot use; it never sets one aside.
+            corrupt: tokencache_store::CorruptPartition::Fail,
             ..PartitionOptions::default()
         };
         let cache = Arc::new(PartitionedCache::new(self.store.clone(), options));

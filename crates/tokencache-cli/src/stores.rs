@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use tokencache::{PartitionKey, Section, TokenCache};
-use tokencache_store::{SaveExpiry, Updated};
+use tokencache_store::{SaveExpiry, StoreError, Updated};
 
 use crate::error::CliError;
 use crate::report::PartitionRow;
@@ -264,10 +264,20 @@ pub async fn delete_partition(access: &StoreAccess, key: &str) -> Result<bool, C
     Ok(access.store().delete(key, None).await?)
 }
 
+/// What [`prune`] did.
+#[derive(Debug, Default)]
+pub struct Pruned {
+    /// Access tokens removed.
+    pub removed: usize,
+    /// Partitions that could not be read, and why (left as they were).
+    pub skipped: Vec<(String, String)>,
+}
+
 /// Purges expired access tokens in every partition (each keeps its encryption and expiry).
-/// A partition with nothing to purge is not written.
-pub async fn prune(access: &StoreAccess, now: i64) -> Result<usize, CliError> {
-    let mut removed = 0;
+/// A partition with nothing to purge is not written; one that cannot be read is skipped and
+/// reported, and the others are still pruned.
+pub async fn prune(access: &StoreAccess, now: i64) -> Result<Pruned, CliError> {
+    let mut pruned = Pruned::default();
     let keys = access.store().keys().await?;
     let mut progress = Progress::new(keys.len(), "partitions");
     // The change may run more than once (compare-and-set retries); the last run's count counts.
@@ -275,22 +285,28 @@ pub async fn prune(access: &StoreAccess, now: i64) -> Result<usize, CliError> {
     for key in keys {
         let pk = PartitionKey::new(key.as_str());
         *locked(&purged) = 0;
-        access
-            .cache_for(&key)
-            .await?
-            .update_partition_with(
-                &pk,
-                &|c: &TokenCache| {
-                    *locked(&purged) = c.purge_expired_access_tokens(now);
-                    Ok(())
-                },
-                SaveExpiry::Keep,
-            )
-            .await?;
-        removed += *locked(&purged);
+        let outcome = match access.cache_for(&key).await {
+            Ok(cache) => cache
+                .update_partition_with(
+                    &pk,
+                    &|c: &TokenCache| {
+                        *locked(&purged) = c.purge_expired_access_tokens(now);
+                        Ok(())
+                    },
+                    SaveExpiry::Keep,
+                )
+                .await
+                .map_err(CliError::from),
+            Err(e) => Err(e),
+        };
+        match outcome {
+            Ok(_) => pruned.removed += *locked(&purged),
+            Err(e @ CliError::Store(StoreError::Unavailable { .. })) => return Err(e),
+            Err(e) => pruned.skipped.push((key.clone(), e.to_string())),
+        }
         progress.tick();
     }
-    Ok(removed)
+    Ok(pruned)
 }
 
 /// What [`rewrite_all`] did.

@@ -488,3 +488,34 @@ fn no_verb_prints_a_store_password() {
         );
     }
 }
+
+#[test]
+fn prune_skips_and_reports_a_partition_it_cannot_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(&dir);
+    ok(&["migrate", &sample(), &url]);
+    // A row that does not parse sorts before the others, so a prune that stopped at it would
+    // prune nothing.
+    with_store(&url, async |store| {
+        store
+            .save("0-garbled", b"{not json", None, None)
+            .await
+            .unwrap();
+    });
+    let out = run(&["prune", &url]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stdout.contains("removed 4 expired"),
+        "the rest is pruned: {stdout}"
+    );
+    assert!(
+        stderr.contains("partition \"0-garbled\" skipped"),
+        "reported: {stderr}"
+    );
+    let kept = with_store(&url, async |store| {
+        store.load("0-garbled").await.unwrap().unwrap().document
+    });
+    assert_eq!(kept, b"{not json", "left as it was");
+}

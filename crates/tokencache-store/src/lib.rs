@@ -47,7 +47,8 @@ pub use crypto::{PartitionKeys, encrypted_key_id};
 pub use error::{Result, StoreError};
 pub use memory::MemoryBackend;
 pub use partitioned::{
-    FailurePolicy, PartitionOptions, PartitionedCache, SaveExpiry, StoreMetrics, Updated,
+    CorruptPartition, FailurePolicy, PartitionOptions, PartitionedCache, SaveExpiry, StoreMetrics,
+    Updated,
 };
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]

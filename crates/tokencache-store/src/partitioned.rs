@@ -32,6 +32,27 @@ pub enum FailurePolicy {
     RetryFor(Duration),
 }
 
+/// What a save does with a stored partition that cannot be used although it needs no key it
+/// lacks: a document that does not parse, or (under keys) one stored in plain text, which
+/// anyone able to write the row could have planted. A partition that cannot be *decrypted*
+/// (a missing or wrong key) is never touched: that is a configuration problem, and every
+/// operation on it fails with [`StoreError::Unreadable`] until the key is given.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CorruptPartition {
+    /// Copy the document to `<partition>#set-aside-<unix time>` (kept 30 days, for a person to
+    /// look at), log an error, and save as if the partition were empty: the user signs in
+    /// again instead of being locked out. Loads still report the partition as unreadable until
+    /// a save replaces it.
+    #[default]
+    SetAside,
+    /// Fail every save with [`StoreError::Unreadable`] until someone repairs or deletes it.
+    Fail,
+}
+
+/// How long a set-aside copy of a corrupt partition is kept.
+const SET_ASIDE_KEPT: Duration = Duration::from_secs(30 * 24 * 3600);
+
 /// How a [`PartitionedCache`] behaves.
 #[derive(Clone, Debug)]
 pub struct PartitionOptions {
@@ -54,6 +75,8 @@ pub struct PartitionOptions {
     pub lease_ttl: Duration,
     /// Compare-and-set attempts before giving up.
     pub max_attempts: u32,
+    /// What a save does with a partition that does not parse (or is plain text under keys).
+    pub corrupt: CorruptPartition,
     /// The time partition expiries are computed from (the core's [`Clock`]); tests use a
     /// [`tokencache::ManualClock`]. Give the backend the same clock
     /// ([`crate::MemoryBackend::with_clock`], [`crate::open_with_clock`]) so that it agrees on
@@ -72,6 +95,7 @@ impl Default for PartitionOptions {
             encryption: None,
             lease_ttl: Duration::from_secs(10),
             max_attempts: 32,
+            corrupt: CorruptPartition::SetAside,
             clock: Arc::new(tokencache::SystemClock),
         }
     }
@@ -328,6 +352,43 @@ impl PartitionedCache {
         }
     }
 
+    /// Whether a stored document that did not decode is corrupt (it needs no key this cache
+    /// lacks) rather than locked by a key.
+    fn is_corrupt(&self, key: &str, stored: &Versioned) -> bool {
+        if !is_encrypted(&stored.document) {
+            return true;
+        }
+        self.options
+            .encryption
+            .as_ref()
+            .is_some_and(|keys| keys.decrypt(key, &stored.document).is_ok())
+    }
+
+    /// Keeps a copy of a corrupt partition's document beside it, for 30 days.
+    async fn set_aside(&self, key: &str, stored: &Versioned, why: &StoreError) -> Result<()> {
+        let now = self.now();
+        let mut copy = format!("{key}#set-aside-{now}");
+        for n in 1.. {
+            let until = now.saturating_add(SET_ASIDE_KEPT.as_secs() as i64);
+            match self
+                .store
+                .save(&copy, &stored.document, None, Some(until))
+                .await?
+            {
+                SaveOutcome::Saved(_) => break,
+                SaveOutcome::Conflict if n < 10 => copy = format!("{key}#set-aside-{now}-{n}"),
+                SaveOutcome::Conflict => {
+                    return Err(StoreError::Contention {
+                        partition: key.to_owned(),
+                        attempts: n,
+                    });
+                }
+            }
+        }
+        tracing::error!(partition = key, copy = %copy, error = %why, "a stored partition cannot be used; set it aside and starting it empty");
+        Ok(())
+    }
+
     fn encode(&self, key: &str, cache: &TokenCache) -> Result<Vec<u8>> {
         let text = cache.serialize();
         match &self.options.encryption {
@@ -510,11 +571,20 @@ impl PartitionedCache {
         // Whether the stored document is as this save would write it again: only the
         // partition's entries, encrypted as the options say.
         let (cache, stored_as_written) = match &current {
-            Some(stored) => {
-                let (cache, own_only) = self.decode_stored(key_str, stored)?;
-                let as_written = own_only && self.encrypted_as_configured(&stored.document);
-                (cache, as_written)
-            }
+            Some(stored) => match self.decode_stored(key_str, stored) {
+                Ok((cache, own_only)) => {
+                    let as_written = own_only && self.encrypted_as_configured(&stored.document);
+                    (cache, as_written)
+                }
+                Err(e)
+                    if self.options.corrupt == CorruptPartition::SetAside
+                        && self.is_corrupt(key_str, stored) =>
+                {
+                    self.set_aside(key_str, stored, &e).await?;
+                    (TokenCache::new(), false)
+                }
+                Err(e) => return Err(e),
+            },
             None => (TokenCache::new(), true),
         };
         change(&cache)?;

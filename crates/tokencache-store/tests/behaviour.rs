@@ -791,6 +791,92 @@ async fn save_after_load_with_a_writer_in_between(store: Arc<dyn PartitionBacken
     );
 }
 
+async fn corrupt_partitions(store: Arc<dyn PartitionBackend>) {
+    // A row that does not parse, and (under keys) a row in plain text: by default the save
+    // sets the row aside (a copy kept for 30 days) and starts the partition empty, so the user
+    // is not locked out; with `CorruptPartition::Fail` every save fails and the row stays.
+    let keys = || PartitionKeys::new("k1", [7; 32]).unwrap();
+    let cases: [(&str, &[u8], Option<PartitionKeys>); 2] = [
+        ("garbled.t", b"{not json", None),
+        (
+            "planted.t",
+            br#"{"RefreshToken": {}, "AccessToken": {}}"#,
+            Some(keys()),
+        ),
+    ];
+    for (key, document, encryption) in cases {
+        store.save(key, document, None, None).await.unwrap();
+        let failing = PartitionedCache::new(
+            store.clone(),
+            PartitionOptions {
+                encryption: encryption.clone(),
+                corrupt: tokencache_store::CorruptPartition::Fail,
+                ..PartitionOptions::default()
+            },
+        );
+        let pk = PartitionKey::new(key);
+        let ev = user_event(key.trim_end_matches(".t"), "fresh");
+        let e = failing
+            .update_partition(&pk, &move |c: &TokenCache| c.add(&ev))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, StoreError::Unreadable { .. }), "{key}: {e}");
+        assert_eq!(store.load(key).await.unwrap().unwrap().document, document);
+
+        let setting_aside = PartitionedCache::new(
+            store.clone(),
+            PartitionOptions {
+                encryption,
+                ..PartitionOptions::default()
+            },
+        );
+        let ev = user_event(key.trim_end_matches(".t"), "fresh");
+        setting_aside
+            .update_partition(&pk, &move |c: &TokenCache| c.add(&ev))
+            .await
+            .unwrap();
+        let partition = setting_aside.load_partition(&pk).await.unwrap();
+        assert_eq!(partition.len(Section::AccessToken), 1, "{key}");
+        let keys_now = store.keys().await.unwrap();
+        let copy = keys_now
+            .iter()
+            .find(|k| k.starts_with(&format!("{key}#set-aside-")))
+            .unwrap_or_else(|| panic!("{key}: no set-aside copy in {keys_now:?}"));
+        let kept = store.load(copy).await.unwrap().unwrap();
+        assert_eq!(kept.document, document, "the copy is the row as it was");
+        assert!(kept.expires_at.is_some(), "the copy expires");
+    }
+    // A partition sealed under a key this cache does not have is never set aside.
+    let sealed = tokencache::seal::Envelope::PARTITION
+        .seal(
+            &tokencache::seal::DataKey::from_bytes([9; 32]),
+            "k9",
+            b"locked.t",
+            b"{}",
+        )
+        .unwrap();
+    store.save("locked.t", &sealed, None, None).await.unwrap();
+    let cache = PartitionedCache::new(
+        store.clone(),
+        PartitionOptions {
+            encryption: Some(keys()),
+            ..PartitionOptions::default()
+        },
+    );
+    let ev = user_event("locked", "fresh");
+    let e = cache
+        .update_partition(&PartitionKey::new("locked.t"), &move |c: &TokenCache| {
+            c.add(&ev)
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(e, StoreError::Unreadable { .. }), "{e}");
+    assert_eq!(
+        store.load("locked.t").await.unwrap().unwrap().document,
+        sealed
+    );
+}
+
 macro_rules! suite {
     ($backend:ident) => {
         mod $backend {
@@ -846,6 +932,11 @@ macro_rules! suite {
             async fn save_after_load_with_a_writer_in_between() {
                 super::save_after_load_with_a_writer_in_between(super::$backend().await.store)
                     .await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn corrupt_partitions() {
+                super::corrupt_partitions(super::$backend().await.store).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -13,9 +13,19 @@ use crate::target::Target;
 pub fn run(target: &Target, now: i64, key: &KeyArgs) -> Result<ExitCode, CliError> {
     let removed = match target {
         #[cfg(feature = "stores")]
-        Target::Store(url) => stores::block_on(async {
-            stores::prune(&super::open_store(url, key).await?, now).await
-        })??,
+        Target::Store(url) => {
+            let pruned = stores::block_on(async {
+                stores::prune(&super::open_store(url, key).await?, now).await
+            })??;
+            outln!("removed {} expired access token(s)", pruned.removed);
+            if pruned.skipped.is_empty() {
+                return Ok(ExitCode::SUCCESS);
+            }
+            for (partition, why) in &pruned.skipped {
+                eprintln!("warning: partition {partition:?} skipped: {why}");
+            }
+            return Ok(ExitCode::from(crate::error::PROBLEMS));
+        }
         Target::File(path) => {
             file::existing(path)?;
             let store = file::open(path, key)?;
