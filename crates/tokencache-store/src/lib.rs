@@ -39,6 +39,8 @@ mod redis;
 mod redis_batch;
 #[cfg(feature = "sqlite")]
 mod sqlite;
+#[cfg(feature = "tls")]
+mod tls;
 
 pub use backend::{
     IfChanged, Lease, PartitionBackend, SaveOutcome, Versioned, new_version, open, open_with_clock,
@@ -64,6 +66,7 @@ pub use redis_batch::ReadBatches;
 pub use sqlite::SqliteBackend;
 
 /// Now, in Unix seconds.
+#[cfg(feature = "redis")]
 pub(crate) fn unix_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

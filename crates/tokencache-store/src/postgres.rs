@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokencache::access::BoxFuture;
+use tokio_postgres::config::SslMode;
 use tokio_postgres::{NoTls, Row};
 
 use crate::backend::{IfChanged, Lease, PartitionBackend, SaveOutcome, Versioned, new_version};
@@ -210,21 +211,21 @@ impl PostgresBackend {
     /// ```
     pub async fn connect_with(url: &str, options: PostgresOptions) -> Result<PostgresBackend> {
         options.check()?;
-        let config: tokio_postgres::Config = url.parse().map_err(|e| StoreError::InvalidUrl {
-            url: redact_url(url),
-            reason: format!("{e}"),
-        })?;
-        let manager = Manager::from_config(
-            config,
-            NoTls,
-            ManagerConfig {
-                // A connection leaves the pool rarely now (to join a shared slot, or for a
-                // listing), and one that replaces a connection the server ended must not be
-                // another ended one that has not noticed yet: so the pool checks each with an
-                // empty query first.
-                recycling_method: RecyclingMethod::Verified,
-            },
-        );
+        let (config, ca_file) = parse_config(url)?;
+        let manager_config = ManagerConfig {
+            // A connection leaves the pool rarely now (to join a shared slot, or for a
+            // listing), and one that replaces a connection the server ended must not be
+            // another ended one that has not noticed yet: so the pool checks each with an
+            // empty query first.
+            recycling_method: RecyclingMethod::Verified,
+        };
+        let manager = if config.get_ssl_mode() == SslMode::Disable {
+            Manager::from_config(config, NoTls, manager_config)
+        } else {
+            let tls = crate::tls::client_config(crate::tls::roots(ca_file.as_deref())?)?;
+            let connector = tokio_postgres_rustls::MakeRustlsConnect::new(tls);
+            Manager::from_config(config, connector, manager_config)
+        };
         let pool = Pool::builder(manager)
             .max_size(options.max_connections)
             .runtime(deadpool_postgres::Runtime::Tokio1)
@@ -578,4 +579,33 @@ impl PartitionBackend for PostgresBackend {
             Ok(rows.iter().map(|r| r.get(0)).collect())
         })
     }
+}
+/// The connection settings of `url`, and the CA file its `sslrootcert` names.
+///
+/// TLS follows `sslmode`: `require`, `verify-ca` and `verify-full` connect with TLS only, and
+/// `prefer` with TLS when the server offers it; the server's certificate and host name are
+/// always verified (against `sslrootcert`, else the system's roots), whatever the mode, since a
+/// TLS connection that accepts any certificate protects against nothing. Without `sslmode`, or
+/// with `disable`, the connection is plain, as before.
+fn parse_config(url: &str) -> Result<(tokio_postgres::Config, Option<String>)> {
+    let invalid = |reason: String| StoreError::InvalidUrl {
+        url: redact_url(url),
+        reason,
+    };
+    let (rest, ca_file) = crate::tls::take_parameter(url, "sslrootcert");
+    let (rest, mode) = crate::tls::take_parameter(&rest, "sslmode");
+    let mut config: tokio_postgres::Config = rest.parse().map_err(|e| invalid(format!("{e}")))?;
+    let mode = match mode.as_deref() {
+        None | Some("disable") => SslMode::Disable,
+        Some("prefer" | "allow") => SslMode::Prefer,
+        Some("require" | "verify-ca" | "verify-full") => SslMode::Require,
+        Some(other) => return Err(invalid(format!("unknown sslmode {other:?}"))),
+    };
+    config.ssl_mode(mode);
+    if ca_file.is_some() && mode == SslMode::Disable {
+        return Err(invalid(
+            "sslrootcert without an sslmode that uses TLS".into(),
+        ));
+    }
+    Ok((config, ca_file))
 }

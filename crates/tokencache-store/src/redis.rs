@@ -508,13 +508,48 @@ fn tcp_settings() -> redis::io::tcp::TcpSettings {
 
 impl RedisBackend {
     /// Connects; keys are prefixed `tokencache:`.
+    ///
+    /// `rediss://` connects with TLS, verifying the server's certificate and host name against
+    /// the system's roots, or the CA in the PEM file a `tls_ca=PATH` parameter names.
     pub async fn connect(url: &str) -> Result<RedisBackend> {
         use redis::IntoConnectionInfo;
-        let info = url
+        let (plain_url, ca_file) = crate::tls::take_parameter(url, "tls_ca");
+        let tls = plain_url.to_ascii_lowercase().starts_with("rediss://");
+        if ca_file.is_some() && !tls {
+            return Err(StoreError::InvalidUrl {
+                url: redact_url(url),
+                reason: "tls_ca needs a rediss:// URL".into(),
+            });
+        }
+        let info = plain_url
+            .as_str()
             .into_connection_info()
             .map_err(invalid(url))?
             .set_tcp_settings(tcp_settings());
-        let client = redis::Client::open(info).map_err(invalid(url))?;
+        let client = match ca_file {
+            Some(path) if tls => {
+                crate::tls::provider();
+                // Read and checked here, so a bad file is named in the error.
+                crate::tls::read_pem_certificates(&path)?;
+                let pem = std::fs::read(&path).map_err(|e| StoreError::InvalidOptions {
+                    reason: format!("cannot read the CA file {path}: {e}"),
+                })?;
+                redis::Client::build_with_tls(
+                    info,
+                    redis::TlsCertificates {
+                        client_tls: None,
+                        root_cert: Some(pem),
+                    },
+                )
+            }
+            _ => {
+                if tls {
+                    crate::tls::provider();
+                }
+                redis::Client::open(info)
+            }
+        }
+        .map_err(invalid(url))?;
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(5)))
             .set_response_timeout(Some(Duration::from_secs(5)))

@@ -286,3 +286,69 @@ pub fn json_report(child: Child) -> tokencache::json::JsonObject {
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
+
+/// The test CA and the server certificate (for 127.0.0.1 and localhost) that
+/// `.ci/setup-services` makes: `ca.pem`, `server.pem`, `server.key`.
+pub fn test_tls_dir() -> PathBuf {
+    let base = std::env::var_os("TOKENCACHE_SERVICES_DIR")
+        .map_or_else(|| PathBuf::from("/tmp/tokencache-services"), PathBuf::from);
+    let dir = base.join("tls");
+    assert!(
+        dir.join("server.pem").exists(),
+        "no test CA in {}: run `bash .ci/setup-services`",
+        dir.display()
+    );
+    dir
+}
+
+/// A redis-server that speaks TLS only, on a free port, with the test CA's server
+/// certificate; stopped on drop.
+pub struct TlsRedis {
+    pub port: u16,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl TlsRedis {
+    pub fn start() -> TlsRedis {
+        let tls = test_tls_dir();
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let child = Command::new("redis-server")
+            .args(["--port", "0", "--tls-port", &port.to_string()])
+            .args([
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--protected-mode",
+                "no",
+            ])
+            .arg("--tls-cert-file")
+            .arg(tls.join("server.pem"))
+            .arg("--tls-key-file")
+            .arg(tls.join("server.key"))
+            .arg("--tls-ca-cert-file")
+            .arg(tls.join("ca.pem"))
+            .args(["--tls-auth-clients", "no"])
+            .arg("--dir")
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server (apt install redis-server)");
+        wait_for_port(port);
+        TlsRedis {
+            port,
+            child,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for TlsRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
