@@ -47,6 +47,35 @@ fn remove_leftovers(dir: &Path, prefix: &str) {
     }
 }
 
+/// Renames the temporary file over `path`. On Windows a replace fails with a sharing
+/// violation (or access denied) while any process has `path` open (a reader, msal-extensions,
+/// an antivirus scanner): retried there with a short, bounded backoff (about 2 s in all), as
+/// well-known Windows tools do. Elsewhere a rename replaces an open file at once.
+fn persist(tmp: tempfile::TempPath, path: &Path) -> std::io::Result<()> {
+    let mut tmp = tmp;
+    let mut delay = std::time::Duration::from_millis(1);
+    let mut waited = std::time::Duration::ZERO;
+    loop {
+        match tmp.persist(path) {
+            Ok(_) => return Ok(()),
+            Err(e) if cfg!(windows) && is_sharing_violation(&e.error) && waited.as_secs() < 2 => {
+                tracing::debug!(path = %path.display(), waited_ms = waited.as_millis() as u64, "the cache file is open elsewhere; retrying the replace");
+                std::thread::sleep(delay);
+                waited += delay;
+                delay = (delay * 2).min(std::time::Duration::from_millis(100));
+                tmp = e.path;
+            }
+            Err(e) => return Err(e.error),
+        }
+    }
+}
+
+/// Windows' "in use" errors: ERROR_ACCESS_DENIED (5), ERROR_SHARING_VIOLATION (32),
+/// ERROR_LOCK_VIOLATION (33).
+fn is_sharing_violation(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(5 | 32 | 33))
+}
+
 /// Creates `dir` and any missing parents, each new one owner-only (0700 on Unix, whatever the
 /// umask), since they hold token caches.
 pub(crate) fn create_private_dirs(dir: &Path) -> std::io::Result<()> {
@@ -103,7 +132,8 @@ pub(crate) fn write_atomically(path: &Path, content: &[u8]) -> Result<(), FileEr
     // The data and the size must be on disk before the rename; the rename itself is made
     // durable by the directory fsync below.
     tmp.as_file().sync_data().map_err(err)?;
-    tmp.persist(path).map_err(|e| err(e.error))?;
+    // Closed before the rename: Windows (and Wine) may refuse to rename a file that is open.
+    persist(tmp.into_temp_path(), path).map_err(err)?;
     #[cfg(unix)]
     fs::File::open(dir)
         .and_then(|d| d.sync_all())

@@ -569,7 +569,13 @@ impl FileStore {
         change: impl FnOnce(&TokenCache) -> Result<R, tokencache::Error>,
     ) -> Result<R, FileError> {
         let (raw, handle) = self.read_raw_keeping_handle(synced.take_spare())?;
-        *replaced = handle.map(ClosedInBackground);
+        // Windows refuses to replace a file that is open, ours included: close it now there.
+        *replaced = if cfg!(windows) {
+            drop(handle);
+            None
+        } else {
+            handle.map(ClosedInBackground)
+        };
         self.sync_from(synced, raw, 2, true)?;
         let result = change(&self.cache);
         let handed_over = self.apply_handed_over(synced);
