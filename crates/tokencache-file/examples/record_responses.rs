@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! cargo run --release -p tokencache-file --example record_responses -- --file PATH --count K --prefix P
-//!     [--key-file KEYFILE] [--report] [--no-group-commit]
+//!     [--key-file KEYFILE | --keyring NAME] [--report] [--no-group-commit]
 //! ```
 //!
 //! Each response is auth-code shaped (`client_info`, an ID token, access and refresh tokens)
@@ -54,6 +54,7 @@ fn main() -> ExitCode {
     let mut count = 1usize;
     let mut prefix = String::from("user");
     let mut key_file = None;
+    let mut keyring = None;
     let mut report = false;
     let mut group_commit = true;
     let mut args = std::env::args().skip(1);
@@ -63,6 +64,7 @@ fn main() -> ExitCode {
             "--count" => count = args.next().and_then(|c| c.parse().ok()).unwrap_or(0),
             "--prefix" => prefix = args.next().unwrap_or_default(),
             "--key-file" => key_file = args.next(),
+            "--keyring" => keyring = args.next(),
             "--report" => report = true,
             "--no-group-commit" => group_commit = false,
             other => {
@@ -73,12 +75,16 @@ fn main() -> ExitCode {
     }
     let Some(file) = file else {
         eprintln!(
-            "usage: record_responses --file PATH --count K --prefix P [--key-file KEY] [--report] [--no-group-commit]"
+            "usage: record_responses --file PATH --count K --prefix P [--key-file KEY | --keyring NAME] [--report] [--no-group-commit]"
         );
         return ExitCode::from(2);
     };
     let options = FileOptions {
-        encryption: key_file.map(|k| KeySource::File(k.into())),
+        encryption: match (key_file, keyring) {
+            (Some(k), _) => Some(KeySource::File(k.into())),
+            (None, Some(name)) => Some(KeySource::Keyring { name }),
+            (None, None) => None,
+        },
         group_commit,
         ..FileOptions::default()
     };
