@@ -577,15 +577,51 @@ async fn client_credentials_with_a_certificate_assertion() {
     ));
 }
 
-/// Turns the first `authorization_pending` answer into `slow_down` (the loopback provider never
-/// sends it) and timestamps every device-code poll: a fault injector around the real client.
-#[derive(Debug)]
-struct SlowDownOnce {
+/// A fault injector around the real client: every request goes through, and `rewrite` may
+/// change its answer. It records where requests went and when.
+struct Injected<F> {
     inner: tokencache_client::http::ReqwestClient,
-    polls: std::sync::Mutex<Vec<std::time::Instant>>,
+    rewrite: F,
+    sent: std::sync::Mutex<Vec<(String, std::time::Instant)>>,
 }
 
-impl tokencache_client::http::HttpClient for SlowDownOnce {
+impl<F> Injected<F>
+where
+    F: Fn(&tokencache_client::http::HttpRequest, &mut tokencache_client::http::HttpResponse)
+        + Send
+        + Sync,
+{
+    fn new(rewrite: F) -> Arc<Injected<F>> {
+        Arc::new(Injected {
+            inner: tokencache_client::http::ReqwestClient::new().unwrap(),
+            rewrite,
+            sent: Default::default(),
+        })
+    }
+
+    /// The URLs requested so far.
+    fn urls(&self) -> Vec<String> {
+        self.sent
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(u, _)| u.clone())
+            .collect()
+    }
+}
+
+impl<F> std::fmt::Debug for Injected<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Injected")
+    }
+}
+
+impl<F> tokencache_client::http::HttpClient for Injected<F>
+where
+    F: Fn(&tokencache_client::http::HttpRequest, &mut tokencache_client::http::HttpResponse)
+        + Send
+        + Sync,
+{
     fn send(
         &self,
         request: tokencache_client::http::HttpRequest,
@@ -594,27 +630,52 @@ impl tokencache_client::http::HttpClient for SlowDownOnce {
         Result<tokencache_client::http::HttpResponse, tokencache_client::http::TransportError>,
     > {
         Box::pin(async move {
-            let polling = request.form.iter().any(|(k, _)| k == "device_code");
-            let mut response = self.inner.send(request).await?;
-            if polling {
-                let mut polls = self.polls.lock().unwrap();
-                polls.push(std::time::Instant::now());
-                let body = String::from_utf8_lossy(&response.body).into_owned();
-                if polls.len() == 1 && body.contains("authorization_pending") {
-                    response.body = br#"{"error":"slow_down"}"#.to_vec();
-                }
-            }
+            self.sent
+                .lock()
+                .unwrap()
+                .push((request.url.clone(), std::time::Instant::now()));
+            let mut response = self.inner.send(request.clone()).await?;
+            (self.rewrite)(&request, &mut response);
             Ok(response)
         })
     }
 }
 
+/// Rewrites members of a JSON response body.
+fn set_members(
+    response: &mut tokencache_client::http::HttpResponse,
+    members: &[(&str, tokencache::json::JsonValue)],
+) {
+    let body = String::from_utf8_lossy(&response.body).into_owned();
+    let Ok(mut o) = tokencache::json::JsonObject::parse(&body) else {
+        return;
+    };
+    for (name, value) in members {
+        o.insert(name, value.clone());
+    }
+    response.body =
+        tokencache::json::to_python_json(&tokencache::json::JsonValue::Object(Box::new(o)), false)
+            .into_bytes();
+}
+
 #[tokio::test]
 async fn device_code_polling_honours_slow_down() {
     let idp = Idp::start(&[]);
-    let http = Arc::new(SlowDownOnce {
-        inner: tokencache_client::http::ReqwestClient::new().unwrap(),
-        polls: Default::default(),
+    // The first `authorization_pending` answer becomes `slow_down` (the loopback provider never
+    // sends it); every device-code poll is timestamped.
+    let polls: Arc<std::sync::Mutex<Vec<std::time::Instant>>> = Default::default();
+    let seen = polls.clone();
+    let http = Injected::new(move |request, response| {
+        if !request.form.iter().any(|(k, _)| k == "device_code") {
+            return;
+        }
+        let mut polls = seen.lock().unwrap();
+        polls.push(std::time::Instant::now());
+        if polls.len() == 1
+            && String::from_utf8_lossy(&response.body).contains("authorization_pending")
+        {
+            response.body = br#"{"error":"slow_down"}"#.to_vec();
+        }
     });
     let app = PublicClientApplication::builder("public-app")
         .authority(&idp.authority())
@@ -629,7 +690,7 @@ async fn device_code_polling_honours_slow_down() {
     };
     let (result, ()) = tokio::join!(app.acquire_token_by_device_flow(&flow), approve);
     assert_eq!(result.unwrap().token_source, TokenSource::IdentityProvider);
-    let polls = http.polls.lock().unwrap().clone();
+    let polls = polls.lock().unwrap().clone();
     assert_eq!(polls.len(), 2, "one slowed-down poll, then success");
     let gap = polls[1] - polls[0];
     assert!(
@@ -705,49 +766,6 @@ async fn instance_discovery_finds_aliases_and_rejects_unknown_hosts() {
     assert!(dead.initiate_device_flow(&[API]).await.is_ok());
 }
 
-/// Rewrites the provider's numbers into hostile ones: `i64::MAX`, `1e300`, `-1e300`. A fault
-/// injector around the real client.
-#[derive(Debug)]
-struct HostileNumbers {
-    inner: tokencache_client::http::ReqwestClient,
-}
-
-impl tokencache_client::http::HttpClient for HostileNumbers {
-    fn send(
-        &self,
-        request: tokencache_client::http::HttpRequest,
-    ) -> tokencache_client::http::BoxFuture<
-        '_,
-        Result<tokencache_client::http::HttpResponse, tokencache_client::http::TransportError>,
-    > {
-        Box::pin(async move {
-            let mut response = self.inner.send(request).await?;
-            let body = String::from_utf8_lossy(&response.body).into_owned();
-            if let Ok(mut o) = tokencache::json::JsonObject::parse(&body) {
-                let number = |n: &str| tokencache::json::JsonValue::Number(n.into());
-                for (name, value) in [
-                    ("expires_in", "9223372036854775807"),
-                    ("interval", "9223372036854775807"),
-                    ("refresh_in", "1e300"),
-                    ("ext_expires_in", "-1e300"),
-                ] {
-                    if o.get(name).is_some()
-                        || name == "refresh_in" && o.get("access_token").is_some()
-                    {
-                        o.insert(name, number(value));
-                    }
-                }
-                response.body = tokencache::json::to_python_json(
-                    &tokencache::json::JsonValue::Object(Box::new(o)),
-                    false,
-                )
-                .into_bytes();
-            }
-            Ok(response)
-        })
-    }
-}
-
 #[tokio::test]
 async fn numbers_from_the_provider_are_bounded_not_overflowed() {
     let idp = Idp::start(&[]);
@@ -755,8 +773,24 @@ async fn numbers_from_the_provider_are_bounded_not_overflowed() {
     let app = PublicClientApplication::builder("public-app")
         .authority(&idp.authority())
         .unwrap()
-        .http_client(Arc::new(HostileNumbers {
-            inner: tokencache_client::http::ReqwestClient::new().unwrap(),
+        // The provider's numbers become hostile ones: `i64::MAX`, `1e300`, `-1e300`.
+        .http_client(Injected::new(|_, response| {
+            let body = String::from_utf8_lossy(&response.body).into_owned();
+            let number = |n: &str| tokencache::json::JsonValue::Number(n.into());
+            let mut members = vec![];
+            for (name, value) in [
+                ("expires_in", "9223372036854775807"),
+                ("interval", "9223372036854775807"),
+                ("ext_expires_in", "-1e300"),
+            ] {
+                if body.contains(&format!("\"{name}\"")) {
+                    members.push((name, number(value)));
+                }
+            }
+            if body.contains("\"access_token\"") {
+                members.push(("refresh_in", number("1e300")));
+            }
+            set_members(response, &members);
         }))
         .cache(cache.clone())
         .build()
@@ -792,44 +826,6 @@ async fn numbers_from_the_provider_are_bounded_not_overflowed() {
     );
 }
 
-/// Rewrites members of the provider's discovery document (a malicious or tampered provider
-/// answer) and records every URL the client sends to. A fault injector around the real client.
-#[derive(Debug)]
-struct TamperedDiscovery {
-    inner: tokencache_client::http::ReqwestClient,
-    members: Vec<(&'static str, String)>,
-    sent_to: std::sync::Mutex<Vec<String>>,
-}
-
-impl tokencache_client::http::HttpClient for TamperedDiscovery {
-    fn send(
-        &self,
-        request: tokencache_client::http::HttpRequest,
-    ) -> tokencache_client::http::BoxFuture<
-        '_,
-        Result<tokencache_client::http::HttpResponse, tokencache_client::http::TransportError>,
-    > {
-        Box::pin(async move {
-            self.sent_to.lock().unwrap().push(request.url.clone());
-            let discovery = request.url.contains("openid-configuration");
-            let mut response = self.inner.send(request).await?;
-            if discovery {
-                let body = String::from_utf8_lossy(&response.body).into_owned();
-                let mut doc = tokencache::json::JsonObject::parse(&body).unwrap();
-                for (name, value) in &self.members {
-                    doc.insert(name, tokencache::json::JsonValue::string(value));
-                }
-                response.body = tokencache::json::to_python_json(
-                    &tokencache::json::JsonValue::Object(Box::new(doc)),
-                    false,
-                )
-                .into_bytes();
-            }
-            Ok(response)
-        })
-    }
-}
-
 #[tokio::test]
 async fn a_discovery_document_cannot_send_credentials_elsewhere() {
     let idp = Idp::start(&[]);
@@ -851,10 +847,15 @@ async fn a_discovery_document_cannot_send_credentials_elsewhere() {
         ),
     ];
     for (what, members) in cases {
-        let http = Arc::new(TamperedDiscovery {
-            inner: tokencache_client::http::ReqwestClient::new().unwrap(),
-            members,
-            sent_to: Default::default(),
+        // A malicious or tampered discovery document.
+        let http = Injected::new(move |request, response| {
+            if request.url.contains("openid-configuration") {
+                let members: Vec<(&str, tokencache::json::JsonValue)> = members
+                    .iter()
+                    .map(|(k, v)| (*k, tokencache::json::JsonValue::string(v)))
+                    .collect();
+                set_members(response, &members);
+            }
         });
         // Refused documents are not cached, so each case discovers afresh.
         let app = ConfidentialClientApplication::builder("confidential-app")
@@ -869,7 +870,7 @@ async fn a_discovery_document_cannot_send_credentials_elsewhere() {
             matches!(result, Err(ClientError::InvalidResponse { .. })),
             "{what}: {result:?}"
         );
-        let sent = http.sent_to.lock().unwrap().clone();
+        let sent = http.urls();
         assert!(
             sent.iter().all(|url| url.contains("openid-configuration")),
             "{what}: the client sent a request after a refused discovery: {sent:?}"

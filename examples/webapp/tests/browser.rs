@@ -6,31 +6,13 @@
 
 #![allow(clippy::unwrap_used, reason = "in tests a panic is the failure report")]
 
-#[path = "../../../crates/tokencache-client/tests/common/mod.rs"]
-mod idp;
+mod support;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use support::{Killed, free_port, provider, start};
 use tokencache::json::{JsonObject, JsonValue};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// A WebDriver session in its own Chromium profile (its own cookies).
 struct Browser {
@@ -91,37 +73,47 @@ impl Browser {
         }
     }
 
+    /// One WebDriver command: `POST` with `body` (JSON text), or `GET` without; returns the
+    /// answer's `value`.
+    async fn command(&self, path: &str, body: Option<String>) -> JsonValue {
+        let url = format!("{}/{path}", self.base);
+        let request = match body {
+            Some(body) => self
+                .http
+                .post(url)
+                .header("content-type", "application/json")
+                .body(body),
+            None => self.http.get(url),
+        };
+        let response = request.send().await.unwrap();
+        let ok = response.status().is_success();
+        let text = response.text().await.unwrap();
+        assert!(ok, "WebDriver {path}: {text:.300}");
+        parse(&text)
+            .get("value")
+            .cloned()
+            .unwrap_or_else(|| panic!("WebDriver {path} answered {text:.300}"))
+    }
+
+    /// A JSON object with one string member, as WebDriver commands take them.
+    fn one(name: &str, value: &str) -> String {
+        format!(
+            "{{{}:{}}}",
+            tokencache::json::to_python_json(&JsonValue::string(name), false),
+            tokencache::json::to_python_json(&JsonValue::string(value), false)
+        )
+    }
+
     async fn go(&self, url: &str) {
-        let body = format!(
-            r#"{{"url":{}}}"#,
-            tokencache::json::to_python_json(&JsonValue::string(url), false)
-        );
-        let r = self
-            .http
-            .post(format!("{}/url", self.base))
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        assert!(
-            r.status().is_success(),
-            "navigate {url}: {}",
-            r.text().await.unwrap()
-        );
+        self.command("url", Some(Self::one("url", url))).await;
     }
 
     async fn page(&self) -> String {
-        let body = self
-            .http
-            .get(format!("{}/source", self.base))
-            .send()
+        self.command("source", None)
             .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        parse(&body).get_str("value").unwrap_or_default().to_owned()
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
     }
 
     /// Navigates and waits until the page contains `marker`.
@@ -145,83 +137,34 @@ impl Browser {
 
     /// Runs `script` in the page and returns its result as JSON text.
     async fn script(&self, script: &str) -> String {
-        let body = format!(
-            r#"{{"script":{},"args":[]}}"#,
-            tokencache::json::to_python_json(&JsonValue::string(script), false)
-        );
-        let text = self
-            .http
-            .post(format!("{}/execute/sync", self.base))
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        match parse(&text).get("value") {
-            Some(v) => tokencache::json::to_python_json(v, false),
-            None => panic!("script answered {text}"),
-        }
+        let body = Self::one("script", script).replace('}', r#","args":[]}"#);
+        tokencache::json::to_python_json(&self.command("execute/sync", Some(body)).await, false)
     }
 
     /// Clicks the element `selector` names.
     async fn click(&self, selector: &str) {
-        let body = format!(
-            r#"{{"using":"css selector","value":{}}}"#,
-            tokencache::json::to_python_json(&JsonValue::string(selector), false)
-        );
-        let text = self
-            .http
-            .post(format!("{}/element", self.base))
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let element = match parse(&text).get("value") {
-            Some(JsonValue::Object(v)) => v
+        let body = Self::one("value", selector).replace('{', r#"{"using":"css selector","#);
+        let element = match self.command("element", Some(body)).await {
+            JsonValue::Object(v) => v
                 .iter()
                 .next()
                 .and_then(|(_, id)| id.as_str().map(str::to_owned)),
             _ => None,
         }
-        .unwrap_or_else(|| panic!("no {selector}: {text}"));
-        let r = self
-            .http
-            .post(format!("{}/element/{element}/click", self.base))
-            .header("content-type", "application/json")
-            .body("{}")
-            .send()
-            .await
-            .unwrap();
-        assert!(
-            r.status().is_success(),
-            "click {selector}: {}",
-            r.text().await.unwrap()
-        );
+        .unwrap_or_else(|| panic!("no {selector}"));
+        self.command(&format!("element/{element}/click"), Some("{}".into()))
+            .await;
     }
 
     /// Saves a PNG screenshot of the page as `target/webapp-screenshots/<name>.png`.
     async fn screenshot(&self, name: &str) {
         use base64::Engine;
-        let text = self
-            .http
-            .get(format!("{}/screenshot", self.base))
-            .send()
+        let png = self
+            .command("screenshot", None)
             .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let png = parse(&text)
-            .get_str("value")
+            .as_str()
             .and_then(|b64| base64::engine::general_purpose::STANDARD.decode(b64).ok())
-            .unwrap_or_else(|| panic!("no screenshot: {text:.200}"));
+            .unwrap_or_else(|| panic!("no screenshot"));
         assert!(png.starts_with(b"\x89PNG"), "a PNG");
         let dir = std::env::var_os("CARGO_TARGET_DIR")
             .map_or_else(
@@ -243,38 +186,18 @@ impl Browser {
 async fn two_users_in_two_browsers_see_only_their_own_data() {
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
-    let clients = format!(
-        r#"[{{"client_id":"web-app","client_secret":"web-secret","token_endpoint_auth_method":"client_secret_post","grant_types":["authorization_code","refresh_token"],"response_types":["code"],"redirect_uris":["http://127.0.0.1:{port}/callback"]}}]"#
-    );
-    let clients_file = dir.path().join("clients.json");
-    std::fs::write(&clients_file, clients).unwrap();
-    let idp = idp::Idp::start(&[("IDP_CLIENTS_FILE", clients_file.to_str().unwrap())]);
+    let idp = provider(dir.path(), &format!("http://127.0.0.1:{port}/callback"));
     let db = dir.path().join("tokens.db");
     let store_url = format!("sqlite://{}", db.display());
     // The partitions are encrypted at rest.
     let key_file = dir.path().join("store.key");
     std::fs::write(&key_file, "5a".repeat(32)).unwrap();
-
-    let mut webapp = Command::new(env!("CARGO_BIN_EXE_tokencache-webapp"))
-        .args(["--authority", &idp.authority(), "--client-id", "web-app"])
-        .args(["--client-secret", "web-secret", "--store", &store_url])
-        .args([
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--scopes",
-            "openid profile",
-        ])
-        .args(["--api-url", &format!("{}/me", idp.issuer)])
-        .args(["--store-key-file", key_file.to_str().unwrap()])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(webapp.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert!(line.starts_with("listening on"), "{line}");
-    let _webapp = Killed(webapp);
+    let _webapp = start(
+        &idp,
+        port,
+        &store_url,
+        &["--store-key-file", key_file.to_str().unwrap()],
+    );
 
     let driver_port = free_port();
     let driver = Killed(
