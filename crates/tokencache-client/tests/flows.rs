@@ -138,23 +138,19 @@ async fn device_code_pending_denied_and_expired() {
     assert!(polls >= 2, "{polls} polls");
 }
 
-#[tokio::test]
-async fn interactive_auth_code_with_pkce_through_the_loopback_listener() {
-    let idp = Idp::start(&[]);
-    let cache = Arc::new(TokenCache::new());
-    let app = public(&idp, &cache);
-    let browser_done = Arc::new(tokio::sync::Notify::new());
+/// An interactive sign-in of alice through the loopback listener; `browser` gets the
+/// authorization URL and plays the browser (on its own task).
+async fn sign_in_interactively<F, Fut>(
+    app: &PublicClientApplication,
+    browser: F,
+) -> tokencache_client::AuthenticationResult
+where
+    F: FnOnce(String) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let (tx, rx) = tokio::sync::oneshot::channel::<String>();
     let mut tx = Some(tx);
-    let idp = Arc::new(idp);
-    let idp2 = idp.clone();
-    let done = browser_done.clone();
-    let browser = tokio::spawn(async move {
-        let url = rx.await.unwrap();
-        assert!(url.contains("code_challenge_method=S256"), "{url}");
-        idp2.browse_and_follow(&url, "alice").await;
-        done.notify_one();
-    });
+    let browser = tokio::spawn(async move { browser(rx.await.unwrap()).await });
     let result = app
         .acquire_token_interactive(
             &[API],
@@ -169,6 +165,20 @@ async fn interactive_auth_code_with_pkce_through_the_loopback_listener() {
         .await
         .unwrap();
     browser.await.unwrap();
+    result
+}
+
+#[tokio::test]
+async fn interactive_auth_code_with_pkce_through_the_loopback_listener() {
+    let idp = Arc::new(Idp::start(&[]));
+    let cache = Arc::new(TokenCache::new());
+    let app = public(&idp, &cache);
+    let provider = idp.clone();
+    let result = sign_in_interactively(&app, move |url| async move {
+        assert!(url.contains("code_challenge_method=S256"), "{url}");
+        provider.browse_and_follow(&url, "alice").await;
+    })
+    .await;
     assert_eq!(result.token_source, TokenSource::IdentityProvider);
     assert_eq!(result.account.unwrap().username, "alice@example.test");
     assert_eq!(
@@ -918,11 +928,8 @@ async fn the_loopback_listener_outlasts_idle_connections_and_forged_redirects() 
     let idp = Arc::new(Idp::start(&[]));
     let cache = Arc::new(TokenCache::new());
     let app = public(&idp, &cache);
-    let (tx, rx) = tokio::sync::oneshot::channel::<String>();
-    let mut tx = Some(tx);
     let provider = idp.clone();
-    let browser = tokio::spawn(async move {
-        let url = rx.await.unwrap();
+    let result = sign_in_interactively(&app, move |url| async move {
         let redirect = url::Url::parse(&url)
             .unwrap()
             .query_pairs()
@@ -946,21 +953,8 @@ async fn the_loopback_listener_outlasts_idle_connections_and_forged_redirects() 
         // The real redirect still gets through.
         provider.browse_and_follow(&url, "alice").await;
         drop((idle, partial));
-    });
-    let result = app
-        .acquire_token_interactive(
-            &[API],
-            "http://127.0.0.1/callback",
-            &AuthCodeOptions::default().login_hint("alice"),
-            Duration::from_secs(30),
-            |url| {
-                tx.take().unwrap().send(url.to_owned()).unwrap();
-                Ok(())
-            },
-        )
-        .await
-        .unwrap();
-    browser.await.unwrap();
+    })
+    .await;
     assert_eq!(result.account.unwrap().username, "alice@example.test");
     assert_eq!(idp.token_requests("authorization_code").await, 1);
 }
