@@ -228,25 +228,11 @@ pub fn native_keys(section: Section, entry: &Entry) -> Vec<String> {
             }
         }
         Section::RefreshToken => {
-            keys.push(join_lower(&[
-                hid,
-                env,
-                "RefreshToken",
-                family,
-                realm,
-                target,
-                "",
-            ]));
-            keys.push(join_lower(&[
-                hid,
-                env,
-                "RefreshToken",
-                family,
-                realm,
-                target,
-                claims_hash,
-                "",
-            ]));
+            // msal-node's, today's and older (with the requested-claims hash).
+            let node = [hid, env, "RefreshToken", family, realm, target];
+            for tail in [&[""][..], &[claims_hash, ""][..]] {
+                keys.push(join_lower(&[&node[..], tail].concat()));
+            }
             keys.push(join_lower(&[hid, env, "RefreshToken", family, "", ""]));
             keys.push(join_lower(&[hid, env, "RefreshToken", family]));
         }
