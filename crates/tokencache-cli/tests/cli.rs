@@ -280,6 +280,18 @@ fn symlinked_cache_files_are_refused_for_writing() {
     );
 }
 
+/// Writes a lock file at `lock` naming `pid` (program `/usr/bin/az`), as if written `age_secs`
+/// ago; nobody holds its OS lock.
+fn plant_lock(lock: &Path, pid: u32, age_secs: u64) {
+    std::fs::write(lock, format!("{pid} /usr/bin/az")).expect("lock file");
+    std::fs::File::options()
+        .write(true)
+        .open(lock)
+        .expect("open")
+        .set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(age_secs))
+        .expect("mtime");
+}
+
 // Whether the owner is gone is known on Unix only (Windows, under Wine in CI, reports it as
 // unknown).
 #[cfg(unix)]
@@ -292,14 +304,8 @@ fn lock_status_reports_free_held_and_stale_locks() {
     let dead = child.id();
     child.wait().expect("wait");
     let lock = dir.path().join("desktop.json.lockfile");
-    std::fs::write(&lock, format!("{dead} /usr/bin/az")).expect("lock file");
     // Written 3 s ago: past the grace a lock of a vanished process gets.
-    std::fs::File::options()
-        .write(true)
-        .open(&lock)
-        .expect("open")
-        .set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(3))
-        .expect("mtime");
+    plant_lock(&lock, dead, 3);
     let text = stdout(&run(&["lock-status", path(&file)]));
     assert!(
         text.contains(&format!("pid {dead} (/usr/bin/az) (dead)")) && text.contains("STALE"),
@@ -594,15 +600,11 @@ fn the_library_logs_show_with_verbose_only() {
     let file = copy("desktop.json", dir.path());
     // A lock file nobody holds, written 25 s ago: stale on every platform, whoever it names.
     let stale = || {
-        let lock = tokencache_file::lock_path(&file);
-        std::fs::write(&lock, format!("{} /usr/bin/az", std::process::id() + 1))
-            .expect("stale lock");
-        std::fs::File::options()
-            .write(true)
-            .open(&lock)
-            .expect("open")
-            .set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(25))
-            .expect("mtime");
+        plant_lock(
+            &tokencache_file::lock_path(&file),
+            std::process::id() + 1,
+            25,
+        )
     };
     stale();
     let quiet = run(&["prune", path(&file), "--now", "1"]);

@@ -94,6 +94,17 @@ impl Writer {
     }
 }
 
+/// Records one response for `<prefix>-0` in a process of its own, as the next writer after
+/// the dead would.
+fn write_one(path: &std::path::Path, prefix: &str) {
+    let status = Command::new(record_responses())
+        .args(["--file", path.to_str().expect("path"), "--count", "1"])
+        .args(["--prefix", prefix])
+        .status()
+        .expect("the next writer");
+    assert!(status.success());
+}
+
 /// Asserts that every acknowledged save is in the cache file.
 fn assert_all_present(path: &std::path::Path, acknowledged: &[String], round: usize) {
     let Ok(text) = std::fs::read_to_string(path) else {
@@ -247,18 +258,7 @@ fn kill_dash_nine_among_contending_writers_never_loses_an_acknowledged_save() {
         acknowledged.len()
     );
     // The next writer writes whatever the dead left waiting.
-    let status = Command::new(record_responses())
-        .args([
-            "--file",
-            path.to_str().expect("path"),
-            "--count",
-            "1",
-            "--prefix",
-            "last",
-        ])
-        .status()
-        .expect("last writer");
-    assert!(status.success());
+    write_one(&path, "last");
     assert_eq!(pending_records(&path), Vec::<String>::new());
 }
 
@@ -291,18 +291,7 @@ fn kill_dash_nine_never_corrupts_and_never_loses_an_acknowledged_save() {
     );
     // A temporary file can survive a kill between create and rename; the next writer removes
     // every one.
-    let status = Command::new(record_responses())
-        .args([
-            "--file",
-            path.to_str().expect("path"),
-            "--count",
-            "1",
-            "--prefix",
-            "after",
-        ])
-        .status()
-        .expect("the next writer");
-    assert!(status.success());
+    write_one(&path, "after");
     let leftovers: Vec<String> = std::fs::read_dir(dir.path())
         .expect("ls")
         .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
