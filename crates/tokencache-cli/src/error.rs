@@ -61,6 +61,7 @@ impl CliError {
                 | F::KeyRequired { .. }
                 | F::NotEncrypted { .. }
                 | F::Decrypt { .. }
+                | F::DataProtection { .. }
                 | F::Key { .. }
                 | F::Keyring { .. }
                 | F::Symlink { .. },

@@ -10,13 +10,27 @@ use tokencache_file::{FileOptions, FileStore};
 use crate::error::CliError;
 use crate::keys::KeyArgs;
 
-/// The file store over `file`, with the key options given.
+/// The file store over `file`, with the key options given. On Windows, a file sealed with
+/// DPAPI (the Azure CLI's `msal_token_cache.bin`, msal-extensions'
+/// `FilePersistenceWithDataProtection`) is opened as one, and written back sealed, when no key
+/// is given; elsewhere the store says that only Windows can read it.
 pub fn open(file: &Path, key: &KeyArgs) -> Result<FileStore, CliError> {
+    let encryption = key.source()?;
     let options = FileOptions {
-        encryption: key.source()?,
+        windows_data_protection: cfg!(windows) && encryption.is_none() && dpapi_protected(file),
+        encryption,
         ..FileOptions::default()
     };
     Ok(FileStore::open(file, options)?)
+}
+
+/// True when `file` starts as a Windows DPAPI blob.
+pub fn dpapi_protected(file: &Path) -> bool {
+    use std::io::Read;
+    let mut start = Vec::with_capacity(20);
+    std::fs::File::open(file)
+        .and_then(|f| f.take(20).read_to_end(&mut start))
+        .is_ok_and(|_| tokencache_file::is_dpapi_protected(&start))
 }
 
 /// Opens a cache file for `migrate`, an explicit import: under a key, a plain file is read

@@ -195,7 +195,8 @@ enum Command {
         new_key: bool,
     },
     /// Decrypt an encrypted cache file, or every partition of a store, back to MSAL's plain
-    /// JSON.
+    /// JSON. On Windows, a file sealed with DPAPI (the Azure CLI's `msal_token_cache.bin`)
+    /// needs no key.
     #[command(
         after_help = "Exit status: 0 decrypted; 1 a partition could not be read (left as it was, listed); 2 the cache cannot be read (missing, a directory, not a token cache, encrypted without its key or with another, a store that cannot be reached) or the arguments are wrong."
     )]

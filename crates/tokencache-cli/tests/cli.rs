@@ -816,3 +816,69 @@ fn plaintext_is_never_accepted_under_a_key() {
     assert!(o.status.success(), "{o:?}");
     assert!(!std::fs::read_to_string(&file).unwrap().contains("PLANTED"));
 }
+
+/// The start of a Windows DPAPI blob (version 1, Windows' provider GUID).
+#[cfg(not(windows))]
+const DPAPI_START: [u8; 20] = [
+    0x01, 0x00, 0x00, 0x00, 0xd0, 0x8c, 0x9d, 0xdf, 0x01, 0x15, 0xd1, 0x11, 0x8c, 0x7a, 0x00, 0xc0,
+    0x4f, 0xc2, 0x97, 0xeb,
+];
+
+#[cfg(not(windows))]
+#[test]
+fn a_windows_dpapi_file_is_named_for_what_it_is_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("msal_token_cache.bin");
+    let mut blob = DPAPI_START.to_vec();
+    blob.extend((0..200u8).map(|b| b.wrapping_mul(37)));
+    std::fs::write(&file, &blob).unwrap();
+    for verb in ["inspect", "validate", "prune", "decrypt"] {
+        let o = run(&[verb, path(&file)]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{verb}: {err}");
+        assert!(err.contains("Windows DPAPI"), "{verb}: {err}");
+        assert!(err.contains("only Windows"), "{verb}: {err}");
+    }
+    assert_eq!(std::fs::read(&file).unwrap(), blob, "left as it was");
+}
+
+/// On Windows (under Wine in CI) the CLI reads a DPAPI-sealed cache with no key, writes it
+/// back sealed, and `decrypt` turns it into MSAL's plain JSON.
+#[cfg(windows)]
+#[test]
+fn a_windows_dpapi_file_is_read_written_back_sealed_and_decrypted() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("msal_token_cache.bin");
+    let sealed = tokencache_file::FileStore::open(
+        &file,
+        tokencache_file::FileOptions {
+            windows_data_protection: true,
+            accept_plaintext: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    std::fs::copy(examples().join("desktop.json"), &file).unwrap();
+    sealed.rewrite(None).unwrap();
+    assert!(tokencache_file::is_dpapi_protected(
+        &std::fs::read(&file).unwrap()
+    ));
+
+    let o = run(&["inspect", path(&file), "--now", "1700001000"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(stdout(&o).contains("Accounts: 3"), "{}", stdout(&o));
+
+    let o = run(&["prune", path(&file), "--now", "1900000000"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        tokencache_file::is_dpapi_protected(&std::fs::read(&file).unwrap()),
+        "written back sealed"
+    );
+
+    let o = run(&["decrypt", path(&file)]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let plain = std::fs::read_to_string(&file).unwrap();
+    let cache = TokenCache::from_json(&plain).unwrap();
+    assert_eq!(cache.len(Section::Account), 3);
+    assert_eq!(cache.len(Section::AccessToken), 0, "pruned while sealed");
+}

@@ -4,14 +4,15 @@
 //!
 //! ```text
 //! cargo run --release -p tokencache-file --example record_responses -- --file PATH --count K --prefix P
-//!     [--key-file KEYFILE | --keyring NAME] [--report] [--no-group-commit]
+//!     [--key-file KEYFILE | --keyring NAME | --dpapi] [--report] [--no-group-commit]
 //! ```
 //!
 //! Each response is auth-code shaped (`client_info`, an ID token, access and refresh tokens)
 //! for a distinct account whose uid is `P-<i>`. With `--report`, prints `saved <i> <micros>`
 //! after each save returns (the crash tests read it) and a JSON summary at the end (with the
 //! group-commit counts of `FileStore::group_commit_stats`). `--no-group-commit` turns group
-//! commit off (`FileOptions::group_commit`), to compare.
+//! commit off (`FileOptions::group_commit`), to compare. `--dpapi` seals the file with Windows
+//! DPAPI (`FileOptions::windows_data_protection`; Windows only).
 
 use std::process::ExitCode;
 use std::time::Instant;
@@ -57,6 +58,7 @@ fn main() -> ExitCode {
     let mut keyring = None;
     let mut report = false;
     let mut group_commit = true;
+    let mut dpapi = false;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         match flag.as_str() {
@@ -67,6 +69,7 @@ fn main() -> ExitCode {
             "--keyring" => keyring = args.next(),
             "--report" => report = true,
             "--no-group-commit" => group_commit = false,
+            "--dpapi" => dpapi = true,
             other => {
                 eprintln!("record_responses: unknown argument {other}");
                 return ExitCode::from(2);
@@ -75,7 +78,7 @@ fn main() -> ExitCode {
     }
     let Some(file) = file else {
         eprintln!(
-            "usage: record_responses --file PATH --count K --prefix P [--key-file KEY | --keyring NAME] [--report] [--no-group-commit]"
+            "usage: record_responses --file PATH --count K --prefix P [--key-file KEY | --keyring NAME | --dpapi] [--report] [--no-group-commit]"
         );
         return ExitCode::from(2);
     };
@@ -86,6 +89,7 @@ fn main() -> ExitCode {
             (None, None) => None,
         },
         group_commit,
+        windows_data_protection: dpapi,
         ..FileOptions::default()
     };
     let store = match FileStore::open(&file, options) {

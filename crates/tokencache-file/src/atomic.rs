@@ -47,27 +47,118 @@ fn remove_leftovers(dir: &Path, prefix: &str) {
     }
 }
 
-/// Renames the temporary file over `path`. On Windows a replace fails with a sharing
-/// violation (or access denied) while any process has `path` open (a reader, msal-extensions,
-/// an antivirus scanner): retried there with a short, bounded backoff (about 2 s in all), as
-/// well-known Windows tools do. Elsewhere a rename replaces an open file at once.
+/// Renames the temporary file over `path`. On Windows the replace asks for POSIX semantics
+/// first (see [`posix_replace`]), so that a reader holding the cache open (another
+/// tokencache, an antivirus scanner) does not stop it; a reader that opened it without
+/// `FILE_SHARE_DELETE` (msal-extensions, through Python's `open`), or a system without POSIX
+/// renames, still makes the replace fail with a sharing violation, which is retried with a
+/// short, bounded backoff (about 2 s in all), as well-known Windows tools do. Elsewhere a
+/// rename replaces an open file at once.
 fn persist(tmp: tempfile::TempPath, path: &Path) -> std::io::Result<()> {
-    let mut tmp = tmp;
+    // Kept (no longer deleted on drop, and on Windows no longer marked temporary) before the
+    // rename, so that the cache file is an ordinary one; removed below if the rename fails.
+    let tmp = tmp.keep().map_err(|e| e.error)?;
     let mut delay = std::time::Duration::from_millis(1);
     let mut waited = std::time::Duration::ZERO;
     loop {
-        match tmp.persist(path) {
-            Ok(_) => return Ok(()),
-            Err(e) if cfg!(windows) && is_sharing_violation(&e.error) && waited.as_secs() < 2 => {
+        match replace(&tmp, path) {
+            Ok(()) => return Ok(()),
+            Err(e) if cfg!(windows) && is_sharing_violation(&e) && waited.as_secs() < 2 => {
                 tracing::debug!(path = %path.display(), waited_ms = waited.as_millis() as u64, "the cache file is open elsewhere; retrying the replace");
                 std::thread::sleep(delay);
                 waited += delay;
                 delay = (delay * 2).min(std::time::Duration::from_millis(100));
-                tmp = e.path;
             }
-            Err(e) => return Err(e.error),
+            Err(e) => {
+                let _ = fs::remove_file(&tmp);
+                return Err(e);
+            }
         }
     }
+}
+
+/// One attempt to rename `from` over `to`.
+fn replace(from: &Path, to: &Path) -> std::io::Result<()> {
+    #[cfg(windows)]
+    match posix_replace(from, to) {
+        Ok(PosixReplace::Done) => return Ok(()),
+        Ok(PosixReplace::Unsupported) => {}
+        Err(e) => return Err(e),
+    }
+    fs::rename(from, to)
+}
+
+/// What the POSIX-semantics rename did.
+#[cfg(windows)]
+enum PosixReplace {
+    /// Replaced.
+    Done,
+    /// The system (before Windows 10 1607, some file systems, Wine 8) does not offer it: the
+    /// caller falls back to an ordinary rename.
+    Unsupported,
+}
+
+/// Renames `from` over `to` with `SetFileInformationByHandle(FileRenameInfoEx)` and
+/// `FILE_RENAME_FLAG_POSIX_SEMANTICS | FILE_RENAME_FLAG_REPLACE_IF_EXISTS` (Windows 10 1607+):
+/// the replaced file disappears from the directory at once even while others have it open
+/// with `FILE_SHARE_DELETE`, and they keep reading the old content, as on Unix. Written by
+/// hand because `MoveFileExW` (what `tempfile` and older standard libraries use) refuses to
+/// replace an open file.
+#[cfg(windows)]
+#[allow(unsafe_code)]
+fn posix_replace(from: &Path, to: &Path) -> std::io::Result<PosixReplace> {
+    use std::os::windows::ffi::OsStrExt;
+    use std::os::windows::fs::OpenOptionsExt;
+    use std::os::windows::io::AsRawHandle;
+    use windows_sys::Win32::Storage::FileSystem::{
+        DELETE, FILE_RENAME_INFO, FILE_SHARE_DELETE, FILE_SHARE_READ, FILE_SHARE_WRITE,
+        FileRenameInfoEx, SetFileInformationByHandle,
+    };
+    use windows_sys::Win32::System::WindowsProgramming::{
+        FILE_RENAME_FLAG_POSIX_SEMANTICS, FILE_RENAME_FLAG_REPLACE_IF_EXISTS,
+    };
+
+    let target: Vec<u16> = std::path::absolute(to)?.as_os_str().encode_wide().collect();
+    let file = fs::OpenOptions::new()
+        .access_mode(DELETE)
+        .share_mode(FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE)
+        .open(from)?;
+    let name_bytes = target.len() * 2;
+    let size = std::mem::offset_of!(FILE_RENAME_INFO, FileName) + name_bytes + 2;
+    // u64 words: aligned for the structure (its handle member), zeroed (a terminating NUL).
+    let mut buffer = vec![0u64; size.div_ceil(8)];
+    let info = buffer.as_mut_ptr().cast::<FILE_RENAME_INFO>();
+    // SAFETY: `buffer` is zeroed, aligned and large enough for the structure and the name.
+    unsafe {
+        (*info).Anonymous.Flags =
+            FILE_RENAME_FLAG_REPLACE_IF_EXISTS | FILE_RENAME_FLAG_POSIX_SEMANTICS;
+        (*info).FileNameLength = u32::try_from(name_bytes).map_err(std::io::Error::other)?;
+        std::ptr::copy_nonoverlapping(
+            target.as_ptr(),
+            (&raw mut (*info).FileName).cast::<u16>(),
+            target.len(),
+        );
+    }
+    // SAFETY: a valid handle opened with DELETE access, and the buffer filled above.
+    let ok = unsafe {
+        SetFileInformationByHandle(
+            file.as_raw_handle(),
+            FileRenameInfoEx,
+            info.cast(),
+            u32::try_from(size).map_err(std::io::Error::other)?,
+        )
+    };
+    if ok != 0 {
+        return Ok(PosixReplace::Done);
+    }
+    let e = std::io::Error::last_os_error();
+    // ERROR_INVALID_FUNCTION, ERROR_NOT_SUPPORTED, ERROR_INVALID_PARAMETER,
+    // ERROR_CALL_NOT_IMPLEMENTED: not offered here.
+    if matches!(e.raw_os_error(), Some(1 | 50 | 87 | 120)) {
+        tracing::debug!(error = %e, "no POSIX-semantics rename here; using an ordinary one");
+        return Ok(PosixReplace::Unsupported);
+    }
+    Err(e)
 }
 
 /// Windows' "in use" errors: ERROR_ACCESS_DENIED (5), ERROR_SHARING_VIOLATION (32),

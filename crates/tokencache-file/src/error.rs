@@ -67,6 +67,17 @@ pub enum FileError {
         /// Which kind of key it was encrypted with.
         key_id: String,
     },
+    /// Windows DPAPI (the whole file sealed with `CryptProtectData`, as the Azure CLI's
+    /// `msal_token_cache.bin`): the file could not be opened or sealed (`reason` says why:
+    /// another user's or machine's file, a damaged one, or a system other than Windows), or
+    /// it is such a file and the store was not opened for it. Nothing was changed.
+    #[error("{}: {reason}", path.display())]
+    DataProtection {
+        /// The file.
+        path: PathBuf,
+        /// Why, and what to do.
+        reason: String,
+    },
     /// A key could not be obtained or has the wrong format.
     #[error("encryption key: {reason}")]
     Key {

@@ -24,6 +24,7 @@
 mod accessor;
 mod atomic;
 mod crypto;
+mod dpapi;
 mod error;
 #[cfg(all(target_os = "linux", feature = "keyring"))]
 mod keyring;
@@ -38,6 +39,7 @@ mod store;
 #[cfg_attr(docsrs, doc(cfg(feature = "accessor")))]
 pub use accessor::FileAccessor;
 pub use crypto::{DataKey, KeySource, header_key_id, is_encrypted, sha256_hex};
+pub use dpapi::is_dpapi_protected;
 pub use error::FileError;
 #[cfg(all(
     any(target_os = "linux", target_os = "macos", target_os = "windows"),

@@ -12,6 +12,7 @@ use zeroize::{Zeroize, Zeroizing};
 
 use crate::atomic::{refuse_symlink, write_atomically};
 use crate::crypto::{self, DataKey, KeySource};
+use crate::dpapi::is_dpapi_protected;
 use crate::error::FileError;
 use crate::lock::{CacheLock, LockOptions, LockStatus, lock_path, lock_status};
 use crate::pending::{self, Claim, Deposit, DepositState, pending_dir};
@@ -43,6 +44,16 @@ pub struct FileOptions {
     /// write. For the first encryption of an existing plain cache only (the CLI's
     /// `tokencache encrypt` does the same at once); off by default.
     pub accept_plaintext: bool,
+    /// Windows only: the file is sealed with DPAPI for the current user (`CryptProtectData`,
+    /// no entropy), the format msal-extensions' `FilePersistenceWithDataProtection`, MSAL
+    /// .NET's and MSAL Node's extensions, the Azure CLI (`msal_token_cache.bin`) and
+    /// azure-identity (`%LOCALAPPDATA%\.IdentityService\msal.cache*`) use, with the same lock
+    /// protocol, so this store shares such a file with them. A plain file is refused (as with
+    /// `encryption`; `accept_plaintext` applies). Not with `encryption`, and without group
+    /// commit. On other systems [`FileStore::open`] fails with
+    /// [`FileError::DataProtection`]; [`is_dpapi_protected`](crate::is_dpapi_protected)
+    /// recognises such a file anywhere.
+    pub windows_data_protection: bool,
     /// Lock-free reads retry a file that does not parse (a writer that truncates in place, as
     /// msal-extensions does, may be mid-write) this many times.
     pub read_retries: u32,
@@ -63,6 +74,7 @@ impl Default for FileOptions {
             corrupt: CorruptPolicy::default(),
             encryption: None,
             accept_plaintext: false,
+            windows_data_protection: false,
             read_retries: 3,
             read_retry_delay: Duration::from_millis(100),
             group_commit: true,
@@ -264,6 +276,24 @@ impl FileStore {
     pub fn open(path: impl AsRef<Path>, options: FileOptions) -> Result<FileStore, FileError> {
         let path = path.as_ref().to_owned();
         refuse_symlink(&path)?;
+        if options.windows_data_protection {
+            let refuse = |reason: &str| {
+                Err(FileError::DataProtection {
+                    path: path.clone(),
+                    reason: reason.to_owned(),
+                })
+            };
+            if !cfg!(windows) {
+                return refuse(
+                    "Windows DPAPI protection is only available on Windows, where the file can be read by the user who wrote it",
+                );
+            }
+            if options.encryption.is_some() {
+                return refuse(
+                    "choose either Windows DPAPI protection or an encryption key, not both",
+                );
+            }
+        }
         Ok(FileStore {
             lock_target: path.clone(),
             backend: Backend::File(path),
@@ -395,6 +425,9 @@ impl FileStore {
 
     /// Turns raw bytes into cache text: decrypts if encrypted.
     fn decode<'a>(&self, synced: &mut Synced, raw: &'a [u8]) -> Result<Text<'a>, FileError> {
+        if is_dpapi_protected(raw) {
+            return self.unprotect(raw, false).map(Text::Decrypted);
+        }
         if crypto::is_encrypted(raw) {
             let key_id = crypto::header_key_id(raw).unwrap_or_default();
             let path = self.lock_target.clone();
@@ -409,7 +442,7 @@ impl FileStore {
                 .map_err(|_| FileError::Decrypt { path, key_id })?;
             return Ok(Text::Decrypted(Zeroizing::new(text)));
         }
-        if self.options.encryption.is_some()
+        if (self.options.encryption.is_some() || self.options.windows_data_protection)
             && !self.options.accept_plaintext
             && !raw.iter().all(u8::is_ascii_whitespace)
         {
@@ -436,7 +469,48 @@ impl FileStore {
             .unwrap_or_default()
     }
 
+    /// Opens a DPAPI-sealed file (on Windows, with `windows_data_protection` or for an
+    /// `explicit` rewrite); anywhere else, a clear error.
+    fn unprotect(&self, raw: &[u8], explicit: bool) -> Result<Zeroizing<String>, FileError> {
+        let fail = |reason: String| FileError::DataProtection {
+            path: self.lock_target.clone(),
+            reason,
+        };
+        #[cfg(windows)]
+        {
+            if !self.options.windows_data_protection && !explicit {
+                return Err(fail("the file is sealed with Windows DPAPI (as the Azure CLI's msal_token_cache.bin); open it with Windows data protection (FileOptions::windows_data_protection, or the CLI, which does so by itself)".into()));
+            }
+            let plain = crate::dpapi::unprotect(raw).map_err(|e| {
+                fail(format!("cannot open the Windows DPAPI seal ({e}): a file of another user or machine, or a damaged one; it was left untouched"))
+            })?;
+            String::from_utf8(plain.to_vec())
+                .map(Zeroizing::new)
+                .map_err(|_| fail("the sealed content is not UTF-8 text".into()))
+        }
+        #[cfg(not(windows))]
+        {
+            let _ = (raw, explicit);
+            Err(fail("the file is sealed with Windows DPAPI (as the Azure CLI's msal_token_cache.bin on Windows); only Windows, signed in as the user who wrote it, can read it".into()))
+        }
+    }
+
     fn encode(&self, synced: &mut Synced, text: String) -> Result<Vec<u8>, FileError> {
+        if self.options.windows_data_protection {
+            let text = Zeroizing::new(text);
+            #[cfg(windows)]
+            let sealed = crate::dpapi::protect(text.as_bytes())
+                .map_err(|e| format!("cannot seal the cache with Windows DPAPI: {e}"));
+            #[cfg(not(windows))]
+            let sealed: Result<Vec<u8>, String> = {
+                drop(text);
+                Err("Windows DPAPI is only available on Windows".into())
+            };
+            return sealed.map_err(|reason| FileError::DataProtection {
+                path: self.lock_target.clone(),
+                reason,
+            });
+        }
         match (self.key(synced, true)?, &self.options.encryption) {
             (Some(key), Some(source)) => {
                 let text = zeroize::Zeroizing::new(text);
@@ -612,7 +686,10 @@ impl FileStore {
     }
 
     fn groups_commits(&self) -> bool {
-        self.options.group_commit && matches!(self.backend, Backend::File(_))
+        // Hand-over records are sealed with the cache's key; a DPAPI cache has none.
+        self.options.group_commit
+            && !self.options.windows_data_protection
+            && matches!(self.backend, Backend::File(_))
     }
 
     /// Claims and applies the token responses other processes handed over (lock held).
@@ -819,7 +896,9 @@ impl FileStore {
         let Some(raw) = self.read_raw()? else {
             return Ok(());
         };
-        let text = if crypto::is_encrypted(&raw) {
+        let text = if is_dpapi_protected(&raw) {
+            self.unprotect(&raw, true)?
+        } else if crypto::is_encrypted(&raw) {
             let key_id = crypto::header_key_id(&raw).unwrap_or_default();
             let key = match decrypt_with.or(self.options.encryption.as_ref()) {
                 Some(source) => source.resolve(false)?,

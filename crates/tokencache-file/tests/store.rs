@@ -575,3 +575,111 @@ fn a_reader_holding_the_cache_open_does_not_fail_a_write() {
     again.reload().expect("reload");
     assert_eq!(again.cache().len(Section::Account), 2);
 }
+
+/// Wine's `wine_get_version`, exported by its ntdll only.
+#[cfg(windows)]
+#[allow(
+    unsafe_code,
+    reason = "two loader calls with constant, NUL-terminated names"
+)]
+fn running_under_wine() -> bool {
+    use windows_sys::Win32::System::LibraryLoader::{GetModuleHandleA, GetProcAddress};
+    // SAFETY: constant NUL-terminated names; ntdll is always loaded.
+    unsafe {
+        let ntdll = GetModuleHandleA(c"ntdll.dll".as_ptr().cast());
+        !ntdll.is_null() && GetProcAddress(ntdll, c"wine_get_version".as_ptr().cast()).is_some()
+    }
+}
+
+#[test]
+fn a_reader_holding_the_cache_open_does_not_stop_a_write() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("cache.json");
+    let store = store(&path);
+    store.add(&user_event("before")).expect("add");
+    // Rust opens files sharing read, write and delete, as another tokencache or a scanner
+    // that shares delete would; on Windows the replace uses POSIX semantics for it.
+    let mut held = std::fs::File::open(&path).expect("open");
+    let written = store.add(&user_event("after"));
+    #[cfg(windows)]
+    if let Err(e) = &written {
+        // Wine 8 has no POSIX-semantics rename (FileRenameInfoEx is an invalid parameter
+        // there), so the ordinary rename is refused while the file is open. What must hold
+        // is that the bounded retry gives up cleanly: the file as it was, no temporary file
+        // left, and the write goes through once the reader lets go.
+        assert!(running_under_wine(), "Windows replaces an open file: {e}");
+        assert!(
+            matches!(e, FileError::Io { source, .. } if source.raw_os_error() == Some(5)),
+            "{e}"
+        );
+        assert_eq!(
+            common::accounts_in(&std::fs::read_to_string(&path).expect("read")),
+            ["before.t"]
+        );
+        let leftovers = std::fs::read_dir(dir.path())
+            .expect("ls")
+            .filter(|e| {
+                e.as_ref()
+                    .is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+            })
+            .count();
+        assert_eq!(
+            leftovers, 0,
+            "the failed replace removed its temporary file"
+        );
+        drop(held);
+        store
+            .add(&user_event("after"))
+            .expect("written once the reader let go");
+        let mut now = common::accounts_in(&std::fs::read_to_string(&path).expect("read"));
+        now.sort();
+        assert_eq!(now, ["after.t", "before.t"]);
+        return;
+    }
+    written.expect("replaced while another handle has the file open");
+    let mut old = String::new();
+    held.read_to_string(&mut old).expect("read the held handle");
+    assert_eq!(
+        common::accounts_in(&old),
+        ["before.t"],
+        "the holder reads the file it opened, whole"
+    );
+    let mut now = common::accounts_in(&std::fs::read_to_string(&path).expect("read"));
+    now.sort();
+    assert_eq!(now, ["after.t", "before.t"]);
+}
+
+/// A reader that does not share delete (Python's `open`, so msal-extensions) blocks a replace
+/// on Windows even with POSIX semantics: the writer retries until it lets go.
+#[cfg(windows)]
+#[test]
+fn a_windows_reader_that_does_not_share_delete_delays_a_write_but_does_not_fail_it() {
+    use std::os::windows::fs::OpenOptionsExt;
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("cache.json");
+    let store = store(&path);
+    store.add(&user_event("before")).expect("add");
+    // FILE_SHARE_READ | FILE_SHARE_WRITE, as the C runtime's _wopen shares.
+    let held = std::fs::OpenOptions::new()
+        .read(true)
+        .share_mode(1 | 2)
+        .open(&path)
+        .expect("open");
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        drop(held);
+    });
+    let started = Instant::now();
+    store
+        .add(&user_event("after"))
+        .expect("written once the reader let go");
+    release.join().expect("reader");
+    assert!(
+        started.elapsed() >= Duration::from_millis(250),
+        "the write waited for the reader"
+    );
+    let mut now = common::accounts_in(&std::fs::read_to_string(&path).expect("read"));
+    now.sort();
+    assert_eq!(now, ["after.t", "before.t"]);
+}

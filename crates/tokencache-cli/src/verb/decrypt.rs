@@ -24,6 +24,16 @@ pub fn run(target: &Target, key: &KeyArgs) -> Result<ExitCode, CliError> {
         }
         Target::File(path) => {
             file::existing(path)?;
+            if file::dpapi_protected(path) {
+                // Sealed for the Windows user: no key to give.
+                let store = tokencache_file::FileStore::open(path, Default::default())?;
+                file::noticing_waits(path, || store.rewrite(None))?;
+                outln!(
+                    "{}: decrypted (it was sealed with Windows DPAPI)",
+                    path.display()
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
             let source = key.source()?.ok_or_else(|| {
                 CliError::Usage("decrypt needs --key-file, --key-env or --keyring".into())
             })?;
