@@ -112,7 +112,7 @@ enum Backend {
     /// In this process only (`tokencache.TokenCache`).
     Memory(Arc<TokenCache>),
     /// In a file shared with other processes (`tokencache.PersistedTokenCache`).
-    File(FileStore),
+    File(Box<FileStore>),
 }
 
 /// The cache behind `tokencache.TokenCache` and `tokencache.PersistedTokenCache`.
@@ -216,7 +216,7 @@ impl NativeCache {
         };
         let store = FileStore::open(path, options).map_err(file_error)?;
         Ok(NativeCache {
-            backend: Backend::File(store),
+            backend: Backend::File(Box::new(store)),
         })
     }
 

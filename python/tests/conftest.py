@@ -29,8 +29,10 @@ def user_event(uid, *, client_id="cid", tenant="t", scope=("User.Read",), now=No
         "expires_in": expires_in,
         "access_token": "at-%s-%d" % (uid, n),
         "refresh_token": "rt-%s-%d" % (uid, n),
-        "id_token": jwt({"sub": "sub-" + uid, "oid": uid, "tid": tenant,
-                         "preferred_username": uid + "@example.com", "iss": "https://%s/%s/v2.0" % (environment, tenant)}),
+        "id_token": jwt({"sub": "sub-" + uid, "oid": uid, "tid": tenant, "aud": client_id,
+                         "iat": 1700000000, "nbf": 1700000000, "exp": 4102444800,
+                         "preferred_username": uid + "@example.com",
+                         "iss": "https://%s/%s/v2.0" % (environment, tenant)}),
         "client_info": b64({"uid": uid, "utid": tenant}),
     }
     if foci:

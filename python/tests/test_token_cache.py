@@ -27,13 +27,20 @@ def test_is_an_msal_serializable_token_cache():
     assert issubclass(tokencache.PersistedTokenCache, msal.SerializableTokenCache)
 
 
+NEWEST = msal.__version__ == "1.39.0"
+
+
 def test_serialize_is_byte_identical_to_msal_python_for_every_golden_scenario(scenarios):
+    # The golden files are what MSAL Python 1.39 writes; tokencache writes the newest MSAL's
+    # format whichever MSAL is installed (older ones lack ext_cache_key, for one).
     for name, events in scenarios.items():
-        ours, theirs = tokencache.TokenCache(), msal.SerializableTokenCache()
+        ours = tokencache.TokenCache()
         add_all(ours, events)
-        add_all(theirs, events)
-        assert ours.serialize() == theirs.serialize(), name
         assert ours.serialize() == (GOLDEN / (name + ".json")).read_text(), name
+        if NEWEST:
+            theirs = msal.SerializableTokenCache()
+            add_all(theirs, events)
+            assert ours.serialize() == theirs.serialize(), name
 
 
 def test_deserialize_then_serialize_round_trips_msal_output(scenarios):
@@ -61,10 +68,10 @@ def test_has_state_changed_follows_msal():
 def test_search_semantics_match_msal():
     ours, theirs = tokencache.TokenCache(), msal.SerializableTokenCache()
     for cache in (ours, theirs):
-        cache.add(user_event("a", scope=("A", "b", "c")), now=1000)
-        cache.add(user_event("a", scope=("A", "d"), n=1), now=1000)
-        cache.add(user_event("b", scope=("A",)), now=1000)
-        cache.add(app_event("t1"), now=1000)
+        cache.add(user_event("a", scope=("A", "b", "c")))
+        cache.add(user_event("a", scope=("A", "d"), n=1))
+        cache.add(user_event("b", scope=("A",)))
+        cache.add(app_event("t1"))
     queries = [
         (AT, ["A"], {"home_account_id": "a.t"}),
         (AT, ["A", "b", "c"], {"home_account_id": "a.t", "environment": "LOGIN.example.com",
@@ -83,8 +90,8 @@ def test_search_semantics_match_msal():
         (AT, None, None),
     ]
     for section, target, query in queries:
-        got = list(ours.search(section, target=target, query=query, now=1500))
-        want = list(theirs.search(section, target=target, query=query, now=1500))
+        got = list(ours.search(section, target=target, query=query))
+        want = list(theirs.search(section, target=target, query=query))
         assert got == want, (section, target, query)
 
 
@@ -132,10 +139,10 @@ def test_refresh_token_update_keeps_the_entry_and_its_position():
 def test_removals_match_msal():
     ours, theirs = tokencache.TokenCache(), msal.SerializableTokenCache()
     for cache in (ours, theirs):
-        cache.add(user_event("a"), now=1000)
-        cache.add(user_event("b"), now=1000)
+        cache.add(user_event("a"))
+        cache.add(user_event("b"))
         cache.remove_rt(next(cache.search(RT, query={"home_account_id": "a.t"})))
-        cache.remove_at(next(cache.search(AT, query={"home_account_id": "a.t"}, now=1000)))
+        cache.remove_at(next(cache.search(AT, query={"home_account_id": "a.t"})))
         cache.remove_idt(next(cache.search(IDT, query={"home_account_id": "a.t"})))
         cache.remove_account(next(cache.search(ACCOUNT, query={"home_account_id": "a.t"})))
         cache.modify(RT, {"home_account_id": "nobody", "environment": "e", "client_id": "c"})
