@@ -30,6 +30,8 @@ use tokencache::json::JsonObject;
 use tokencache::{Entry, Section, TokenCache, TokenEvent};
 use tokencache_file::{FileError, FileOptions, FileStore, KeySource, LockOptions};
 
+mod store;
+
 create_exception!(
     tokencache,
     Error,
@@ -62,13 +64,19 @@ create_exception!(
 );
 create_exception!(
     tokencache,
+    StoreUnavailableError,
+    Error,
+    "The token store (database, Redis) could not be reached or failed; transient."
+);
+create_exception!(
+    tokencache,
     StorageError,
     Error,
     "The cache's storage failed (an I/O error, a refused path)."
 );
 
 /// A core error as a Python exception.
-fn cache_error(e: tokencache::Error) -> PyErr {
+pub(crate) fn cache_error(e: tokencache::Error) -> PyErr {
     let message = e.to_string();
     match e {
         tokencache::Error::Json { .. }
@@ -81,7 +89,7 @@ fn cache_error(e: tokencache::Error) -> PyErr {
 }
 
 /// A file store error as a Python exception.
-fn file_error(e: FileError) -> PyErr {
+pub(crate) fn file_error(e: FileError) -> PyErr {
     let message = e.to_string();
     match e {
         FileError::Corrupt { .. } => CorruptCacheError::new_err(message),
@@ -98,12 +106,12 @@ fn file_error(e: FileError) -> PyErr {
     }
 }
 
-fn section(name: &str) -> PyResult<Section> {
+pub(crate) fn section(name: &str) -> PyResult<Section> {
     Section::from_name(name)
         .ok_or_else(|| PyValueError::new_err(format!("unknown credential type {name:?}")))
 }
 
-fn object(text: &str, what: &str) -> PyResult<JsonObject> {
+pub(crate) fn object(text: &str, what: &str) -> PyResult<JsonObject> {
     JsonObject::parse(text).map_err(|e| PyValueError::new_err(format!("{what}: {e}")))
 }
 
@@ -113,20 +121,29 @@ enum Backend {
     Memory(Arc<TokenCache>),
     /// In a file shared with other processes (`tokencache.PersistedTokenCache`).
     File(Box<FileStore>),
+    /// A partition as loaded from a store: read-only (changes go to the store).
+    Snapshot(Arc<TokenCache>),
 }
 
 /// The cache behind `tokencache.TokenCache` and `tokencache.PersistedTokenCache`.
 #[pyclass(frozen, module = "tokencache._native")]
-struct NativeCache {
+pub(crate) struct NativeCache {
     backend: Backend,
 }
 
 impl NativeCache {
+    /// A read-only view of a partition loaded from a store.
+    pub(crate) fn snapshot(cache: Arc<TokenCache>) -> NativeCache {
+        NativeCache {
+            backend: Backend::Snapshot(cache),
+        }
+    }
+
     /// The in-memory cache, brought up to date with the file first (without the lock, as
     /// MSAL's readers do; only what changed is parsed).
     fn current(&self, py: Python<'_>) -> PyResult<&TokenCache> {
         match &self.backend {
-            Backend::Memory(cache) => Ok(cache),
+            Backend::Memory(cache) | Backend::Snapshot(cache) => Ok(cache),
             Backend::File(store) => {
                 py.detach(|| store.reload()).map_err(file_error)?;
                 Ok(store.cache())
@@ -144,8 +161,15 @@ impl NativeCache {
         match &self.backend {
             Backend::Memory(cache) => change(cache).map_err(cache_error),
             Backend::File(store) => py.detach(|| store.update(change)).map_err(file_error),
+            Backend::Snapshot(_) => Err(read_only()),
         }
     }
+}
+
+fn read_only() -> PyErr {
+    pyo3::exceptions::PyTypeError::new_err(
+        "a partition loaded from a store is read-only; change it through the store",
+    )
 }
 
 /// An entry as a JSON object.
@@ -233,6 +257,7 @@ impl NativeCache {
                 let now = now.unwrap_or_else(|| store.cache().now());
                 py.detach(|| store.add_at(&event, now)).map_err(file_error)
             }
+            Backend::Snapshot(_) => Err(read_only()),
         }
     }
 
@@ -268,6 +293,15 @@ impl NativeCache {
             return Ok(0);
         }
         self.change(py, |cache| Ok(cache.purge_expired_access_tokens(now)))
+    }
+
+    /// True when an access token expired before `now` (what a purge would remove).
+    fn any_expired(&self, py: Python<'_>, now: i64) -> PyResult<bool> {
+        Ok(self
+            .current(py)?
+            .all_access_tokens()
+            .iter()
+            .any(|t| t.expires_on().is_some_and(|e| e < now)))
     }
 
     /// MSAL's `modify(credential_type, old_entry, new_key_value_pairs)`, entries as JSON.
@@ -313,7 +347,7 @@ impl NativeCache {
     #[getter]
     fn path(&self) -> Option<std::path::PathBuf> {
         match &self.backend {
-            Backend::Memory(_) => None,
+            Backend::Memory(_) | Backend::Snapshot(_) => None,
             Backend::File(store) => Some(store.path().to_owned()),
         }
     }
@@ -337,11 +371,20 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let _ = pyo3_log::try_init();
     let py = m.py();
     m.add_class::<NativeCache>()?;
+    m.add_class::<store::NativeStore>()?;
+    m.add_class::<store::NativeLease>()?;
+    m.add(
+        "StoreUnavailableError",
+        py.get_type::<StoreUnavailableError>(),
+    )?;
     m.add("Error", py.get_type::<Error>())?;
     m.add("CorruptCacheError", py.get_type::<CorruptCacheError>())?;
     m.add("LockTimeoutError", py.get_type::<LockTimeoutError>())?;
     m.add("EncryptionError", py.get_type::<EncryptionError>())?;
-    m.add("InvalidResponseError", py.get_type::<InvalidResponseError>())?;
+    m.add(
+        "InvalidResponseError",
+        py.get_type::<InvalidResponseError>(),
+    )?;
     m.add("StorageError", py.get_type::<StorageError>())?;
     Ok(())
 }

@@ -261,8 +261,19 @@ mod tests {
     fn expired_access_tokens_are_skipped_by_the_scan() {
         let cache = cache_with(&["a"], &["A"], 10);
         let q = query(r#"{"home_account_id":"a.t"}"#);
-        assert!(cache.search(Section::AccessToken, &[], &q, 5000).entries.is_empty());
-        assert_eq!(cache.search(Section::AccessToken, &[], &q, 1005).entries.len(), 1);
+        assert!(
+            cache
+                .search(Section::AccessToken, &[], &q, 5000)
+                .entries
+                .is_empty()
+        );
+        assert_eq!(
+            cache
+                .search(Section::AccessToken, &[], &q, 1005)
+                .entries
+                .len(),
+            1
+        );
     }
 
     #[test]
@@ -289,22 +300,33 @@ mod tests {
             &query(r#"{"home_account_id":"b.t","family_id":"1"}"#),
             1000,
         );
-        assert!(none.entries.is_empty(), "a member missing from the entry fails");
+        assert!(
+            none.entries.is_empty(),
+            "a member missing from the entry fails"
+        );
     }
 
     #[test]
     fn modify_replaces_with_merged_values_and_removes() {
         let cache = cache_with(&["a"], &["A"], 3600);
-        let (_, rt) = cache.search(Section::RefreshToken, &[], &JsonObject::new(), 0).entries[0]
+        let (_, rt) = cache
+            .search(Section::RefreshToken, &[], &JsonObject::new(), 0)
+            .entries[0]
             .clone();
         let mut new = JsonObject::new();
         new.insert("secret", JsonValue::string("rt-2"));
-        cache.modify(Section::RefreshToken, &rt, Some(&new)).expect("update");
+        cache
+            .modify(Section::RefreshToken, &rt, Some(&new))
+            .expect("update");
         let after = cache.all_refresh_tokens();
         assert_eq!(after.len(), 1);
         assert_eq!(after[0].entry().str_field(Field::Secret), Some("rt-2"));
-        cache.modify(Section::RefreshToken, &rt, None).expect("remove");
+        cache
+            .modify(Section::RefreshToken, &rt, None)
+            .expect("remove");
         assert!(cache.all_refresh_tokens().is_empty());
-        cache.modify(Section::RefreshToken, &rt, None).expect("removing again is silent");
+        cache
+            .modify(Section::RefreshToken, &rt, None)
+            .expect("removing again is silent");
     }
 }

@@ -1,0 +1,178 @@
+"""tokencache.Store: per-user partitions for MSAL Python web apps, on SQLite, PostgreSQL and
+Redis, driven by real MSAL applications against the loopback OpenID provider."""
+
+import json
+import os
+import subprocess
+import sys
+
+import msal
+import pytest
+
+import tokencache
+from conftest import user_event
+from idp import Idp
+from servers import Redis, postgres_url
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SCOPES = ["api://test-api/read"]
+REDIRECT = "http://127.0.0.1:8400/callback"
+AT, RT = "AccessToken", "RefreshToken"
+
+
+@pytest.fixture(scope="module")
+def idp():
+    provider = Idp()
+    yield provider
+    provider.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgres", "redis"])
+def store_url(request, tmp_path):
+    if request.param == "sqlite":
+        yield "sqlite://%s" % (tmp_path / "tokens.db")
+    elif request.param == "postgres":
+        url = postgres_url()
+        if url is None:
+            if os.environ.get("CI"):
+                pytest.fail("PostgreSQL is not running (bash .ci/setup-services)")
+            pytest.skip("PostgreSQL is not running (bash .ci/setup-services)")
+        yield url
+    else:
+        redis = Redis()
+        yield redis.url
+        redis.close()
+
+
+def web_app(idp, cache):
+    return msal.ConfidentialClientApplication(
+        "confidential-app", client_credential="confidential-secret", authority=idp.authority,
+        token_cache=cache, instance_discovery=False)
+
+
+def sign_in(idp, store, user):
+    """What a web app's redirect handler does; returns what it keeps in the session."""
+    cache = store.token_cache()
+    app = web_app(idp, cache)
+    flow = app.initiate_auth_code_flow(SCOPES, redirect_uri=REDIRECT)
+    result = app.acquire_token_by_auth_code_flow(flow, idp.browse(flow["auth_uri"], user))
+    assert "access_token" in result, result.get("error_description")
+    (account,) = app.get_accounts()
+    return account["home_account_id"]
+
+
+def test_users_sign_in_and_each_request_loads_only_its_users_partition(idp, store_url):
+    store = tokencache.Store(store_url)
+    homes = {user: sign_in(idp, store, user) for user in ("alice", "bob")}
+    assert homes["alice"] != homes["bob"]
+    before = idp.stats()
+    for user, home in homes.items():
+        cache = store.token_cache(home)
+        app = web_app(idp, cache)
+        (account,) = app.get_accounts()
+        assert account["home_account_id"] == home and account["username"].startswith(user)
+        hit = app.acquire_token_silent(SCOPES, account)
+        assert hit["token_source"] == "cache"
+        assert repr(cache) == "<tokencache.StoreTokenCache partitions=[%r]>" % home
+    assert idp.stats() == before, "served from the store, nothing asked of the provider"
+    # Sign-out removes the user's partition and nothing else.
+    assert store.remove_user(homes["alice"])
+    assert web_app(idp, store.token_cache(homes["alice"])).get_accounts() == []
+    assert len(web_app(idp, store.token_cache(homes["bob"])).get_accounts()) == 1
+
+
+def test_an_expired_token_is_refreshed_and_the_rotated_refresh_token_saved(idp, store_url):
+    store = tokencache.Store(store_url)
+    home = sign_in(idp, store, "alice")
+    expire(store, home)
+    before = idp.stats().get("refresh_token", 0)
+    cache = store.token_cache(home)
+    app = web_app(idp, cache)
+    refreshed = app.acquire_token_silent(SCOPES, app.get_accounts()[0])
+    assert refreshed["token_source"] == "identity_provider"
+    assert idp.stats().get("refresh_token", 0) == before + 1
+    # The new token and the rotated refresh token are in the store, once each.
+    again = web_app(idp, store.token_cache(home))
+    assert again.acquire_token_silent(SCOPES, again.get_accounts()[0])["access_token"] == refreshed["access_token"]
+    doc = json.loads(store.token_cache(home)._partition(home).serialize())
+    assert len(doc[RT]) == 1
+
+
+def test_client_credentials_use_the_apps_partition(idp, store_url):
+    store = tokencache.Store(store_url)
+    first = web_app(idp, store.token_cache()).acquire_token_for_client(["api://test-api/.default"])
+    assert first["token_source"] == "identity_provider", first.get("error_description")
+    cache = store.token_cache()
+    second = web_app(idp, cache).acquire_token_for_client(["api://test-api/.default"])
+    assert second["token_source"] == "cache"
+    assert second["access_token"] == first["access_token"]
+    tenant = idp.authority.rsplit("/", 1)[1]
+    assert repr(cache) == "<tokencache.StoreTokenCache partitions=['confidential-app_%s_AppTokenCache']>" % tenant
+
+
+def expire(store, home):
+    """Makes the user's access token expired, as time would."""
+    cache = store.token_cache(home)
+    for at in list(cache.search(AT, query={"home_account_id": home}, now=0)):
+        cache.modify(AT, at, {"expires_on": "1", "extended_expires_on": "1"})
+
+
+def test_four_processes_refresh_an_expired_token_once_and_lose_no_update(idp, store_url):
+    store = tokencache.Store(store_url)
+    home = sign_in(idp, store, "bob")
+    expire(store, home)
+    before = idp.stats().get("refresh_token", 0)
+    script = os.path.join(HERE, "store_peers.py")
+    procs = [subprocess.Popen([sys.executable, script, "silent", store_url, idp.authority, home,
+                               " ".join(SCOPES)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for _ in range(4)]
+    tokens = set()
+    for p in procs:
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+        tokens.add(json.loads(out)["token"])
+    assert idp.stats().get("refresh_token", 0) == before + 1, "one refresh for four workers"
+    assert len(tokens) == 1, "every worker got the one refreshed token"
+    # Writers on one partition: every access token of every worker is kept.
+    writers = [subprocess.Popen([sys.executable, script, "add", store_url, "shared", str(w), "25"],
+                                stderr=subprocess.PIPE, text=True) for w in range(4)]
+    for w in writers:
+        assert w.wait(120) == 0, w.stderr.read()
+    partition = store.token_cache("shared.t")._partition("shared.t")
+    assert partition.count(AT) == 100, "no lost update"
+
+
+def test_a_store_that_is_down_raises_or_reads_as_empty_by_policy_and_recovers(idp):
+    redis = Redis()
+    try:
+        failing = tokencache.Store(redis.url)
+        lenient = tokencache.Store(redis.url, failure_policy="treat_as_miss")
+        home = sign_in(idp, failing, "alice")
+        redis.stop()
+        with pytest.raises(tokencache.StoreUnavailableError) as raised:
+            web_app(idp, failing.token_cache(home)).get_accounts()
+        assert isinstance(raised.value, tokencache.Error)
+        assert web_app(idp, lenient.token_cache(home)).get_accounts() == [], "a fresh sign-in"
+        redis.start()
+        # Redis lost its data (no persistence): the user signs in again, and it works.
+        home = sign_in(idp, failing, "alice")
+        assert len(web_app(idp, failing.token_cache(home)).get_accounts()) == 1
+    finally:
+        redis.close()
+
+
+def test_encrypted_partitions_and_urls_without_secrets(tmp_path):
+    key = tmp_path / "store.key"
+    url = "sqlite://%s" % (tmp_path / "t.db")
+    store = tokencache.Store(url, key_file=str(key))
+    cache = store.token_cache()
+    cache.add(user_event("a"))
+    raw = (tmp_path / "t.db").read_bytes()
+    assert b"at-a-0" not in raw and b"rt-a-0" not in raw
+    assert len(list(tokencache.Store(url, key_file=str(key)).token_cache("a.t").search("Account"))) == 1
+    with pytest.raises(tokencache.Error):
+        list(tokencache.Store(url).token_cache("a.t").search("Account"))
+    shown = repr(tokencache.Store("redis://:hunter2@127.0.0.1:1/0"))
+    assert "hunter2" not in shown
+    with pytest.raises(ValueError):
+        tokencache.Store("ftp://nowhere").backend
