@@ -192,8 +192,7 @@ impl NativeStore {
             Duration::try_from_secs_f64(v)
                 .map_err(|_| PyValueError::new_err(format!("{what} must be a number of seconds")))
         };
-        let mut options = PartitionOptions::default();
-        options.failure_policy = match failure_policy {
+        let failure_policy = match failure_policy {
             "fail" => FailurePolicy::Fail,
             "treat_as_miss" => FailurePolicy::TreatAsMiss,
             other => {
@@ -201,6 +200,10 @@ impl NativeStore {
                     "failure_policy must be \"fail\" or \"treat_as_miss\", not {other:?}"
                 )));
             }
+        };
+        let mut options = PartitionOptions {
+            failure_policy,
+            ..PartitionOptions::default()
         };
         if let Some(v) = user_expiry {
             options.user_expiry = Some(seconds(v, "user_expiry")?);

@@ -176,3 +176,57 @@ def test_encrypted_partitions_and_urls_without_secrets(tmp_path):
     assert "hunter2" not in shown
     with pytest.raises(ValueError):
         tokencache.Store("ftp://nowhere").backend
+
+
+def test_on_behalf_of_saves_to_the_users_partition_and_silent_calls_reuse_it(idp, tmp_path):
+    store = tokencache.Store("sqlite://%s" % (tmp_path / "api.db"))
+    # The user signs in to a public client that calls the API...
+    user_app = msal.PublicClientApplication("public-app", authority=idp.authority,
+                                            instance_discovery=False)
+    flow = user_app.initiate_auth_code_flow(["api://confidential-app/access_as_user"],
+                                            redirect_uri="http://127.0.0.1:53682/callback")
+    user = user_app.acquire_token_by_auth_code_flow(flow, idp.browse(flow["auth_uri"], "alice"))
+    assert "access_token" in user, user.get("error_description")
+    # ... and the API (a confidential client) calls a downstream API on the user's behalf.
+    api = web_app(idp, store.token_cache())
+    obo = api.acquire_token_on_behalf_of(user["access_token"], ["api://downstream/.default"])
+    assert "access_token" in obo, obo.get("error_description")
+    (account,) = api.get_accounts()
+    home = account["home_account_id"]
+    assert home.startswith("a11ce000-0000-4000-8000-00000000a11c.")
+    later = web_app(idp, store.token_cache(home))
+    hit = later.acquire_token_silent(["api://downstream/.default"], later.get_accounts()[0])
+    assert hit["token_source"] == "cache" and hit["access_token"] == obo["access_token"]
+
+
+def _forked_worker(store, home, authority, scopes, out):
+    cache = store.token_cache(home)
+    app = msal.ConfidentialClientApplication(
+        "confidential-app", client_credential="confidential-secret", authority=authority,
+        token_cache=cache, instance_discovery=False)
+    result = app.acquire_token_silent(scopes, app.get_accounts()[0])
+    out.put(result["access_token"])
+
+
+def test_a_store_opened_before_fork_works_in_every_worker(idp, tmp_path):
+    # gunicorn --preload: the app (and its store) is made, and used, before the workers fork.
+    import multiprocessing
+
+    store = tokencache.Store("sqlite://%s" % (tmp_path / "forked.db"))
+    home = sign_in(idp, store, "bob")
+    expire(store, home)
+    before = idp.stats().get("refresh_token", 0)
+    fork = multiprocessing.get_context("fork")
+    out = fork.Queue()
+    workers = [fork.Process(target=_forked_worker, args=(store, home, idp.authority, SCOPES, out))
+               for _ in range(4)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(60)
+        assert w.exitcode == 0
+    tokens = {out.get(timeout=5) for _ in workers}
+    assert len(tokens) == 1
+    assert idp.stats().get("refresh_token", 0) == before + 1, "one refresh across forked workers"
+    # The parent's store still works after its children used their own.
+    assert len(web_app(idp, store.token_cache(home)).get_accounts()) == 1
