@@ -169,3 +169,31 @@ def test_kill_9_never_corrupts_and_keeps_every_acknowledged_add(tmp_path):
         missing = acknowledged - present
         assert not missing, "round %d: acknowledged adds lost: %s" % (r, sorted(missing)[:5])
     assert len(acknowledged) >= rounds
+
+
+def test_no_secret_in_any_log_line_message_or_repr(tmp_path, caplog):
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    path = str(tmp_path / "cache.json")
+    cache = tokencache.PersistedTokenCache(path, key_file=str(tmp_path / "k"))
+    cache.add(user_event("alice"))
+    list(cache.search("AccessToken", query={"home_account_id": "alice.t"}))
+    rt = next(cache.search("RefreshToken"))
+    cache.update_rt(rt, "rt-rotated-secret")
+    texts = [caplog.text, repr(cache)]
+    for bad in ("not json", '{"AccessToken": 5}'):
+        (tmp_path / "bad.json").write_text(bad)
+        try:
+            list(tokencache.PersistedTokenCache(str(tmp_path / "bad.json")).search("Account"))
+        except tokencache.Error as e:
+            texts.append(str(e))
+    try:
+        list(tokencache.PersistedTokenCache(path, key_file=str(tmp_path / "k2")).search("Account"))
+    except Exception as e:
+        texts.append(str(e))
+    key = open(tmp_path / "k").read().strip()
+    assert any("tokencache" in r.name for r in caplog.records), "the crates log through logging"
+    for text in texts:
+        for secret in ("at-alice-0", "rt-alice-0", "rt-rotated-secret", key):
+            assert secret not in text, text
