@@ -364,11 +364,28 @@ fn keyring_source(_name: String) -> PyResult<Option<KeySource>> {
 }
 
 /// The module `tokencache._native`.
+/// The handle that clears pyo3-log's cache of Python logger levels.
+static LOGGING: std::sync::OnceLock<pyo3_log::ResetHandle> = std::sync::OnceLock::new();
+
+/// Forgets the cached levels of the Python loggers the crates log to, so that a level set
+/// since (`logging.getLogger("tokencache_file").setLevel(...)`) takes effect.
+#[pyfunction]
+fn reset_logging() {
+    if let Some(handle) = LOGGING.get() {
+        handle.reset();
+    }
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     // The crates log through `tracing`, which forwards to `log` with no subscriber installed;
     // pyo3-log hands those records to Python's `logging` (logger names `tokencache_file::…`).
-    let _ = pyo3_log::try_init();
+    // Levels are cached on the Rust side so that a disabled level costs no GIL; Python code
+    // that changes a level at run time calls `tokencache.reset_logging()`.
+    if let Ok(handle) = pyo3_log::try_init() {
+        let _ = LOGGING.set(handle);
+    }
+    m.add_function(wrap_pyfunction!(reset_logging, m)?)?;
     let py = m.py();
     m.add_class::<NativeCache>()?;
     m.add_class::<store::NativeStore>()?;

@@ -101,3 +101,61 @@ def test_a_confidential_app_signs_two_users_in_and_serves_each_silently(idp, tmp
     app.remove_account(alice)
     assert [a["username"] for a in app.get_accounts()] == [
         a["username"] for a in accounts if a is not alice]
+
+
+def test_sixteen_threads_make_silent_calls_and_adds_on_one_cache_and_lose_nothing(idp, tmp_path):
+    # One PersistedTokenCache object shared by 16 threads, each with its own MSAL app (as a
+    # threaded server has): every thread adds token responses for its own users through
+    # MSAL's `add`, finds each user with get_accounts and gets the token back with a real
+    # acquire_token_silent; meanwhile alice (signed in for real) is served silently and
+    # refreshed against the provider by one of the threads.
+    import threading
+    from urllib.parse import urlparse
+
+    from conftest import user_event
+    from idp import TENANT
+
+    path = str(tmp_path / "shared.json")
+    cache = tokencache.PersistedTokenCache(path)
+    app = public_app(idp, cache)
+    flow = app.initiate_device_flow(scopes=SCOPES)
+    idp.approve_device_code(flow["user_code"], "alice")
+    assert "access_token" in app.acquire_token_by_device_flow(flow)
+    environment = urlparse(idp.authority).hostname  # MSAL files accounts under the host name
+    errors, refreshes = [], []
+
+    def work(t):
+        try:
+            mine = public_app(idp, cache)
+            (alice,) = mine.get_accounts(username="alice@example.test")
+            for i in range(30):
+                uid = "u%02d-%02d" % (t, i)
+                cache.add(user_event(uid, client_id="public-app", tenant=TENANT,
+                                     environment=environment, scope=SCOPES))
+                (account,) = mine.get_accounts(username=uid + "@example.com")
+                hit = mine.acquire_token_silent(SCOPES, account)
+                assert hit and hit["access_token"] == "at-%s-0" % uid, hit
+                assert hit["token_source"] == "cache"
+                force = t == 0 and i % 10 == 9
+                served = mine.acquire_token_silent(SCOPES, alice, force_refresh=force)
+                assert served and "access_token" in served, served
+                if force:
+                    assert served["token_source"] == "identity_provider"
+                    refreshes.append(served["access_token"])
+        except Exception as e:  # reported below, with the thread's number
+            errors.append((t, repr(e)))
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(refreshes) == 3
+    reread = public_app(idp, tokencache.PersistedTokenCache(path))
+    accounts = reread.get_accounts()
+    assert len(accounts) == 16 * 30 + 1
+    (alice,) = reread.get_accounts(username="alice@example.test")
+    assert reread.acquire_token_silent(SCOPES, alice)["access_token"] == refreshes[-1]
+    with open(path) as f:
+        assert len(json.load(f)["RefreshToken"]) == 16 * 30 + 1

@@ -175,6 +175,7 @@ def test_no_secret_in_any_log_line_message_or_repr(tmp_path, caplog):
     import logging
 
     caplog.set_level(logging.DEBUG)
+    tokencache.reset_logging()  # levels are cached; an earlier test may have logged at WARNING
     path = str(tmp_path / "cache.json")
     cache = tokencache.PersistedTokenCache(path, key_file=str(tmp_path / "k"))
     cache.add(user_event("alice"))

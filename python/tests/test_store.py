@@ -22,7 +22,7 @@ AT, RT = "AccessToken", "RefreshToken"
 
 @pytest.fixture(scope="module")
 def idp():
-    provider = Idp()
+    provider = Idp(IDP_ANY_TENANT=1)
     yield provider
     provider.stop()
 
@@ -108,6 +108,38 @@ def test_client_credentials_use_the_apps_partition(idp, store_url):
     assert second["access_token"] == first["access_token"]
     tenant = idp.authority.rsplit("/", 1)[1]
     assert repr(cache) == "<tokencache.StoreTokenCache partitions=['confidential-app_%s_AppTokenCache']>" % tenant
+
+
+def test_client_credentials_for_fifty_tenants_ask_once_per_tenant(idp, store_url):
+    # A multi-tenant daemon: one app object per tenant, all on one store. Each tenant's token
+    # lives in its own `{client_id}_{tenant}_AppTokenCache` partition; a second round (new
+    # cache objects, as new processes would have) is served from the store without asking.
+    store = tokencache.Store(store_url)
+    origin = idp.authority.rsplit("/", 1)[0]
+    tenants = ["7e57a000-0000-4000-8000-%012d" % (100 + i) for i in range(50)]
+    before = idp.stats().get("client_credentials", 0)
+    tokens = {}
+    for tenant in tenants:
+        app = msal.ConfidentialClientApplication(
+            "confidential-app", client_credential="confidential-secret",
+            authority="%s/%s" % (origin, tenant), token_cache=store.token_cache(),
+            instance_discovery=False)
+        result = app.acquire_token_for_client(["api://test-api/.default"])
+        assert result.get("token_source") == "identity_provider", result.get("error_description")
+        tokens[tenant] = result["access_token"]
+    assert idp.stats()["client_credentials"] - before == 50
+    assert len(set(tokens.values())) == 50
+    for tenant in tenants:
+        cache = store.token_cache()
+        app = msal.ConfidentialClientApplication(
+            "confidential-app", client_credential="confidential-secret",
+            authority="%s/%s" % (origin, tenant), token_cache=cache, instance_discovery=False)
+        result = app.acquire_token_for_client(["api://test-api/.default"])
+        assert result["token_source"] == "cache"
+        assert result["access_token"] == tokens[tenant]
+        assert repr(cache) == "<tokencache.StoreTokenCache partitions=['confidential-app_%s_AppTokenCache']>" % tenant
+    assert idp.stats()["client_credentials"] - before == 50
+    assert sorted(idp.stats()["tenants"]) == sorted(tenants)
 
 
 def expire(store, home):

@@ -13,7 +13,9 @@ rewrites the file in place), never overwrites a file it cannot parse, and can en
 Both are subclasses of ``msal.SerializableTokenCache``; the cache behind them is tokencache's
 (Rust), which answers every method MSAL calls (``add``, ``search``, ``modify``, ``remove_*``,
 ``update_rt``, ``_get_app_metadata``, ``serialize``, ``deserialize``) with MSAL's semantics.
-Errors are subclasses of :class:`tokencache.Error`.
+Errors are subclasses of :class:`tokencache.Error`. Log records go to the standard
+``logging`` module (loggers ``tokencache_file``, ``tokencache_store``, …); their levels are
+cached for speed, so call :func:`tokencache.reset_logging` after changing one at run time.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from ._native import (
     NativeStore,
     StorageError,
     StoreUnavailableError,
+    reset_logging,
 )
 
 __all__ = [
@@ -49,6 +52,7 @@ __all__ = [
     "EncryptionError",
     "InvalidResponseError",
     "StorageError",
+    "reset_logging",
 ]
 
 _AT = msal.TokenCache.CredentialType.ACCESS_TOKEN

@@ -16,6 +16,11 @@
 //   IDP_AT_TTL (3600) IDP_RT_TTL (1209600) IDP_ID_TTL (3600) IDP_CODE_TTL (60)
 //   IDP_DEVICE_TTL (600) IDP_DEVICE_INTERVAL (1)  IDP_ROTATE_RT (always|default|never)
 //   IDP_ENTRA_COMPAT (1 = add Entra extras; client_info only when the request has client_info=1)
+//   IDP_ANY_TENANT (1 = with IDP_ISSUER_PATH=/<tenant>/v2.0, also serve /<other>/v2.0/... for any other
+//                   GUID tenant, its discovery document naming endpoints under that tenant: one
+//                   provider plays many tenants for multi-tenant daemon tests; tokencache's addition)
+//   IDP_TOKEN_DELAY_MS (0; answer token requests this much later, so that tests can prove that
+//                       concurrent clients wait for one request; tokencache's addition)
 //   IDP_TENANT_ID (GUID used as tid/utid)  IDP_DEFAULT_USER (alice)  IDP_FOCI_CLIENTS (public-app; comma list)
 //   IDP_CLIENTS_FILE (JSON array replacing the built-in clients)
 //   IDP_JWKS_FILE (JSON {keys:[private JWK]} for a fixed signing key; default: fresh RSA key per start)
@@ -48,6 +53,8 @@ const ROTATE_RT = env.IDP_ROTATE_RT || 'always';
 const ENTRA = env.IDP_ENTRA_COMPAT === '1';
 const TENANT_ID = env.IDP_TENANT_ID || '7e57a000-0000-4000-8000-000000000001';
 const DEFAULT_USER = env.IDP_DEFAULT_USER || 'alice';
+const ANY_TENANT = env.IDP_ANY_TENANT === '1';
+const TOKEN_DELAY_MS = num(env.IDP_TOKEN_DELAY_MS, 0);
 const FOCI_CLIENTS = new Set((env.IDP_FOCI_CLIENTS ?? 'public-app').split(',').filter(Boolean));
 
 const GT_DEVICE = 'urn:ietf:params:oauth:grant-type:device_code';
@@ -346,6 +353,9 @@ async function main() {
         if (MOUNT) ctx.req.originalUrl = `${MOUNT}${ctx.req.url}`;
       }
     }
+    if (TOKEN_DELAY_MS && ctx.method === 'POST' && ctx.path === '/token') {
+      await new Promise((resolve) => setTimeout(resolve, TOKEN_DELAY_MS));
+    }
     await next();
     if (ctx.oidc?.route === 'token') {
       const gt = String(ctx.oidc.params?.grant_type || 'unknown');
@@ -492,8 +502,36 @@ async function main() {
     });
   };
 
+  // IDP_ANY_TENANT: /<other tenant>/v2.0/... is served by the one provider; only the discovery
+  // document differs (its URLs name the tenant asked for, as Entra's do).
+  const GUID = /^\/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})(\/v2\.0)(\/.*)?$/i;
+  let discoveryText;
+  const otherTenant = async (req, res, tenant, rest) => {
+    if (rest.split('?')[0] === '/.well-known/openid-configuration') {
+      discoveryText ||= await (await fetch(`${ISSUER}/.well-known/openid-configuration`)).text();
+      STATS.tenants = STATS.tenants || {};
+      STATS.tenants[tenant] = (STATS.tenants[tenant] || 0) + 1;
+      res.writeHead(200, { 'content-type': 'application/json' });
+      return res.end(discoveryText.split(ISSUER).join(`${ORIGIN}/${tenant}/v2.0`));
+    }
+    req.url = `${MOUNT}${rest}`;
+    return handler(req, res);
+  };
+
   handler = (req, res) => {
     if (req.url.split('?')[0] === '/common/discovery/instance') return instanceDiscovery(req, res);
+    // Entra's token endpoint path for the mounted tenant (what azure_identity calls without
+    // discovery): an alias of the provider's own.
+    if (ENTRA && MOUNT.endsWith('/v2.0')) {
+      const [path, query] = req.url.split('?');
+      if (path === `${MOUNT.slice(0, -'/v2.0'.length)}/oauth2/v2.0/token`) {
+        req.url = `${MOUNT}/token${query === undefined ? '' : `?${query}`}`;
+      }
+    }
+    const other = ANY_TENANT && MOUNT && GUID.exec(req.url);
+    if (other && `/${other[1]}${other[2]}` !== MOUNT) {
+      return otherTenant(req, res, other[1], other[3] || '/').catch((e) => sendJson(res, 500, { error: String(e) }));
+    }
     if (MOUNT) {
       // mount the provider under the issuer path (what express' app.use(path, ...) would do)
       const path = req.url.split('?')[0];

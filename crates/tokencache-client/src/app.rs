@@ -246,10 +246,7 @@ impl<A> AppBuilder<A> {
 
 #[cfg(feature = "reqwest")]
 fn default_http_client(timeout: Duration) -> Result<Arc<dyn HttpClient>> {
-    let client = crate::http::ReqwestClient::builder(timeout)
-        .build()
-        .map_err(|e| ClientError::Configuration(format!("HTTP client: {e}")))?;
-    Ok(Arc::new(crate::http::ReqwestClient::from(client)))
+    Ok(Arc::new(crate::http::LazyReqwest::new(timeout)))
 }
 
 #[cfg(not(feature = "reqwest"))]

@@ -138,6 +138,46 @@ impl ReqwestClient {
     }
 }
 
+/// The client an application uses when it is given none: reqwest, built at the first request.
+/// Building it reads the system's root certificates (2 to 5 ms here), which a process served
+/// from its cache never needs; a failure to build is that request's error.
+#[cfg(feature = "reqwest")]
+#[derive(Debug)]
+pub(crate) struct LazyReqwest {
+    timeout: Duration,
+    client: std::sync::OnceLock<std::result::Result<ReqwestClient, String>>,
+}
+
+#[cfg(feature = "reqwest")]
+impl LazyReqwest {
+    /// A client with this per-request timeout, not built yet.
+    pub(crate) fn new(timeout: Duration) -> LazyReqwest {
+        LazyReqwest {
+            timeout,
+            client: std::sync::OnceLock::new(),
+        }
+    }
+}
+
+#[cfg(feature = "reqwest")]
+impl HttpClient for LazyReqwest {
+    fn send(&self, request: HttpRequest) -> BoxFuture<'_, Result<HttpResponse, TransportError>> {
+        let client = self.client.get_or_init(|| {
+            ReqwestClient::builder(self.timeout)
+                .build()
+                .map(ReqwestClient::from)
+                .map_err(|e| format!("the HTTP client could not be built: {e}"))
+        });
+        match client {
+            Ok(client) => client.send(request),
+            Err(e) => {
+                let e = TransportError::Other(e.clone());
+                Box::pin(async move { Err(e) })
+            }
+        }
+    }
+}
+
 #[cfg(feature = "reqwest")]
 impl From<reqwest::Client> for ReqwestClient {
     fn from(inner: reqwest::Client) -> Self {

@@ -330,12 +330,19 @@ pub(crate) async fn acquire_for_client(
     let _flight = core
         .single_flight(flight_key("app", "", realm, scopes))
         .await;
-    if !force_refresh
-        && let Some(r) = check(&*core.load(Some(&partition)).await?).serve(&mut fallback)
-    {
-        return Ok(r);
-    }
+    // Processes sharing a store ask the provider one at a time per tenant: the lease is taken
+    // before the second look at the cache, so a process that waited finds the token another
+    // one just saved. Released below, or when this future is dropped (a cancelled call).
+    let lease = core
+        .accessor
+        .refresh_lease(core.access(Some(&partition)))
+        .await?;
     let outcome = async {
+        if !force_refresh
+            && let Some(r) = check(&*core.load(Some(&partition)).await?).serve(&mut fallback)
+        {
+            return Ok(r);
+        }
         let meta = core.metadata().await?;
         let post = core
             .token_post(&meta, "client_credentials")?
@@ -356,5 +363,10 @@ pub(crate) async fn acquire_for_client(
         .await
     }
     .await;
+    if let Some(lease) = lease
+        && let Err(e) = lease.release().await
+    {
+        tracing::warn!(error = %e, "could not release the refresh lease; it expires on its own");
+    }
     or_aging(outcome, fallback)
 }

@@ -53,6 +53,10 @@ impl FileAccessor {
     }
 }
 
+/// The largest cache file a load re-reads on the calling task (a read and a parse of this
+/// much take tens of microseconds).
+const INLINE_RELOAD_BYTES: u64 = 64 * 1024;
+
 /// The kind a file store's failure is, for the client's questions about it.
 fn access_error(e: FileError) -> AccessError {
     let kind = match &e {
@@ -75,7 +79,14 @@ impl CacheAccessor for FileAccessor {
         _: CacheAccess<'a>,
     ) -> BoxFuture<'a, Result<Arc<TokenCache>, AccessError>> {
         Box::pin(async move {
-            self.blocking(|file| file.reload().map(drop)).await?;
+            // A small cache is re-read here, without a trip to the blocking pool (a thread
+            // hand-off costs more than reading a few kilobytes); anything that could wait
+            // (a larger file, another thread using the store, a key from the keyring, a file
+            // to re-read after a failed parse) goes to the pool.
+            match self.file.try_reload(INLINE_RELOAD_BYTES) {
+                Some(done) => done.map(drop).map_err(access_error)?,
+                None => self.blocking(|file| file.reload().map(drop)).await?,
+            }
             Ok(self.file.cache().clone())
         })
     }

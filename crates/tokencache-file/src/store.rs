@@ -101,6 +101,9 @@ struct Synced {
     spare: Zeroizing<Vec<u8>>,
     key: Option<DataKey>,
     corrupt_backup: Option<PathBuf>,
+    /// Counts the changes of `known`: a read made outside the mutex is current only if no
+    /// change happened since it started.
+    generation: u64,
 }
 
 /// How much group commit (see [`FileStore::add`]) did for one store.
@@ -177,6 +180,7 @@ impl Known {
 impl Synced {
     /// Records `raw` as the known content; the buffer it replaces becomes the spare.
     fn remember(&mut self, raw: Option<Vec<u8>>) {
+        self.generation = self.generation.wrapping_add(1);
         let previous = std::mem::replace(
             &mut self.known,
             match raw {
@@ -192,6 +196,7 @@ impl Synced {
     /// Forgets what the storage holds (another process changed it), keeping the buffer: the
     /// next read reloads, and neither wipes nor allocates megabytes anew.
     fn outdate(&mut self) {
+        self.generation = self.generation.wrapping_add(1);
         self.known = match std::mem::take(&mut self.known) {
             Known::Bytes(bytes) | Known::Outdated(bytes) => Known::Outdated(bytes),
             Known::Unknown | Known::Missing => Known::Unknown,
@@ -597,9 +602,59 @@ impl FileStore {
     /// that does not parse, in case a foreign writer is mid-write). Returns true when the
     /// in-memory cache changed.
     pub fn reload(&self) -> Result<bool, FileError> {
+        // The file is read without waiting for this process's writers. What was read is
+        // loaded only if no thread of this process changed what it knows meanwhile: a read
+        // that started before another thread's write could be older than that write, and
+        // loading it would take back tokens this process already holds. Then it reads again.
+        let before = self.synced().generation;
         let raw = self.read_raw()?;
         let mut synced = self.synced();
+        let raw = if synced.generation == before {
+            raw
+        } else {
+            if let Some(buffer) = raw {
+                synced.recycle(buffer);
+            }
+            self.read_raw()?
+        };
         self.sync_from(&mut synced, raw, self.options.read_retries, false)
+    }
+
+    /// [`FileStore::reload`] done on the caller's thread only when that cannot block for
+    /// long: a plain (or already-keyed) file of at most `max_bytes` that no other thread of
+    /// this process is using, and that parses at the first read. `None` means "not done":
+    /// call [`FileStore::reload`] (on a thread that may block). An async caller uses it to
+    /// skip a trip to a blocking pool for the common small cache.
+    pub fn try_reload(&self, max_bytes: u64) -> Option<Result<bool, FileError>> {
+        let Backend::File(path) = &self.backend else {
+            return None;
+        };
+        if self.options.windows_data_protection {
+            return None;
+        }
+        let mut synced = match self.synced.try_lock() {
+            Ok(guard) => guard,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return None,
+        };
+        if self.options.encryption.is_some() && synced.key.is_none() {
+            return None; // the key may come from the OS keyring: a call that can wait
+        }
+        match std::fs::metadata(path) {
+            Ok(meta) if meta.len() > max_bytes => return None,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(_) => return None,
+        }
+        let raw = match self.read_raw() {
+            Ok(raw) => raw,
+            Err(_) => return None,
+        };
+        match self.sync_from(&mut synced, raw, 0, false) {
+            // Maybe a foreign writer's half-written file: the blocking path retries.
+            Err(FileError::Corrupt { .. }) => None,
+            other => Some(other),
+        }
     }
 
     /// Applies a change under the cross-process lock: re-reads the file if another process
@@ -673,6 +728,7 @@ impl FileStore {
                     // The file keeps its old content; so must our view of it. The handed-over
                     // responses go back to wait for the next holder.
                     synced.known = Known::Unknown;
+                    synced.generation = synced.generation.wrapping_add(1);
                     handed_over.into_iter().for_each(Claim::release);
                     return Err(e);
                 }

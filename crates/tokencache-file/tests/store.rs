@@ -500,6 +500,44 @@ fn threads_sharing_one_store_lose_nothing() {
     );
 }
 
+/// A thread's read must never bring back an older file than this process already holds: a
+/// reader that read the file just before another thread replaced it, then applied what it
+/// read after that thread's write, made just-added tokens disappear until the next change.
+#[test]
+fn a_thread_reading_while_others_write_never_goes_back_to_an_older_file() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("cache.json");
+    let shared = std::sync::Arc::new(store(&path));
+    let handles: Vec<_> = (0..16)
+        .map(|t| {
+            let s = shared.clone();
+            std::thread::spawn(move || {
+                let mut missing = 0;
+                for i in 0..20 {
+                    let uid = format!("t{t}-{i}");
+                    s.add(&user_event(&uid)).expect("add");
+                    for _ in 0..3 {
+                        s.reload().expect("reload");
+                        let home = format!("{uid}.t");
+                        let query = tokencache::AccountQuery {
+                            environments: &[],
+                            username: None,
+                            home_account_id: Some(&home),
+                        };
+                        if s.cache().accounts(&query).is_empty() {
+                            missing += 1;
+                        }
+                    }
+                }
+                missing
+            })
+        })
+        .collect();
+    let missing: usize = handles.into_iter().map(|h| h.join().expect("join")).sum();
+    assert_eq!(missing, 0, "reads that lost a token this process had added");
+    assert_eq!(shared.cache().len(Section::Account), 16 * 20);
+}
+
 #[test]
 fn a_leftover_lock_file_of_this_process_does_not_block_it() {
     let dir = tempfile::tempdir().expect("tmp");

@@ -42,6 +42,11 @@ pub struct ClientGuide;
 #[doc = include_str!("../../../docs/web-apps.md")]
 pub struct WebAppsGuide;
 
+/// The Azure SDK guide's examples.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/azure.md")]
+pub struct AzureGuide;
+
 /// The CLI guide (its code blocks are shell; kept here so a Rust block added later compiles).
 #[cfg(doctest)]
 #[doc = include_str!("../../../docs/cli.md")]
