@@ -226,13 +226,8 @@ impl NativeCache {
                 ));
             }
         };
-        let mut lock = LockOptions::default();
-        if let Some(seconds) = lock_timeout {
-            lock.timeout = Duration::try_from_secs_f64(seconds)
-                .map_err(|_| PyValueError::new_err("lock_timeout must be a number of seconds"))?;
-        }
         let options = FileOptions {
-            lock,
+            lock: lock_options(lock_timeout)?,
             encryption,
             accept_plaintext,
             windows_data_protection,
@@ -242,6 +237,25 @@ impl NativeCache {
         Ok(NativeCache {
             backend: Backend::File(Box::new(store)),
         })
+    }
+
+    /// A cache whose whole content lives in one OS keyring item (a Secret Service item on
+    /// Linux, a Keychain item on macOS), with `signal` as the signal file and its
+    /// `.lockfile` as the lock: msal-extensions' `LibsecretPersistence` layout.
+    #[staticmethod]
+    #[pyo3(signature = (signal, schema, attributes, label, lock_timeout=None))]
+    fn keyring_item(
+        signal: std::path::PathBuf,
+        schema: String,
+        attributes: Vec<(String, String)>,
+        label: String,
+        lock_timeout: Option<f64>,
+    ) -> PyResult<NativeCache> {
+        let options = FileOptions {
+            lock: lock_options(lock_timeout)?,
+            ..FileOptions::default()
+        };
+        keyring_item_store(signal, schema, attributes, label, options)
     }
 
     /// MSAL's `add(event, now)`: the event dict as JSON. For a file, one lock and one write.
@@ -363,7 +377,48 @@ fn keyring_source(_name: String) -> PyResult<Option<KeySource>> {
     Err(EncryptionError::new_err("no OS keyring on this system"))
 }
 
-/// The module `tokencache._native`.
+/// Lock options with this timeout (seconds), or the default.
+fn lock_options(timeout: Option<f64>) -> PyResult<LockOptions> {
+    let mut lock = LockOptions::default();
+    if let Some(seconds) = timeout {
+        lock.timeout = Duration::try_from_secs_f64(seconds)
+            .map_err(|_| PyValueError::new_err("lock_timeout must be a number of seconds"))?;
+    }
+    Ok(lock)
+}
+
+#[cfg(any(target_os = "linux", target_os = "macos"))]
+fn keyring_item_store(
+    signal: std::path::PathBuf,
+    schema: String,
+    attributes: Vec<(String, String)>,
+    label: String,
+    options: FileOptions,
+) -> PyResult<NativeCache> {
+    let item = tokencache_file::KeyringItem {
+        schema,
+        attributes,
+        label,
+    };
+    let store = FileStore::keyring(item, signal, options).map_err(file_error)?;
+    Ok(NativeCache {
+        backend: Backend::File(Box::new(store)),
+    })
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "macos")))]
+fn keyring_item_store(
+    _: std::path::PathBuf,
+    _: String,
+    _: Vec<(String, String)>,
+    _: String,
+    _: FileOptions,
+) -> PyResult<NativeCache> {
+    Err(EncryptionError::new_err(
+        "a whole cache in a keyring item needs the Secret Service (Linux) or the Keychain (macOS); on Windows use windows_data_protection",
+    ))
+}
+
 /// The handle that clears pyo3-log's cache of Python logger levels.
 static LOGGING: std::sync::OnceLock<pyo3_log::ResetHandle> = std::sync::OnceLock::new();
 
@@ -376,6 +431,7 @@ fn reset_logging() {
     }
 }
 
+/// The module `tokencache._native`.
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     // The crates log through `tracing`, which forwards to `log` with no subscriber installed;

@@ -198,3 +198,46 @@ def test_no_secret_in_any_log_line_message_or_repr(tmp_path, caplog):
     for text in texts:
         for secret in ("at-alice-0", "rt-alice-0", "rt-rotated-secret", key):
             assert secret not in text, text
+
+
+KEYRING_SCRIPT = r"""
+import hashlib, json, subprocess, sys
+sys.path.insert(0, sys.argv[2])
+import tokencache
+from conftest import user_event
+signal = sys.argv[1]
+first = tokencache.PersistedTokenCache.in_keyring(signal)
+first.add(user_event("alice"))
+first.add(user_event("bob"))
+second = tokencache.PersistedTokenCache.in_keyring(signal)
+homes = sorted(a["home_account_id"] for a in second.search("Account"))
+schema = hashlib.sha256(signal.encode()).hexdigest()
+stored = subprocess.run(["secret-tool", "lookup", "xdg:schema", schema],
+                        capture_output=True, text=True, check=True).stdout
+print(json.dumps({"homes": homes, "stored": sorted(json.loads(stored)["Account"]),
+                  "repr": repr(second)}))
+"""
+
+
+def test_a_cache_in_a_keyring_item_in_msal_extensions_layout(tmp_path):
+    # A real Secret Service (gnome-keyring in its own D-Bus session), as in the Rust tests:
+    # the item is where msal-extensions' LibsecretPersistence(signal) keeps it (schema =
+    # SHA-256 of the signal location), and a second cache object reads it back.
+    import shutil
+
+    if shutil.which("dbus-run-session") is None or shutil.which("gnome-keyring-daemon") is None:
+        if os.environ.get("CI"):
+            pytest.fail("dbus-run-session and gnome-keyring are missing (bash .ci/setup-system)")
+        pytest.skip("no gnome-keyring here (bash .ci/setup-system)")
+    signal = str(tmp_path / "signal")
+    here = os.path.dirname(os.path.abspath(__file__))
+    repo = os.path.dirname(os.path.dirname(here))
+    out = subprocess.run(["dbus-run-session", "--", "bash", os.path.join(repo, ".ci", "with-keyring"),
+                          sys.executable, "-c", KEYRING_SCRIPT, signal, here],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["homes"] == ["alice.t", "bob.t"]
+    assert len(result["stored"]) == 2
+    assert os.path.exists(signal), "the signal file is touched at every write"
+    assert "at-alice" not in result["repr"]

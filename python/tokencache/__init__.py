@@ -20,6 +20,7 @@ cached for speed, so call :func:`tokencache.reset_logging` after changing one at
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -160,8 +161,9 @@ def _location(path: Any) -> Union[str, "os.PathLike[str]"]:
     kind = type(path).__name__
     if kind not in ("FilePersistence", "FilePersistenceWithDataProtection"):
         raise ValueError(
-            f"{kind} keeps the cache outside a file; tokencache.PersistedTokenCache takes "
-            "a file path (or FilePersistence / FilePersistenceWithDataProtection)"
+            f"{kind} is not supported; tokencache.PersistedTokenCache takes a file path, "
+            "FilePersistence, FilePersistenceWithDataProtection or LibsecretPersistence (or "
+            "use PersistedTokenCache.in_keyring)"
         )
     if kind == "FilePersistenceWithDataProtection" and getattr(path, "_entropy", b""):
         raise ValueError("DPAPI entropy is not supported; msal-extensions' default is none")
@@ -206,6 +208,18 @@ class PersistedTokenCache(TokenCache):
         lock_timeout: Optional[float] = None,
         lock_location: Optional[str] = None,
     ) -> None:
+        if type(path).__name__ == "LibsecretPersistence":
+            agent = getattr(path, "_agent", None)
+            schema = getattr(getattr(agent, "_schema", None), "name", None)
+            keyring_cache = PersistedTokenCache.in_keyring(
+                path.get_location(),
+                schema_name=schema if isinstance(schema, str) else None,
+                attributes=getattr(agent, "_attributes", None),
+                label=getattr(agent, "_label", None) or "",
+                lock_timeout=lock_timeout,
+            )
+            self.__dict__.update(keyring_cache.__dict__)
+            return
         msal.SerializableTokenCache.__init__(self)
         if type(path).__name__ == "FilePersistenceWithDataProtection":
             windows_data_protection = True
@@ -228,9 +242,41 @@ class PersistedTokenCache(TokenCache):
         )
         self.has_state_changed = False
 
+    @classmethod
+    def in_keyring(
+        cls,
+        signal_location: Union[str, "os.PathLike[str]"],
+        *,
+        schema_name: Optional[str] = None,
+        attributes: Optional[Dict[str, str]] = None,
+        label: str = "",
+        lock_timeout: Optional[float] = None,
+    ) -> "PersistedTokenCache":
+        """A cache whose whole content lives in one OS keyring item (the Secret Service on
+        Linux, the Keychain on macOS): msal-extensions' ``LibsecretPersistence`` layout, so
+        the two share the item. ``signal_location`` is the file touched at every write (its
+        ``.lockfile`` is the lock); ``schema_name`` defaults, as msal-extensions', to the
+        SHA-256 hex of ``signal_location`` as given. For small caches (a keyring item is not
+        meant for megabytes).
+        """
+        location = os.fspath(signal_location)
+        if schema_name is None:
+            schema_name = hashlib.sha256(location.encode("utf-8")).hexdigest()
+        self = cls.__new__(cls)
+        msal.SerializableTokenCache.__init__(self)
+        self._native = NativeCache.keyring_item(
+            os.path.expanduser(location),
+            schema_name,
+            sorted((attributes or {}).items()),
+            label,
+            lock_timeout=lock_timeout,
+        )
+        self.has_state_changed = False
+        return self
+
     @property
     def path(self) -> str:
-        """The cache file."""
+        """The cache file (for a keyring item: its signal file)."""
         return os.fspath(self._native.path)
 
     def __repr__(self) -> str:

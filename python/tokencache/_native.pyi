@@ -35,6 +35,14 @@ class NativeCache:
         accept_plaintext: bool = False,
         lock_timeout: Optional[float] = None,
     ) -> NativeCache: ...
+    @staticmethod
+    def keyring_item(
+        signal: Union[str, os.PathLike[str]],
+        schema: str,
+        attributes: list[tuple[str, str]],
+        label: str,
+        lock_timeout: Optional[float] = None,
+    ) -> NativeCache: ...
     def add(self, event: str, now: Optional[int] = None) -> None: ...
     def search(
         self, credential_type: str, target: list[str], query: Optional[str], now: int

@@ -275,6 +275,19 @@ async fn the_azure_cli_credential_says_what_to_do_when_there_is_nothing_it_can_u
         e.to_string().contains("for bob@example.test") && e.to_string().contains("az login"),
         "{e}"
     );
+    // No profile and two accounts in the cache: which one is not guessed.
+    std::fs::remove_file(dir.path().join("azureProfile.json")).unwrap();
+    std::fs::copy(
+        repo_root().join("examples/caches/desktop.json"),
+        dir.path().join("msal_token_cache.json"),
+    )
+    .unwrap();
+    let e = credential.token(&[ARM]).await.unwrap_err();
+    assert!(
+        matches!(e, CredentialError::AmbiguousAccount { count: 2 }),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("name one"), "{e}");
     // Two resources in one request.
     let e = credential
         .get_token(&["https://vault.azure.net/.default", ARM], None)
@@ -385,6 +398,24 @@ async fn the_browser_credential_signs_in_through_a_loopback_redirect_and_is_then
     let hit = second.token(&[API]).await.unwrap();
     assert_eq!(hit.source, TokenSource::Cache);
     assert_eq!(hit.access_token.token, first.access_token.token);
+    // And another process on the file is silent too (the example, which opens no browser).
+    let line = run_example(
+        &[
+            "--credential",
+            "device-code",
+            "--authority",
+            &idp.authority(),
+            "--client-id",
+            "public-app",
+            "--cache",
+            file.to_str().unwrap(),
+            "--scope",
+            API,
+        ],
+        &[],
+    )
+    .unwrap();
+    assert_eq!(line.get_str("source"), Some("cache"));
 }
 
 // ------------------------------------------------------------------ confidential credentials

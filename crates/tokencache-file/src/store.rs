@@ -626,6 +626,10 @@ impl FileStore {
     /// call [`FileStore::reload`] (on a thread that may block). An async caller uses it to
     /// skip a trip to a blocking pool for the common small cache.
     pub fn try_reload(&self, max_bytes: u64) -> Option<Result<bool, FileError>> {
+        #[allow(
+            irrefutable_let_patterns,
+            reason = "without the keyring feature (and on Windows) a file is the only backend"
+        )]
         let Backend::File(path) = &self.backend else {
             return None;
         };
