@@ -220,6 +220,15 @@ pub(crate) fn write_atomically(path: &Path, content: &[u8]) -> Result<(), FileEr
             .set_permissions(private(meta.permissions()))
             .map_err(err)?;
     }
+    // msal-extensions (and so the Azure CLI) re-reads the file before a change only when its
+    // modification time is later than the moment it last read it, taken with a precise clock,
+    // while file systems stamp writes with a coarse one (a few milliseconds on Linux, more on
+    // Windows): a write of ours soon after its read could look older than that read, and its
+    // next save would overwrite what we wrote. A precise stamp, taken while we hold the lock
+    // it released after reading, is always later.
+    tmp.as_file()
+        .set_modified(std::time::SystemTime::now())
+        .map_err(err)?;
     // The data and the size must be on disk before the rename; the rename itself is made
     // durable by the directory fsync below.
     tmp.as_file().sync_data().map_err(err)?;

@@ -500,6 +500,28 @@ fn threads_sharing_one_store_lose_nothing() {
     );
 }
 
+/// msal-extensions re-reads the cache before a change only if the file's modification time is
+/// later than its last read (a precise clock); a write must never be stamped earlier than the
+/// moment it started, or msal-extensions overwrites it (seen as adds lost under contention).
+#[test]
+fn a_write_is_never_stamped_earlier_than_it_started() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("cache.json");
+    let store = store(&path);
+    for i in 0..100 {
+        let started = std::time::SystemTime::now();
+        store.add(&user_event(&format!("u{i}"))).expect("add");
+        let stamped = std::fs::metadata(&path)
+            .and_then(|m| m.modified())
+            .expect("mtime");
+        assert!(
+            stamped >= started,
+            "write {i} stamped {:?} before it started",
+            started.duration_since(stamped).unwrap_or_default()
+        );
+    }
+}
+
 /// A thread's read must never bring back an older file than this process already holds: a
 /// reader that read the file just before another thread replaced it, then applied what it
 /// read after that thread's write, made just-added tokens disappear until the next change.
