@@ -250,6 +250,16 @@ async fn the_azure_cli_credential_says_what_to_do_when_there_is_nothing_it_can_u
     let e = credential.token(&[ARM]).await.unwrap_err();
     assert!(matches!(e, CredentialError::NotSignedIn { .. }), "{e:?}");
     assert!(e.to_string().contains("run `az login`"), "{e}");
+    // The example finds the directory through AZURE_CONFIG_DIR and says the same on stderr.
+    let stderr = run_example(
+        &["--credential", "azure-cli", "--scope", ARM],
+        &[("AZURE_CONFIG_DIR", dir.path().to_str().unwrap())],
+    )
+    .unwrap_err();
+    assert!(
+        stderr.contains("run `az login`") && stderr.contains(dir.path().to_str().unwrap()),
+        "{stderr}"
+    );
     // The Windows form of the cache (DPAPI), elsewhere than Windows.
     std::fs::write(dir.path().join("msal_token_cache.bin"), b"\x01\x00\x00\x00").unwrap();
     let e = credential.token(&[ARM]).await.unwrap_err();
