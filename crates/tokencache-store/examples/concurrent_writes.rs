@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! cargo run -p tokencache-store --example concurrent_writes -- --store sqlite://tokens.db \
-//!     --writer 1 --saves 40 --concurrency 8 [--start-at-ms UNIX_MS]
+//!     --writer 1 --saves 40 --concurrency 8 [--start-at-ms UNIX_MS] [--max-attempts 32]
 //! ```
 
 use std::process::ExitCode;
@@ -34,6 +34,9 @@ struct Args {
     /// write at the same time.
     #[arg(long)]
     start_at_ms: Option<u64>,
+    /// Compare-and-set attempts per save before it fails (the library's default is 32).
+    #[arg(long, default_value_t = 32)]
+    max_attempts: u32,
 }
 
 /// The user every copy writes for.
@@ -58,7 +61,11 @@ fn event(scope: &str) -> Result<TokenEvent, tokencache::Error> {
 
 async fn run(args: Args) -> Result<(usize, u64), Box<dyn std::error::Error>> {
     let store = tokencache_store::open(&args.store).await?;
-    let cache = Arc::new(PartitionedCache::new(store, PartitionOptions::default()));
+    let options = PartitionOptions {
+        max_attempts: args.max_attempts,
+        ..PartitionOptions::default()
+    };
+    let cache = Arc::new(PartitionedCache::new(store, options));
     if let Some(at) = args.start_at_ms {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?;
         let wait = std::time::Duration::from_millis(at).saturating_sub(now);

@@ -32,6 +32,11 @@ fn run_copies(url: &str, first_writer: usize) -> i64 {
                 .args(["--store", url, "--writer", &writer.to_string()])
                 .args(["--start-at-ms", &start_at_ms])
                 .args(["--saves", &SAVES.to_string(), "--concurrency", "8"])
+                // 24 writers on one partition, on 2 cores: a descheduled copy can lose the
+                // compare-and-set race dozens of times in a row (a liveness limit of optimistic
+                // saves, not a lost update: the save fails loudly). What this test proves is
+                // that no save is lost, so each may retry longer than the default 32 times.
+                .args(["--max-attempts", "400"])
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
                 .spawn()
