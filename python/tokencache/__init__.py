@@ -211,14 +211,13 @@ class PersistedTokenCache(TokenCache):
         if type(path).__name__ == "LibsecretPersistence":
             agent = getattr(path, "_agent", None)
             schema = getattr(getattr(agent, "_schema", None), "name", None)
-            keyring_cache = PersistedTokenCache.in_keyring(
+            self._open_keyring_item(
                 path.get_location(),
-                schema_name=schema if isinstance(schema, str) else None,
-                attributes=getattr(agent, "_attributes", None),
-                label=getattr(agent, "_label", None) or "",
-                lock_timeout=lock_timeout,
+                schema if isinstance(schema, str) else None,
+                getattr(agent, "_attributes", None),
+                getattr(agent, "_label", None) or "",
+                lock_timeout,
             )
-            self.__dict__.update(keyring_cache.__dict__)
             return
         msal.SerializableTokenCache.__init__(self)
         if type(path).__name__ == "FilePersistenceWithDataProtection":
@@ -259,10 +258,21 @@ class PersistedTokenCache(TokenCache):
         SHA-256 hex of ``signal_location`` as given. For small caches (a keyring item is not
         meant for megabytes).
         """
+        self = cls.__new__(cls)
+        self._open_keyring_item(signal_location, schema_name, attributes, label, lock_timeout)
+        return self
+
+    def _open_keyring_item(
+        self,
+        signal_location: Union[str, "os.PathLike[str]"],
+        schema_name: Optional[str],
+        attributes: Optional[Dict[str, str]],
+        label: str,
+        lock_timeout: Optional[float],
+    ) -> None:
         location = os.fspath(signal_location)
         if schema_name is None:
             schema_name = hashlib.sha256(location.encode("utf-8")).hexdigest()
-        self = cls.__new__(cls)
         msal.SerializableTokenCache.__init__(self)
         self._native = NativeCache.keyring_item(
             os.path.expanduser(location),
@@ -272,7 +282,6 @@ class PersistedTokenCache(TokenCache):
             lock_timeout=lock_timeout,
         )
         self.has_state_changed = False
-        return self
 
     @property
     def path(self) -> str:
