@@ -47,6 +47,11 @@ fn remove_leftovers(dir: &Path, prefix: &str) {
     }
 }
 
+/// How far ahead of the write a cache file's modification time is set (see
+/// [`write_atomically`]): longer than a reader of msal-extensions takes between reading the
+/// file and noting when it synced, even on a loaded machine.
+const MSAL_RELOAD_MARGIN: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Renames the temporary file over `path`. On Windows the replace asks for POSIX semantics
 /// first (see [`posix_replace`]), so that a reader holding the cache open (another
 /// tokencache, an antivirus scanner) does not stop it; a reader that opened it without
@@ -221,13 +226,14 @@ pub(crate) fn write_atomically(path: &Path, content: &[u8]) -> Result<(), FileEr
             .map_err(err)?;
     }
     // msal-extensions (and so the Azure CLI) re-reads the file before a change only when its
-    // modification time is later than the moment it last read it, taken with a precise clock,
-    // while file systems stamp writes with a coarse one (a few milliseconds on Linux, more on
-    // Windows): a write of ours soon after its read could look older than that read, and its
-    // next save would overwrite what we wrote. A precise stamp, taken while we hold the lock
-    // it released after reading, is always later.
+    // modification time is later than the moment it last read it. That moment is taken with a
+    // precise clock, and after parsing what it read (milliseconds later; its readers do not
+    // take the lock), while file systems stamp writes with a coarse clock: a write of ours
+    // made soon after or during its read could look already seen, and its next save would
+    // overwrite it. The stamp is therefore set, while we hold the lock, a little ahead of now:
+    // its readers re-read until the stamp has passed, which costs them a parse, never a token.
     tmp.as_file()
-        .set_modified(std::time::SystemTime::now())
+        .set_modified(std::time::SystemTime::now() + MSAL_RELOAD_MARGIN)
         .map_err(err)?;
     // The data and the size must be on disk before the rename; the rename itself is made
     // durable by the directory fsync below.
