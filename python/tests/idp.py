@@ -1,8 +1,10 @@
 """The loopback OpenID provider (tests/idp, Entra-shaped, over HTTPS with a test CA) for the
 tests that drive real MSAL Python applications."""
 
+import html
 import json
 import os
+import re
 import pathlib
 import subprocess
 import tempfile
@@ -66,6 +68,18 @@ class Idp:
         browsed = requests.get(self.issuer + "/__test/browse",
                                params={"url": auth_uri, "login_hint": user}, verify=self.ca, timeout=30).json()
         return dict(urllib.parse.parse_qsl(urllib.parse.urlparse(browsed["location"]).query))
+
+    def browse_form_post(self, auth_uri, user):
+        """Signs `user` in at `auth_uri` (asked with response_mode=form_post): the URL the
+        provider's page posts its answer to, and the fields it posts."""
+        browsed = requests.get(self.issuer + "/__test/browse",
+                               params={"url": auth_uri, "login_hint": user}, verify=self.ca, timeout=30).json()
+        page = browsed.get("body") or ""
+        action = re.search(r'<form[^>]*action="([^"]+)"', page)
+        assert action and browsed.get("status") == 200, browsed
+        fields = {html.unescape(name): html.unescape(value) for name, value in
+                  re.findall(r'<input type="hidden" name="([^"]*)" value="([^"]*)"', page)}
+        return html.unescape(action.group(1)), fields
 
     def stop(self):
         self._proc.terminate()

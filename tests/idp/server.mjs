@@ -21,6 +21,8 @@
 //                   provider plays many tenants for multi-tenant daemon tests; tokencache's addition)
 //   IDP_TOKEN_DELAY_MS (0; answer token requests this much later, so that tests can prove that
 //                       concurrent clients wait for one request; tokencache's addition)
+//   IDP_EXTRA_USERS (0; N more users user1..userN, sub 00000000-0000-4000-8000-<n as 12 digits>,
+//                    for tests and benchmarks with many signed-in users; tokencache's addition)
 //   IDP_TENANT_ID (GUID used as tid/utid)  IDP_DEFAULT_USER (alice)  IDP_FOCI_CLIENTS (public-app; comma list)
 //   IDP_CLIENTS_FILE (JSON array replacing the built-in clients)
 //   IDP_JWKS_FILE (JSON {keys:[private JWK]} for a fixed signing key; default: fresh RSA key per start)
@@ -30,7 +32,9 @@
 // tokencache's additions to the reference configuration: HTTPS (above), a count of token
 // requests by grant type at GET /__test/stats (so tests can prove single-flight refreshes), and
 // Entra-shaped instance discovery at /common/discovery/instance (127.0.0.1 and localhost are
-// aliases).
+// aliases), and a protected demo API at GET /api/me: it accepts only this provider's JWT access
+// tokens issued for an API (an api://... or https://... audience, not the userinfo endpoint),
+// checks signature, issuer and expiry, and answers the user's claims (the sample web apps call it).
 import { createServer } from 'node:http';
 import { createServer as createTlsServer } from 'node:https';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
@@ -72,7 +76,16 @@ const ACCOUNTS = [
     sub: 'b0b00000-0000-4000-8000-000000000b0b', login: 'bob', name: 'Bob Example',
     given_name: 'Bob', family_name: 'Example', email: 'bob@example.test',
   },
-].map((a) => ({ ...a, oid: a.sub, tid: TENANT_ID, preferred_username: a.email, email_verified: true }));
+];
+for (let n = 1; n <= num(env.IDP_EXTRA_USERS, 0); n += 1) {
+  ACCOUNTS.push({
+    sub: `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`, login: `user${n}`, name: `User ${n}`,
+    given_name: 'User', family_name: String(n), email: `user${n}@example.test`,
+  });
+}
+for (const [i, a] of ACCOUNTS.entries()) {
+  ACCOUNTS[i] = { ...a, oid: a.sub, tid: TENANT_ID, preferred_username: a.email, email_verified: true };
+}
 const bySub = new Map(ACCOUNTS.map((a) => [a.sub, a]));
 const lookupLogin = (hint) => ACCOUNTS.find((a) => [a.login, a.email, a.sub].includes(hint));
 
@@ -518,8 +531,43 @@ async function main() {
     return handler(req, res);
   };
 
+  // The demo API (a resource server): Bearer JWTs from this provider for an API audience.
+  let apiKey;
+  const demoApi = async (req, res) => {
+    STATS.api_calls = (STATS.api_calls || 0) + 1;
+    const refuse = (description) => {
+      res.writeHead(401, {
+        'content-type': 'application/json',
+        'www-authenticate': `Bearer error="invalid_token", error_description="${description}"`,
+      });
+      res.end(JSON.stringify({ error: 'invalid_token', error_description: description }));
+    };
+    const auth = /^Bearer ([A-Za-z0-9._~+/=-]+)$/.exec(req.headers.authorization || '');
+    if (!auth) return refuse('no bearer token');
+    apiKey ||= await importJWK({ ...publicJwk(), alg: 'RS256' }, 'RS256');
+    let payload;
+    try {
+      ({ payload } = await jwtVerify(auth[1], apiKey, { issuer: ISSUER, algorithms: ['RS256'] }));
+    } catch (e) {
+      return refuse(`token rejected (${e.code || 'invalid'})`);
+    }
+    const audiences = [].concat(payload.aud || []);
+    if (!audiences.some((a) => /^(api|https?):\/\//.test(a) && !a.startsWith(ORIGIN))) {
+      return refuse('token is not for an API');
+    }
+    const a = bySub.get(payload.sub);
+    if (!a) return refuse('token is not a user\'s');
+    return sendJson(res, 200, {
+      name: a.name, preferred_username: a.preferred_username, oid: a.oid, tid: a.tid,
+      aud: payload.aud, scope: payload.scope, exp: payload.exp,
+    });
+  };
+
   handler = (req, res) => {
     if (req.url.split('?')[0] === '/common/discovery/instance') return instanceDiscovery(req, res);
+    if (req.method === 'GET' && req.url.split('?')[0] === '/api/me') {
+      return demoApi(req, res).catch((e) => sendJson(res, 500, { error: String(e) }));
+    }
     // Entra's token endpoint path for the mounted tenant (what azure_identity calls without
     // discovery): an alias of the provider's own.
     if (ENTRA && MOUNT.endsWith('/v2.0')) {
