@@ -26,7 +26,7 @@ import requests  # noqa: E402
 
 import tokencache  # noqa: E402
 from idp import REPO, Idp  # noqa: E402
-from servers import Redis, free_port  # noqa: E402
+from servers import Redis, free_port, postgres_url  # noqa: E402
 
 SAMPLE = REPO / "python" / "examples" / "flask_webapp"
 SCREENSHOTS = REPO / "target" / "flask-webapp-screenshots"
@@ -61,7 +61,7 @@ def origin(idp):
 class WebApp:
     """The sample under gunicorn (`gunicorn -c gunicorn.conf.py`, as its README runs it)."""
 
-    def __init__(self, idp, store, workdir, *, port, workers=4, policy="fail"):
+    def __init__(self, idp, store, workdir, *, port, workers=4, policy="fail", env=None):
         self.url = "http://127.0.0.1:%d" % port
         workdir.mkdir(parents=True, exist_ok=True)
         env = dict(
@@ -70,7 +70,7 @@ class WebApp:
             WEBAPP_CLIENT_SECRET="web-secret", WEBAPP_SCOPES=SCOPES,
             WEBAPP_API_URL=origin(idp) + "/api/me", WEBAPP_STORE=store,
             WEBAPP_SESSIONS=str(workdir / "sessions"), WEBAPP_LISTEN="127.0.0.1:%d" % port,
-            WEBAPP_WORKERS=str(workers), WEBAPP_STORE_FAILURE_POLICY=policy)
+            WEBAPP_WORKERS=str(workers), WEBAPP_STORE_FAILURE_POLICY=policy, **(env or {}))
         self.log_path = workdir / "gunicorn.log"
         self._log = open(self.log_path, "w")
         self.proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py"],
@@ -344,10 +344,54 @@ def test_a_sign_in_answer_is_taken_only_from_the_browser_that_started_it_and_onl
         idp.stop()
 
 
+def test_with_a_key_file_the_stored_partitions_hold_no_token_in_the_clear(tmp_path):
+    port = free_port()
+    idp = provider(tmp_path, [port])
+    db = tmp_path / "tokens.db"
+    key = tmp_path / "store.key"
+    key.write_text(os.urandom(32).hex())
+    url = "sqlite://" + str(db)
+    app = WebApp(idp, url, tmp_path / "app", port=port, workers=2,
+                 env={"WEBAPP_STORE_KEY_FILE": str(key), "WEBAPP_STORE_KEY_ID": "k7"})
+    try:
+        bob = app.sign_in(idp, "bob")
+        page = bob.get(app.url + "/call-api").text
+        assert api_claims(page)["preferred_username"] == "bob@example.test"
+        assert token_source(page) == "cache"
+        keyed = tokencache.Store(url, key_file=key, key_id="k7")
+        accounts, rts, ats = partition(keyed, BOB)
+        assert len(accounts) == 1 and len(rts) == 1 and len(ats) == 1
+        stored = b"".join(p.read_bytes() for p in tmp_path.glob("tokens.db*"))
+        for secret in (rts[0]["secret"], ats[0]["secret"], "bob@example.test"):
+            assert secret.encode() not in stored, "found in the clear in the SQLite file"
+        with pytest.raises(tokencache.Error):
+            partition(tokencache.Store(url), BOB)  # without the key: refused, not read as empty
+    finally:
+        app.stop()
+        idp.stop()
+
+
+def test_an_unreachable_provider_gets_an_error_page_not_a_crash(tmp_path):
+    port = free_port()
+    idp = provider(tmp_path, [port])
+    idp._proc.terminate()  # nothing answers at its address (its test CA is kept)
+    idp._proc.wait(10)
+    app = WebApp(idp, "sqlite://" + str(tmp_path / "tokens.db"), tmp_path / "app", port=port, workers=1)
+    try:
+        workers = app.workers()
+        page = requests.get(app.url + "/login", allow_redirects=False, timeout=60)
+        assert page.status_code == 502 and "Could not start the sign-in" in page.text, page.text[:300]
+        assert requests.get(app.url + "/", timeout=30).status_code == 200
+        assert app.workers() == workers, "no worker crashed"
+    finally:
+        app.stop()
+        idp.stop()
+
+
 # ----- four workers, expiring tokens --------------------------------------------------------
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "redis"])
+@pytest.mark.parametrize("backend", ["sqlite", "redis", "postgres"])
 def test_four_workers_refresh_each_users_expiring_token_once_under_200_concurrent_calls(tmp_path, backend):
     users = 20
     calls_per_user = 10
@@ -356,7 +400,13 @@ def test_four_workers_refresh_each_users_expiring_token_once_under_200_concurren
     port = free_port()
     idp = provider(tmp_path, [port], IDP_EXTRA_USERS=users, IDP_AT_TTL=312)
     server = Redis() if backend == "redis" else None
-    url = server.url if server else "sqlite://" + str(tmp_path / "tokens.db")
+    if backend == "postgres":
+        url = postgres_url()
+        if url is None:
+            idp.stop()
+            pytest.skip("PostgreSQL is not running (bash .ci/setup-services starts it)")
+    else:
+        url = server.url if server else "sqlite://" + str(tmp_path / "tokens.db")
     app = WebApp(idp, url, tmp_path / "app", port=port)
     try:
         signed_in = [app.sign_in(idp, "user%d" % n) for n in range(1, users + 1)]

@@ -297,6 +297,10 @@ def create_app(settings: Optional[Settings] = None, caches: Optional[TokenCaches
             flow = msal_app(cache).initiate_auth_code_flow(
                 list(settings.scopes), redirect_uri=redirect_uri(), response_mode="form_post",
                 login_hint=flask.request.args.get("login_hint"))
+        except (requests.RequestException, ValueError) as e:
+            # MSAL reads the authority's metadata first; it says ValueError when it cannot.
+            log.warning("cannot start a sign-in: %s", type(e).__name__)
+            return error_page(502, "Could not start the sign-in", "The identity provider could not be reached.")
         finally:
             caches.done(cache, None)
         # The flow is kept apart from signed-in sessions, under an id only this browser has.
@@ -403,6 +407,12 @@ def create_app(settings: Optional[Settings] = None, caches: Optional[TokenCaches
         answer.headers["X-Content-Type-Options"] = "nosniff"
         answer.headers["Referrer-Policy"] = "no-referrer"
         return answer
+
+    @app.errorhandler(requests.RequestException)
+    def provider_unreachable(e: Exception):
+        # MSAL talking to the identity provider (a sign-in's answer, a refresh) failed.
+        log.warning("the identity provider could not be reached: %s", type(e).__name__)
+        return error_page(502, "The identity provider could not be reached", "Try again in a moment.")
 
     @app.errorhandler(tokencache.StoreUnavailableError)
     def store_unavailable(e: Exception):
