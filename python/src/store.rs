@@ -193,13 +193,15 @@ impl NativeStore {
     /// `rediss://…`, `redis+cluster://…`, `memory://`); nothing is connected until the first
     /// call.
     #[staticmethod]
-    #[pyo3(signature = (url, *, key_file=None, key_env=None, key_id="default", failure_policy="fail", user_expiry=None, lease_ttl=None))]
+    #[pyo3(signature = (url, *, key_file=None, key_env=None, key_id="default", previous_key_file=None, previous_key_id=None, failure_policy="fail", user_expiry=None, lease_ttl=None))]
     #[allow(clippy::too_many_arguments, reason = "Python keyword arguments")]
     fn open(
         url: String,
         key_file: Option<std::path::PathBuf>,
         key_env: Option<String>,
         key_id: &str,
+        previous_key_file: Option<std::path::PathBuf>,
+        previous_key_id: Option<String>,
         failure_policy: &str,
         user_expiry: Option<f64>,
         lease_ttl: Option<f64>,
@@ -237,10 +239,34 @@ impl NativeStore {
                 ));
             }
         };
-        if let Some(source) = source {
-            let key = source.resolve(true).map_err(file_error)?;
-            options.encryption =
-                Some(PartitionKeys::new(key_id, *key.as_bytes()).map_err(store_error)?);
+        let previous = match (previous_key_file, previous_key_id) {
+            (None, None) => None,
+            (Some(file), Some(id)) => Some((file, id)),
+            _ => {
+                return Err(PyValueError::new_err(
+                    "previous_key_file and previous_key_id go together",
+                ));
+            }
+        };
+        match (source, previous) {
+            (None, None) => {}
+            (None, Some(_)) => {
+                return Err(PyValueError::new_err(
+                    "a previous key needs the current one (key_file or key_env)",
+                ));
+            }
+            (Some(source), previous) => {
+                let key = source.resolve(true).map_err(file_error)?;
+                let mut keys = PartitionKeys::new(key_id, *key.as_bytes()).map_err(store_error)?;
+                if let Some((file, id)) = previous {
+                    // The previous key must exist: making a new one would read nothing.
+                    let old = KeySource::File(file).resolve(false).map_err(file_error)?;
+                    keys = keys
+                        .with_previous(&id, *old.as_bytes())
+                        .map_err(store_error)?;
+                }
+                options.encryption = Some(keys);
+            }
         }
         Ok(NativeStore {
             url,

@@ -344,7 +344,7 @@ def test_a_sign_in_answer_is_taken_only_from_the_browser_that_started_it_and_onl
         idp.stop()
 
 
-def test_with_a_key_file_the_stored_partitions_hold_no_token_in_the_clear(tmp_path):
+def test_with_a_key_file_the_stored_partitions_hold_no_token_in_the_clear_and_keys_rotate(tmp_path):
     port = free_port()
     idp = provider(tmp_path, [port])
     db = tmp_path / "tokens.db"
@@ -358,14 +358,35 @@ def test_with_a_key_file_the_stored_partitions_hold_no_token_in_the_clear(tmp_pa
         page = bob.get(app.url + "/call-api").text
         assert api_claims(page)["preferred_username"] == "bob@example.test"
         assert token_source(page) == "cache"
+        # The raw database first: reading its file in a process with an SQLite connection to it
+        # would drop that connection's locks (POSIX locks belong to the process, not the file
+        # handle), and the workers could then corrupt it.
+        stored = b"".join(p.read_bytes() for p in tmp_path.glob("tokens.db*"))
         keyed = tokencache.Store(url, key_file=key, key_id="k7")
         accounts, rts, ats = partition(keyed, BOB)
         assert len(accounts) == 1 and len(rts) == 1 and len(ats) == 1
-        stored = b"".join(p.read_bytes() for p in tmp_path.glob("tokens.db*"))
         for secret in (rts[0]["secret"], ats[0]["secret"], "bob@example.test"):
             assert secret.encode() not in stored, "found in the clear in the SQLite file"
         with pytest.raises(tokencache.Error):
             partition(tokencache.Store(url), BOB)  # without the key: refused, not read as empty
+
+        # Rotation: a new key, the old one as the previous; bob is still served (his partition
+        # is read under the old key) and alice's sign-in is saved under the new one.
+        app.stop()
+        new_key = tmp_path / "new.key"
+        new_key.write_text(os.urandom(32).hex())
+        app = WebApp(idp, url, tmp_path / "app", port=port, workers=2, env={
+            "WEBAPP_STORE_KEY_FILE": str(new_key), "WEBAPP_STORE_KEY_ID": "k8",
+            "WEBAPP_PREVIOUS_STORE_KEY_FILE": str(key), "WEBAPP_PREVIOUS_STORE_KEY_ID": "k7"})
+        page = bob.get(app.url + "/call-api").text
+        assert api_claims(page)["preferred_username"] == "bob@example.test"
+        assert token_source(page) == "cache"
+        alice = app.sign_in(idp, "alice")
+        assert api_claims(alice.get(app.url + "/call-api").text)["preferred_username"] == "alice@example.test"
+        assert len(partition(tokencache.Store(url, key_file=new_key, key_id="k8"), ALICE)[0]) == 1
+        app.stop()
+        both = tokencache.Store(url, key_file=new_key, key_id="k8", previous_key_file=key, previous_key_id="k7")
+        assert len(partition(both, BOB)[0]) == 1 and len(partition(both, ALICE)[0]) == 1
     finally:
         app.stop()
         idp.stop()

@@ -210,6 +210,35 @@ def test_encrypted_partitions_and_urls_without_secrets(tmp_path):
         tokencache.Store("ftp://nowhere").backend
 
 
+def test_rotating_the_key_keeps_old_partitions_readable_and_moves_each_at_its_next_save(tmp_path):
+    old, new = tmp_path / "old.key", tmp_path / "new.key"
+    url = "sqlite://%s" % (tmp_path / "t.db")
+    before = tokencache.Store(url, key_file=old, key_id="k1")
+    for user in ("a", "b"):
+        before.token_cache().add(user_event(user))
+    rotating = tokencache.Store(url, key_file=new, key_id="k2", previous_key_file=old, previous_key_id="k1")
+
+    def accounts(store, home):
+        return len(list(store.token_cache(home).search("Account", query={"home_account_id": home})))
+
+    assert accounts(rotating, "a.t") == 1 and accounts(rotating, "b.t") == 1, "both read under the old key"
+    rotating.token_cache().add(user_event("a", n=1))  # a's next save
+    only_new = tokencache.Store(url, key_file=new, key_id="k2")
+    assert accounts(only_new, "a.t") == 1, "a moved to the new key"
+    with pytest.raises(tokencache.Error, match="k1"):
+        accounts(only_new, "b.t")  # b has not been saved since: still under the old key
+    with pytest.raises(tokencache.Error, match="k2"):
+        accounts(tokencache.Store(url, key_file=old, key_id="k1"), "a.t")
+    # A previous key is read, never made; it needs the current one and its id.
+    with pytest.raises(tokencache.Error):
+        tokencache.Store(url, key_file=new, key_id="k2", previous_key_file=tmp_path / "missing.key",
+                         previous_key_id="k0")
+    with pytest.raises(ValueError):
+        tokencache.Store(url, previous_key_file=old, previous_key_id="k1")
+    with pytest.raises(ValueError):
+        tokencache.Store(url, key_file=new, key_id="k2", previous_key_file=old)
+
+
 def test_on_behalf_of_saves_to_the_users_partition_and_silent_calls_reuse_it(idp, tmp_path):
     store = tokencache.Store("sqlite://%s" % (tmp_path / "api.db"))
     # The user signs in to a public client that calls the API...

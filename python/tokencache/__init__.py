@@ -332,6 +332,10 @@ class Store:
     :param key_file: encrypt partitions with the key in this file (created if missing).
     :param key_env: encrypt with the key in this environment variable.
     :param key_id: the name stored with each encrypted partition (for key rotation).
+    :param previous_key_file: while rotating keys, the previous key's file (with
+        ``previous_key_id``, the id it was used under): partitions still under it stay
+        readable, and each is rewritten under the current key at its next save.
+    :param previous_key_id: the previous key's id.
     :param failure_policy: ``"fail"`` (a store that is down raises
         :class:`StoreUnavailableError`) or ``"treat_as_miss"`` (it reads as empty: users
         sign in again).
@@ -346,6 +350,8 @@ class Store:
         key_file: Optional[Union[str, "os.PathLike[str]"]] = None,
         key_env: Optional[str] = None,
         key_id: str = "default",
+        previous_key_file: Optional[Union[str, "os.PathLike[str]"]] = None,
+        previous_key_id: Optional[str] = None,
         failure_policy: str = "fail",
         user_expiry: Optional[float] = None,
         lease_ttl: Optional[float] = None,
@@ -355,6 +361,8 @@ class Store:
             key_file=None if key_file is None else os.fspath(key_file),
             key_env=key_env,
             key_id=key_id,
+            previous_key_file=None if previous_key_file is None else os.fspath(previous_key_file),
+            previous_key_id=previous_key_id,
             failure_policy=failure_policy,
             user_expiry=user_expiry,
             lease_ttl=lease_ttl,

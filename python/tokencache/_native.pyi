@@ -71,6 +71,8 @@ class NativeStore:
         key_file: Optional[Union[str, os.PathLike[str]]] = None,
         key_env: Optional[str] = None,
         key_id: str = "default",
+        previous_key_file: Optional[Union[str, os.PathLike[str]]] = None,
+        previous_key_id: Optional[str] = None,
         failure_policy: str = "fail",
         user_expiry: Optional[float] = None,
         lease_ttl: Optional[float] = None,

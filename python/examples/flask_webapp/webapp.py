@@ -56,6 +56,8 @@ class Settings:
     store: str = "sqlite://flask-webapp-tokens.db"
     store_key_file: Optional[str] = None
     store_key_id: str = "k1"
+    previous_store_key_file: Optional[str] = None
+    previous_store_key_id: Optional[str] = None
     store_failure_policy: str = "fail"
     redirect_uri: Optional[str] = None
     scopes: tuple = ("User.Read",)
@@ -89,6 +91,13 @@ class Settings:
         discovery = env.get("WEBAPP_INSTANCE_DISCOVERY", "true").strip().lower()
         if discovery not in ("true", "false", "1", "0"):
             raise ConfigError("WEBAPP_INSTANCE_DISCOVERY must be true or false, not %r" % discovery)
+        key_file = env.get("WEBAPP_STORE_KEY_FILE") or None
+        previous_file = env.get("WEBAPP_PREVIOUS_STORE_KEY_FILE") or None
+        previous_id = env.get("WEBAPP_PREVIOUS_STORE_KEY_ID") or None
+        if previous_file and not key_file:
+            raise ConfigError("WEBAPP_PREVIOUS_STORE_KEY_FILE needs WEBAPP_STORE_KEY_FILE (the new key)")
+        if bool(previous_file) != bool(previous_id):
+            raise ConfigError("WEBAPP_PREVIOUS_STORE_KEY_FILE and WEBAPP_PREVIOUS_STORE_KEY_ID go together")
         scopes = tuple(env.get("WEBAPP_SCOPES", "User.Read").split())
         if not scopes:
             raise ConfigError("WEBAPP_SCOPES names no scope")
@@ -97,8 +106,10 @@ class Settings:
             client_id=required("WEBAPP_CLIENT_ID"),
             client_secret=required("WEBAPP_CLIENT_SECRET"),
             store=env.get("WEBAPP_STORE") or cls.store,
-            store_key_file=env.get("WEBAPP_STORE_KEY_FILE") or None,
+            store_key_file=key_file,
             store_key_id=env.get("WEBAPP_STORE_KEY_ID") or cls.store_key_id,
+            previous_store_key_file=previous_file,
+            previous_store_key_id=previous_id,
             store_failure_policy=policy,
             redirect_uri=env.get("WEBAPP_REDIRECT_URI") or None,
             scopes=scopes,
@@ -144,6 +155,8 @@ def open_store(settings: Settings) -> tokencache.Store:
         settings.store,
         key_file=settings.store_key_file,
         key_id=settings.store_key_id,
+        previous_key_file=settings.previous_store_key_file,
+        previous_key_id=settings.previous_store_key_id,
         failure_policy=settings.store_failure_policy,
     )
 
