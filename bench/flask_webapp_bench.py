@@ -1,7 +1,7 @@
 """The Flask sample's API page at many signed-in users, two ways, in one run.
 
   .venv/bin/python bench/flask_webapp_bench.py [--users 10000] [--seconds 10] [--connections 16]
-      [--workers 4] [--storm-users 20] [--storm-calls 10]
+      [--workers 4] [--threads 1] [--storm-users 20] [--storm-calls 10]
 
 The same Flask app (python/examples/flask_webapp) under gunicorn with 4 workers, twice: with
 tokencache (`tokencache.Store(redis://...)`, one partition per user) and with the recipe the seed
@@ -256,6 +256,7 @@ def main():
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=1, help="threads per gunicorn worker")
     parser.add_argument("--storm-users", type=int, default=20)
     parser.add_argument("--storm-calls", type=int, default=10)
     args = parser.parse_args()
@@ -278,6 +279,7 @@ def main():
                    WEBAPP_INSTANCE_DISCOVERY="false", WEBAPP_CLIENT_ID=CLIENT, WEBAPP_CLIENT_SECRET="web-secret",
                    WEBAPP_SCOPES=SCOPE, WEBAPP_API_URL=api, WEBAPP_STORE=server.url,
                    WEBAPP_SESSIONS=os.path.join(work, "sessions"), WEBAPP_WORKERS=str(args.workers),
+                   WEBAPP_THREADS=str(args.threads),
                    BENCH_RECIPE_REDIS=server.url)
         settings = webapp.Settings.from_env(env)
         cookie_file = os.path.join(work, "cookies.txt")
@@ -302,8 +304,9 @@ def main():
         server.close()
         shutil.rmtree(work, ignore_errors=True)
     recipe, ours = results["recipe"], results["tokencache"]
-    print("GET /call-api, %d signed-in users, gunicorn %d workers, wrk %d connections, %.0f s each; "
-          "MSAL Python %s, one Redis" % (args.users, args.workers, args.connections, args.seconds, msal.__version__))
+    print("GET /call-api, %d signed-in users, gunicorn %d workers x %d threads, wrk %d connections, %.0f s each; "
+          "MSAL Python %s, one Redis" % (args.users, args.workers, args.threads, args.connections, args.seconds,
+                                         msal.__version__))
     print("  %-28s %18s %18s %9s" % ("", "recipe (redis-py)", "tokencache.Store", "ratio"))
     print("  %-28s %18.0f %18.0f %8.2fx" % ("requests per second", recipe["rps"], ours["rps"], ours["rps"] / recipe["rps"]))
     for label, key in (("p50 latency (ms)", "p50_us"), ("p99 latency (ms)", "p99_us")):

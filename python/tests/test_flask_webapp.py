@@ -412,8 +412,8 @@ def test_an_unreachable_provider_gets_an_error_page_not_a_crash(tmp_path):
 # ----- four workers, expiring tokens --------------------------------------------------------
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "redis", "postgres"])
-def test_four_workers_refresh_each_users_expiring_token_once_under_200_concurrent_calls(tmp_path, backend):
+@pytest.mark.parametrize("backend,threads", [("sqlite", 1), ("redis", 1), ("postgres", 1), ("redis", 4)])
+def test_four_workers_refresh_each_users_expiring_token_once_under_200_concurrent_calls(tmp_path, backend, threads):
     users = 20
     calls_per_user = 10
     # Access tokens live 312 s; MSAL Python serves one only with 5 minutes left, so each is
@@ -428,7 +428,8 @@ def test_four_workers_refresh_each_users_expiring_token_once_under_200_concurren
             pytest.skip("PostgreSQL is not running (bash .ci/setup-services starts it)")
     else:
         url = server.url if server else "sqlite://" + str(tmp_path / "tokens.db")
-    app = WebApp(idp, url, tmp_path / "app", port=port)
+    # threads > 1: gunicorn's gthread worker, requests of one worker on several threads.
+    app = WebApp(idp, url, tmp_path / "app", port=port, env={"WEBAPP_THREADS": str(threads)})
     try:
         signed_in = [app.sign_in(idp, "user%d" % n) for n in range(1, users + 1)]
         last_sign_in = time.time()
