@@ -6,9 +6,10 @@ A user signs in with the authorization code flow (``initiate_auth_code_flow`` an
 finds silently in that user's partition (``acquire_token_silent``), and signs out with a
 CSRF-protected POST that deletes the partition. Browser sessions are server-side (Flask-Session:
 files by default, Redis by URL) and hold only the signed-in account and the CSRF token, never a
-token; a sign-in in progress keeps its flow apart, for 10 minutes (:class:`PendingSignIns`). Run it with gunicorn (``gunicorn -c gunicorn.conf.py``): the workers
-share the store, so a user signed in through one worker is served silently by every other, and
-an expiring token is refreshed once, not once per worker (the store's refresh lease).
+token; a sign-in in progress keeps its flow apart, for 10 minutes (:class:`PendingSignIns`).
+Run it with gunicorn (``gunicorn -c gunicorn.conf.py``): the workers share the store, so a user
+signed in through one worker is served silently by every other, and an expiring token is
+refreshed once, not once per worker (the store's refresh lease).
 
 Configuration is read from the environment (see README.md beside this file)::
 
