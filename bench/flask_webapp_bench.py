@@ -34,7 +34,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.parse
 import uuid
 
 import jwt
@@ -49,13 +48,14 @@ import flask  # noqa: E402
 import redis  # noqa: E402
 import webapp  # noqa: E402
 from flask_recipe import KEY as RECIPE_KEY  # noqa: E402
-from idp import TENANT, Idp  # noqa: E402
+from flask_sample import SCOPES as SCOPE  # noqa: E402
+from flask_sample import WebApp, provider, sample_env, sign_in  # noqa: E402
+from idp import TENANT  # noqa: E402
 from servers import Redis, free_port  # noqa: E402
 
 import tokencache  # noqa: E402
 
 CLIENT = "web-app"
-SCOPE = "api://test-api/read"
 AT_TTL = 312  # the provider's access tokens: usable for 12 s (MSAL Python wants 5 minutes left)
 VARIANTS = os.environ.get("BENCH_ORDER", "recipe,tokencache").split(",")
 
@@ -140,42 +140,6 @@ def sign_everyone_in(users, idp, redis_url, settings, cookie_file):
     assert check.get_accounts() == [account(1)], check.get_accounts()
 
 
-class Server:
-    def __init__(self, variant, port, env, workdir):
-        args = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py"]
-        if variant == "recipe":
-            args += ["--pythonpath", str(REPO / "bench"), "flask_recipe:create_app()"]
-        self.url = "http://127.0.0.1:%d" % port
-        self._log = open(os.path.join(workdir, "gunicorn-%s.log" % variant), "w")
-        self.proc = subprocess.Popen(args, cwd=SAMPLE, env=dict(env, WEBAPP_LISTEN="127.0.0.1:%d" % port),
-                                     stdout=self._log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if requests.get(self.url + "/", timeout=5).status_code == 200:
-                    return
-            except requests.ConnectionError:
-                pass
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("gunicorn (%s) did not start; see %s" % (variant, self._log.name))
-            time.sleep(0.1)
-
-    def cpu_seconds(self):
-        """CPU time the workers have used so far (every thread of each)."""
-        out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(self.proc.pid)], capture_output=True, text=True)
-        total = 0
-        for pid in out.stdout.split():
-            with open("/proc/%s/stat" % pid) as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-        return total / os.sysconf("SC_CLK_TCK")
-
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait(30)
-        self._log.close()
-
-
 def check_pages(url, cookie_file, users):
     """A few users' pages: each sees their own data, served from the cache."""
     with open(cookie_file) as f:
@@ -185,17 +149,6 @@ def check_pages(url, cookie_file, users):
         page = requests.get(url + "/call-api", cookies={name: value}, allow_redirects=False, timeout=30)
         assert page.status_code == 200, (n, page.status_code, page.text[:300])
         assert "user%d@example.test" % n in page.text and 'class="badge">cache<' in page.text, page.text[:800]
-
-
-def sign_in(url, idp, username):
-    """A real sign-in through the app and the provider (the provider plays the browser)."""
-    browser = requests.Session()
-    start = browser.get(url + "/login", params={"login_hint": username}, allow_redirects=False)
-    action, fields = idp.browse_form_post(start.headers["location"], username)
-    done = browser.post(action, data=fields, cookies={"__Host-tcflow": start.cookies["__Host-tcflow"]},
-                        allow_redirects=False)
-    assert done.status_code == 302 and done.headers["location"] == "/", done.text[:300]
-    return browser.cookies.get_dict()
 
 
 def stored_refresh_token(variant, redis_url, home):
@@ -213,7 +166,7 @@ def storm(variant, url, idp, redis_url, first, users, calls):
     concurrent API page requests each. Counted: the provider's refresh requests, pages that
     failed (not 200), and users whose stored refresh token the provider no longer accepts
     (signed out in effect: the provider rotates refresh tokens and refuses a used one)."""
-    cookies = [sign_in(url, idp, "user%d" % n) for n in range(first, first + users)]
+    cookies = [sign_in(url, idp, "user%d" % n).cookies.get_dict() for n in range(first, first + users)]
     time.sleep(AT_TTL - 300 + 1)  # every access token issued above now needs a refresh
     before = idp.stats().get("refresh_token", 0)
     answers = []
@@ -262,32 +215,25 @@ def main():
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed (bash .ci/setup-system installs it)")
-    work = tempfile.mkdtemp()
+    work = pathlib.Path(tempfile.mkdtemp())
     port = free_port()
-    clients = os.path.join(work, "clients.json")
-    with open(clients, "w") as f:
-        json.dump([{"client_id": CLIENT, "client_secret": "web-secret",
-                    "token_endpoint_auth_method": "client_secret_post",
-                    "grant_types": ["authorization_code", "refresh_token"], "response_types": ["code"],
-                    "redirect_uris": ["http://127.0.0.1:%d/callback" % port]}], f)
-    idp = Idp(IDP_CLIENTS_FILE=clients, IDP_EXTRA_USERS=args.users + args.storm_users, IDP_AT_TTL=AT_TTL)
+    idp = provider(work, [port], IDP_EXTRA_USERS=args.users + args.storm_users, IDP_AT_TTL=AT_TTL)
     server = Redis()
     results, storms = {}, {}
     try:
-        api = "%s://%s/api/me" % urllib.parse.urlsplit(idp.issuer)[:2]
-        env = dict(os.environ, REQUESTS_CA_BUNDLE=idp.ca, WEBAPP_AUTHORITY=idp.authority,
-                   WEBAPP_INSTANCE_DISCOVERY="false", WEBAPP_CLIENT_ID=CLIENT, WEBAPP_CLIENT_SECRET="web-secret",
-                   WEBAPP_SCOPES=SCOPE, WEBAPP_API_URL=api, WEBAPP_STORE=server.url,
-                   WEBAPP_SESSIONS=os.path.join(work, "sessions"), WEBAPP_WORKERS=str(args.workers),
-                   WEBAPP_THREADS=str(args.threads),
-                   BENCH_RECIPE_REDIS=server.url)
+        env = sample_env(idp, server.url, work / "sessions", WEBAPP_THREADS=str(args.threads),
+                         BENCH_RECIPE_REDIS=server.url)
         settings = webapp.Settings.from_env(env)
-        cookie_file = os.path.join(work, "cookies.txt")
+        cookie_file = str(work / "cookies.txt")
         t0 = time.perf_counter()
         sign_everyone_in(args.users, idp, server.url, settings, cookie_file)
         print("%d users signed in, both ways, in %.0f s" % (args.users, time.perf_counter() - t0))
         for variant in VARIANTS:
-            app = Server(variant, port, env, work)
+            if variant == "recipe":
+                app = WebApp(env, work / variant, port=port, workers=args.workers,
+                             pythonpath=REPO / "bench", app="flask_recipe:create_app()")
+            else:
+                app = WebApp(env, work / variant, port=port, workers=args.workers)
             try:
                 check_pages(app.url, cookie_file, args.users)
                 load(app.url, min(2, args.seconds), args.connections, cookie_file)  # warm-up

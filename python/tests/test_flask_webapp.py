@@ -6,14 +6,12 @@ access tokens expire make one refresh per user; Redis stops and comes back."""
 import base64
 import json
 import os
-import pathlib
 import re
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.parse
 
 import pytest
 
@@ -25,12 +23,11 @@ import redis  # noqa: E402
 import requests  # noqa: E402
 
 import tokencache  # noqa: E402
+from flask_sample import SAMPLE, WebApp, provider, sample_env, sign_in  # noqa: E402
 from idp import REPO, Idp  # noqa: E402
 from servers import Redis, free_port, postgres_url  # noqa: E402
 
-SAMPLE = REPO / "python" / "examples" / "flask_webapp"
 SCREENSHOTS = REPO / "target" / "flask-webapp-screenshots"
-SCOPES = "api://test-api/read"
 ALICE = "a11ce000-0000-4000-8000-00000000a11c.7e57a000-0000-4000-8000-000000000001"
 BOB = "b0b00000-0000-4000-8000-000000000b0b.7e57a000-0000-4000-8000-000000000001"
 
@@ -40,93 +37,10 @@ def home_of(n):
     return "00000000-0000-4000-8000-%012d.7e57a000-0000-4000-8000-000000000001" % n
 
 
-def provider(tmp_path, ports, **env):
-    """The provider, with the sample registered as client web-app for the given ports."""
-    clients = [{
-        "client_id": "web-app", "client_secret": "web-secret",
-        "token_endpoint_auth_method": "client_secret_post",
-        "grant_types": ["authorization_code", "refresh_token"], "response_types": ["code"],
-        "redirect_uris": ["http://127.0.0.1:%d/callback" % p for p in ports],
-    }]
-    path = tmp_path / "clients.json"
-    path.write_text(json.dumps(clients))
-    return Idp(IDP_CLIENTS_FILE=path, **env)
-
-
-def origin(idp):
-    parts = urllib.parse.urlsplit(idp.issuer)
-    return "%s://%s" % (parts.scheme, parts.netloc)
-
-
-class WebApp:
-    """The sample under gunicorn (`gunicorn -c gunicorn.conf.py`, as its README runs it)."""
-
-    def __init__(self, idp, store, workdir, *, port, workers=4, policy="fail", env=None):
-        self.url = "http://127.0.0.1:%d" % port
-        workdir.mkdir(parents=True, exist_ok=True)
-        env = dict(
-            os.environ, REQUESTS_CA_BUNDLE=idp.ca, WEBAPP_AUTHORITY=idp.authority,
-            WEBAPP_INSTANCE_DISCOVERY="false", WEBAPP_CLIENT_ID="web-app",
-            WEBAPP_CLIENT_SECRET="web-secret", WEBAPP_SCOPES=SCOPES,
-            WEBAPP_API_URL=origin(idp) + "/api/me", WEBAPP_STORE=store,
-            WEBAPP_SESSIONS=str(workdir / "sessions"), WEBAPP_LISTEN="127.0.0.1:%d" % port,
-            WEBAPP_WORKERS=str(workers), WEBAPP_STORE_FAILURE_POLICY=policy, **(env or {}))
-        self.log_path = workdir / "gunicorn.log"
-        self._log = open(self.log_path, "w")
-        self.proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py"],
-                                     cwd=SAMPLE, env=env, stdout=self._log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
-        while True:
-            assert self.proc.poll() is None, "gunicorn exited:\n" + self.log()
-            try:
-                if requests.get(self.url + "/", timeout=5).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            assert time.monotonic() < deadline, "the sample did not start:\n" + self.log()
-            time.sleep(0.1)
-        # Every worker has booted (each opens the store at import).
-        while len(self.workers()) < workers and time.monotonic() < deadline:
-            time.sleep(0.1)
-
-    def log(self):
-        return self.log_path.read_text()
-
-    def workers(self):
-        out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(self.proc.pid)],
-                             capture_output=True, text=True).stdout
-        return sorted(int(p) for p in out.split())
-
-    def sign_in(self, idp, user):
-        """A browser-less sign-in (the provider plays the user's browser): a requests session
-        holding the app's session cookie."""
-        return sign_in(self.url, idp, user)
-
-    def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self._log.close()
-
-
-def sign_in(url, idp, user):
-    """Signs `user` in to the app at `url` as a browser would: /login, the provider's pages,
-    its form posted back with the sign-in's own cookie. A requests session holding the app's
-    session cookie."""
-    browser = requests.Session()
-    start = browser.get(url + "/login", params={"login_hint": user}, allow_redirects=False)
-    assert start.status_code == 302, start.text
-    # A Secure cookie, which requests sends only over https: given by hand, as a browser on
-    # 127.0.0.1 sends it.
-    flow_cookie = {"__Host-tcflow": start.cookies["__Host-tcflow"]}
-    action, fields = idp.browse_form_post(start.headers["location"], user)
-    assert action == url + "/callback", action
-    done = browser.post(action, data=fields, cookies=flow_cookie, allow_redirects=False)
-    assert done.status_code == 302 and done.headers["location"] == "/", done.text
-    return browser
+def start_app(idp, store, workdir, *, port, workers=4, policy="fail", env=None):
+    """The sample under gunicorn with its sessions in `workdir`."""
+    env = sample_env(idp, store, workdir / "sessions", WEBAPP_STORE_FAILURE_POLICY=policy, **(env or {}))
+    return WebApp(env, workdir, port=port, workers=workers)
 
 
 def partition(store, home):
@@ -232,7 +146,7 @@ def test_two_users_sign_in_with_a_browser_see_their_own_data_and_sign_out(tmp_pa
     port = free_port()
     idp = provider(tmp_path, [port])
     url = "sqlite://" + str(tmp_path / "tokens.db")
-    app = WebApp(idp, url, tmp_path / "app", port=port)
+    app = start_app(idp, url, tmp_path / "app", port=port)
     store = tokencache.Store(url)
     browsers = []
     try:
@@ -296,7 +210,7 @@ def test_a_sign_in_answer_is_taken_only_from_the_browser_that_started_it_and_onl
     port = free_port()
     idp = provider(tmp_path, [port])
     url = "sqlite://" + str(tmp_path / "tokens.db")
-    app = WebApp(idp, url, tmp_path / "app", port=port, workers=2)
+    app = start_app(idp, url, tmp_path / "app", port=port, workers=2)
     store = tokencache.Store(url)
     try:
         # Another site makes the victim's browser post an answer the attacker obtained for a
@@ -351,7 +265,7 @@ def test_with_a_key_file_the_stored_partitions_hold_no_token_in_the_clear_and_ke
     key = tmp_path / "store.key"
     key.write_text(os.urandom(32).hex())
     url = "sqlite://" + str(db)
-    app = WebApp(idp, url, tmp_path / "app", port=port, workers=2,
+    app = start_app(idp, url, tmp_path / "app", port=port, workers=2,
                  env={"WEBAPP_STORE_KEY_FILE": str(key), "WEBAPP_STORE_KEY_ID": "k7"})
     try:
         bob = app.sign_in(idp, "bob")
@@ -375,7 +289,7 @@ def test_with_a_key_file_the_stored_partitions_hold_no_token_in_the_clear_and_ke
         app.stop()
         new_key = tmp_path / "new.key"
         new_key.write_text(os.urandom(32).hex())
-        app = WebApp(idp, url, tmp_path / "app", port=port, workers=2, env={
+        app = start_app(idp, url, tmp_path / "app", port=port, workers=2, env={
             "WEBAPP_STORE_KEY_FILE": str(new_key), "WEBAPP_STORE_KEY_ID": "k8",
             "WEBAPP_PREVIOUS_STORE_KEY_FILE": str(key), "WEBAPP_PREVIOUS_STORE_KEY_ID": "k7"})
         page = bob.get(app.url + "/call-api").text
@@ -397,7 +311,7 @@ def test_an_unreachable_provider_gets_an_error_page_not_a_crash(tmp_path):
     idp = provider(tmp_path, [port])
     idp._proc.terminate()  # nothing answers at its address (its test CA is kept)
     idp._proc.wait(10)
-    app = WebApp(idp, "sqlite://" + str(tmp_path / "tokens.db"), tmp_path / "app", port=port, workers=1)
+    app = start_app(idp, "sqlite://" + str(tmp_path / "tokens.db"), tmp_path / "app", port=port, workers=1)
     try:
         workers = app.workers()
         page = requests.get(app.url + "/login", allow_redirects=False, timeout=60)
@@ -429,7 +343,7 @@ def test_four_workers_refresh_each_users_expiring_token_once_under_200_concurren
     else:
         url = server.url if server else "sqlite://" + str(tmp_path / "tokens.db")
     # threads > 1: gunicorn's gthread worker, requests of one worker on several threads.
-    app = WebApp(idp, url, tmp_path / "app", port=port, env={"WEBAPP_THREADS": str(threads)})
+    app = start_app(idp, url, tmp_path / "app", port=port, env={"WEBAPP_THREADS": str(threads)})
     try:
         signed_in = [app.sign_in(idp, "user%d" % n) for n in range(1, users + 1)]
         last_sign_in = time.time()
@@ -504,8 +418,8 @@ def test_redis_stopping_gives_the_documented_answer_per_policy_and_service_resum
     fail_port, miss_port = free_port(), free_port()
     idp = provider(tmp_path, [fail_port, miss_port])
     server = Redis()
-    strict = WebApp(idp, server.url, tmp_path / "fail", port=fail_port, workers=2, policy="fail")
-    lenient = WebApp(idp, server.url, tmp_path / "miss", port=miss_port, workers=2, policy="treat_as_miss")
+    strict = start_app(idp, server.url, tmp_path / "fail", port=fail_port, workers=2, policy="fail")
+    lenient = start_app(idp, server.url, tmp_path / "miss", port=miss_port, workers=2, policy="treat_as_miss")
     try:
         bob = strict.sign_in(idp, "bob")
         alice = lenient.sign_in(idp, "alice")

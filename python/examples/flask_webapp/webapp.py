@@ -196,18 +196,14 @@ class PendingSignIns:
     LIFETIME = 600
     LIMIT = 10_000
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, sessions_redis: Optional[Any]) -> None:
         self.cookie = "__Host-tcflow"
         self.cookie_options = dict(max_age=self.LIFETIME, path="/", secure=True, httponly=True, samesite="None")
-        if settings.sessions.startswith(("redis://", "rediss://")):
-            import redis
-
-            self._redis = redis.from_url(settings.sessions)
-            self._files = None
-        else:
+        self._redis = sessions_redis
+        self._files = None
+        if sessions_redis is None:
             from cachelib.file import FileSystemCache
 
-            self._redis = None
             self._files = FileSystemCache(os.path.join(settings.sessions, "pending"), threshold=self.LIMIT,
                                           default_timeout=self.LIFETIME, mode=0o600)
 
@@ -232,7 +228,16 @@ class PendingSignIns:
         return json.loads(text) if text else None
 
 
-def _configure_sessions(app: flask.Flask, settings: Settings) -> None:
+def _sessions_redis(settings: Settings) -> Optional[Any]:
+    """The Redis client of the sessions (and sign-ins in progress), if they are in Redis."""
+    if not settings.sessions.startswith(("redis://", "rediss://")):
+        return None
+    import redis
+
+    return redis.from_url(settings.sessions)
+
+
+def _configure_sessions(app: flask.Flask, settings: Settings, sessions_redis: Optional[Any]) -> None:
     https = (settings.redirect_uri or "").startswith("https://")
     app.config.update(
         SESSION_PERMANENT=True,
@@ -246,10 +251,8 @@ def _configure_sessions(app: flask.Flask, settings: Settings) -> None:
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_KEY_PREFIX="tcsession:",
     )
-    if settings.sessions.startswith(("redis://", "rediss://")):
-        import redis
-
-        app.config.update(SESSION_TYPE="redis", SESSION_REDIS=redis.from_url(settings.sessions))
+    if sessions_redis is not None:
+        app.config.update(SESSION_TYPE="redis", SESSION_REDIS=sessions_redis)
     else:
         from cachelib.file import FileSystemCache
 
@@ -271,8 +274,9 @@ def create_app(settings: Optional[Settings] = None, caches: Optional[TokenCaches
     caches = caches or StoreCaches(open_store(settings))
     app = flask.Flask(__name__)
     app.config["WEBAPP_SETTINGS"] = settings
-    _configure_sessions(app, settings)
-    pending = PendingSignIns(settings)
+    sessions_redis = _sessions_redis(settings)
+    _configure_sessions(app, settings, sessions_redis)
+    pending = PendingSignIns(settings, sessions_redis)
     process = _PerProcess()
 
     def msal_app(cache: msal.SerializableTokenCache) -> msal.ConfidentialClientApplication:
